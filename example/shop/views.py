@@ -1,0 +1,63 @@
+"""Demo pages: search with a semantic / keyword / hybrid toggle and filters; a product with similar items."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from semantic_catalog.engine.errors import SemanticCatalogError
+from semantic_catalog.registry import registry
+
+from .models import Category, Product, Store
+
+MODES = [("hybrid", "Hybrid"), ("semantic", "Semantic"), ("keyword", "Keyword")]
+
+
+def _filters(params: Any) -> list[tuple[str, str]]:
+    filters = []
+    for param, key in (("store", "store"), ("category", "category"), ("min_price", "price__gte"), ("max_price", "price__lte")):
+        value = params.get(param, "").strip()
+        if value:
+            filters.append((key, value))
+    return filters
+
+
+def search_page(request: HttpRequest) -> HttpResponse:
+    index = registry.get("products")
+    query = request.GET.get("q", "").strip()
+    mode = request.GET.get("mode", "hybrid")
+    results, error = [], ""
+    if query:
+        try:
+            results = index.search(query, mode=mode, filters=_filters(request.GET), limit=24)
+        except SemanticCatalogError as exc:
+            error = str(exc)
+    categories = sorted(Category.objects.select_related("store", "parent__parent__parent"), key=lambda c: (c.store_id, c.path))
+    context = {
+        "query": query,
+        "mode": mode,
+        "modes": MODES,
+        "results": results,
+        "error": error,
+        "stores": Store.objects.order_by("name"),
+        "categories": categories,
+        "params": request.GET,
+        "browse": [] if query else index.get_queryset().order_by("?")[:12],
+    }
+    return render(request, "shop/search.html", context)
+
+
+def product_page(request: HttpRequest, pk: int) -> HttpResponse:
+    index = registry.get("products")
+    try:
+        product = index.get_queryset().get(pk=pk)
+    except Product.DoesNotExist:
+        raise Http404("No such product (or it is no longer on sale).") from None
+    similar, error = [], ""
+    try:
+        similar = index.similar(product.pk, limit=8)
+    except SemanticCatalogError as exc:
+        error = str(exc)
+    return render(request, "shop/product.html", {"product": product, "similar": similar, "error": error})

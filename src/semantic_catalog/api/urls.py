@@ -1,0 +1,16 @@
+"""Include with ``path("api/semantic/", include("semantic_catalog.api.urls"))``."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView
+
+from . import views
+
+app_name = "semantic_catalog"
+
+urlpatterns = [
+    path("status", views.StatusView.as_view(), name="status"),
+    path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("<str:index>/search", views.SearchView.as_view(), name="search"),
+    path("<str:index>/recommend", views.RecommendView.as_view(), name="recommend"),
+    path("<str:index>/<str:pk>/similar", views.SimilarView.as_view(), name="similar"),
+]

@@ -1,0 +1,123 @@
+"""HTTP API under /api/semantic/: search, similar, recommend (public by default) and status (staff).
+
+User mistakes become 4xx responses whose ``detail`` says what to fix; anything else is a bug (500).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.module_loading import import_string
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ..collections import IndexNotReady
+from ..conf import semantic_settings
+from ..engine.errors import InvalidQuery, NotIndexedYet, UnknownIds
+from ..indexes import SemanticIndex
+from ..registry import UnknownIndex, registry
+from ..search import ObjectNotFound, Result, recommend, search, similar
+from ..status import index_status
+from .serializers import ErrorSerializer, RecommendRequestSerializer, ResultsSerializer, hit_data
+
+RESERVED_PARAMS = {"q", "mode", "limit", "format"}
+ERROR_STATUS: list[tuple[type[Exception], int]] = [
+    (UnknownIndex, status.HTTP_404_NOT_FOUND),
+    (ObjectNotFound, status.HTTP_404_NOT_FOUND),
+    (InvalidQuery, status.HTTP_400_BAD_REQUEST),
+    (UnknownIds, status.HTTP_400_BAD_REQUEST),
+    (NotIndexedYet, status.HTTP_409_CONFLICT),
+    (IndexNotReady, status.HTTP_503_SERVICE_UNAVAILABLE),
+]
+ERRORS = {code: ErrorSerializer for code in (400, 404, 409, 503)}
+
+
+def _permissions(setting: str) -> list[Any]:
+    return [import_string(path) for path in getattr(semantic_settings, setting)]
+
+
+class SemanticAPIView(APIView):
+    permission_setting = "SEARCH_PERMISSION_CLASSES"
+
+    def get_permissions(self) -> list[Any]:
+        return [cls() for cls in _permissions(self.permission_setting)]
+
+    def handle_exception(self, exc: Exception) -> Response:
+        for error, code in ERROR_STATUS:
+            if isinstance(exc, error):
+                return Response({"detail": str(exc)}, status=code)
+        return super().handle_exception(exc)
+
+    def results(self, index: SemanticIndex, results: list[Result], **extra: Any) -> Response:
+        return Response(
+            {"index": index.name, **extra, "count": len(results), "results": [hit_data(r) for r in results]}
+        )
+
+
+def filter_params(request: Request) -> list[tuple[str, Any]]:
+    """Every query parameter that is not reserved is a filter; repeated ones mean 'any of'."""
+    return [
+        (key, values if len(values) > 1 else values[0])
+        for key, values in request.query_params.lists()
+        if key not in RESERVED_PARAMS
+    ]
+
+
+FILTER_DOC = OpenApiParameter(
+    "<field>",
+    OpenApiTypes.STR,
+    description="Any declared filter field: `field=v` (repeat for any-of), `field__gte=`, `field__lte=`, "
+    "`field__gt=`, `field__lt=`. An undeclared field is a 400 that lists the allowed ones.",
+    required=False,
+)
+LIMIT_DOC = OpenApiParameter("limit", OpenApiTypes.INT, description="1..MAX_LIMIT (default DEFAULT_LIMIT)")
+
+
+class SearchView(SemanticAPIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", OpenApiTypes.STR, required=True, description="search text"),
+            OpenApiParameter("mode", OpenApiTypes.STR, enum=["semantic", "keyword", "hybrid"], default="hybrid"),
+            LIMIT_DOC,
+            FILTER_DOC,
+        ],
+        responses={200: ResultsSerializer, **ERRORS},
+    )
+    def get(self, request: Request, index: str) -> Response:
+        semantic_index = registry.get(index)
+        mode = request.query_params.get("mode", "hybrid")
+        query = request.query_params.get("q", "")
+        results = search(semantic_index, query, mode, filter_params(request), request.query_params.get("limit"))
+        return self.results(semantic_index, results, mode=mode, query=query)
+
+
+class SimilarView(SemanticAPIView):
+    @extend_schema(parameters=[LIMIT_DOC, FILTER_DOC], responses={200: ResultsSerializer, **ERRORS})
+    def get(self, request: Request, index: str, pk: str) -> Response:
+        semantic_index = registry.get(index)
+        results = similar(semantic_index, pk, filter_params(request), request.query_params.get("limit"))
+        return self.results(semantic_index, results, of=pk)
+
+
+class RecommendView(SemanticAPIView):
+    @extend_schema(request=RecommendRequestSerializer, responses={200: ResultsSerializer, **ERRORS})
+    def post(self, request: Request, index: str) -> Response:
+        semantic_index = registry.get(index)
+        body = RecommendRequestSerializer(data=request.data)
+        if not body.is_valid():
+            raise InvalidQuery(f"Invalid request body: {body.errors}")
+        data = body.validated_data
+        results = recommend(semantic_index, data["positive"], data["negative"], data["filters"], data.get("limit"))
+        return self.results(semantic_index, results)
+
+
+class StatusView(SemanticAPIView):
+    permission_setting = "STATUS_PERMISSION_CLASSES"
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        return Response({"indexes": [index_status(index) for index in registry]})

@@ -1,0 +1,115 @@
+"""Which physical collection serves an index, and the swap that makes a rebuilt one live atomically."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from django.db import transaction
+from django.utils import timezone
+
+from .backends import get_encoder, get_store
+from .engine.errors import SemanticCatalogError
+from .indexes import SemanticIndex
+from .models import Collection
+
+
+class IndexNotReady(SemanticCatalogError):
+    """The index has no usable collection: never built, or built with another model."""
+
+
+def table_name(index: SemanticIndex, encoder_name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "_", encoder_name.lower()).strip("_")[:60]
+    return f"{index.name}__{slug}__v{index.text_version}__{uuid.uuid4().hex[:8]}"
+
+
+def active_collection(index: SemanticIndex) -> Collection | None:
+    return Collection.objects.filter(index=index.name, state=Collection.State.ACTIVE).first()
+
+
+def _create(index: SemanticIndex, state: str) -> Collection:
+    encoder = get_encoder()
+    collection = Collection(
+        index=index.name,
+        table=table_name(index, encoder.name),
+        encoder=encoder.name,
+        dimension=encoder.dimension,
+        text_version=index.text_version,
+        state=state,
+        activated_at=timezone.now() if state == Collection.State.ACTIVE else None,
+    )
+    get_store().create_collection(collection.table, collection.dimension, index.field_specs)
+    collection.save()
+    return collection
+
+
+def ensure_active(index: SemanticIndex) -> Collection:
+    """The active collection, created empty on first use so the outbox can fill it row by row."""
+    collection = active_collection(index)
+    if collection is not None:
+        return collection
+    with transaction.atomic():
+        collection = active_collection(index)
+        return collection if collection is not None else _create(index, Collection.State.ACTIVE)
+
+
+def require_searchable(index: SemanticIndex) -> Collection:
+    """The active collection, checked to be queryable with the configured encoder."""
+    collection = active_collection(index)
+    if collection is None:
+        raise IndexNotReady(
+            f"Index {index.name!r} has not been built yet: run `manage.py semantic_index --index {index.name}`."
+        )
+    encoder_name = get_encoder().name
+    if collection.encoder != encoder_name:
+        raise IndexNotReady(
+            f"Index {index.name!r} was built with model {collection.encoder!r} but ENCODER is now {encoder_name!r}: "
+            f"run `manage.py semantic_index --index {index.name} --rebuild`."
+        )
+    return collection
+
+
+def writable_collections(index: SemanticIndex) -> list[Collection]:
+    """Collections the outbox must keep current: the active one (created if missing) and any being built,
+    that use the configured encoder (vectors of another model cannot be mixed in)."""
+    ensure_active(index)
+    encoder_name = get_encoder().name
+    return list(
+        Collection.objects.filter(
+            index=index.name,
+            state__in=[Collection.State.ACTIVE, Collection.State.BUILDING],
+            encoder=encoder_name,
+        ).order_by("id")
+    )
+
+
+def start_rebuild(index: SemanticIndex) -> Collection:
+    """A new, empty ``building`` collection; an earlier unfinished build is discarded."""
+    for stale in Collection.objects.filter(index=index.name, state=Collection.State.BUILDING):
+        drop(stale)
+    return _create(index, Collection.State.BUILDING)
+
+
+def activate(collection: Collection) -> list[Collection]:
+    """Make ``collection`` the active one and retire the previous one, in one transaction.
+
+    The just-retired table is kept until the next switch so searches already in flight on it finish;
+    older retired tables are dropped now. Returns the dropped collections.
+    """
+    with transaction.atomic():
+        older = list(Collection.objects.filter(index=collection.index, state=Collection.State.RETIRED))
+        Collection.objects.select_for_update().filter(
+            index=collection.index, state=Collection.State.ACTIVE
+        ).update(state=Collection.State.RETIRED)
+        collection.state = Collection.State.ACTIVE
+        collection.activated_at = timezone.now()
+        collection.save(update_fields=["state", "activated_at"])
+    for old in older:
+        drop(old)
+    return older
+
+
+def drop(collection: Collection) -> None:
+    """Remove a collection's table and its row."""
+    get_store().drop_collection(collection.table)
+    collection.delete()

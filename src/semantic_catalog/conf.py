@@ -1,0 +1,86 @@
+"""Settings: one dict, ``SEMANTIC_CATALOG``, merged over these defaults and read on every access
+(so ``override_settings`` works in tests). Every key is documented in the README's settings table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+
+DEFAULTS: dict[str, Any] = {
+    # Encoder backend: dotted path + options. With no "model", the bundled all-MiniLM-L6-v2 is used.
+    "ENCODER": {
+        "BACKEND": "semantic_catalog.engine.encoders.SentenceTransformerEncoder",
+        "OPTIONS": {},
+    },
+    # Vector store backend. When OPTIONS has no "uri", DATA_DIR/"lancedb" is used.
+    "VECTOR_STORE": {
+        "BACKEND": "semantic_catalog.engine.stores.lancedb.LanceDBStore",
+        "OPTIONS": {},
+    },
+    # Folder for the embedded store; defaults to BASE_DIR/"semantic_data" when BASE_DIR is set.
+    "DATA_DIR": None,
+    # Module name looked up in every installed app to discover SemanticIndex classes.
+    "INDEX_MODULE": "semantic_indexes",
+    # Sync: write outbox rows on save/delete and enqueue a drain at commit.
+    "AUTO_SYNC": True,
+    "SYNC_BATCH_SIZE": 128,
+    "MAX_ATTEMPTS": 5,
+    "RETRY_BASE_SECONDS": 5,
+    "RETRY_MAX_SECONDS": 3600,
+    "LOCK_SECONDS": 300,
+    # django-tasks backend alias and queue used for drain tasks.
+    "TASK_BACKEND": "default",
+    "TASK_QUEUE": "default",
+    # Search limits and tuning.
+    "DEFAULT_LIMIT": 10,
+    "MAX_LIMIT": 100,
+    "MAX_QUERY_LENGTH": 500,
+    "HYBRID_CANDIDATES": 100,
+    "RRF_K": 60,
+    "QUERY_CACHE_SIZE": 1024,
+    # DRF permission classes (dotted paths) per endpoint group.
+    "SEARCH_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "STATUS_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+}
+
+
+class SemanticSettings:
+    """Attribute access to the merged settings; unknown keys in the user's dict are an error."""
+
+    def _user(self) -> dict[str, Any]:
+        user = getattr(django_settings, "SEMANTIC_CATALOG", {}) or {}
+        unknown = sorted(set(user) - set(DEFAULTS))
+        if unknown:
+            raise ImproperlyConfigured(
+                f"Unknown SEMANTIC_CATALOG keys: {', '.join(unknown)}. Known keys: {', '.join(sorted(DEFAULTS))}."
+            )
+        return user
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(name)
+        value = self._user().get(name, DEFAULTS[name])
+        if name in ("ENCODER", "VECTOR_STORE"):
+            merged = dict(DEFAULTS[name])
+            merged.update(value)
+            merged["OPTIONS"] = dict(merged.get("OPTIONS") or {})
+            return merged
+        return value
+
+    @property
+    def data_dir(self) -> str:
+        """Where the embedded store lives unless its OPTIONS name a uri."""
+        data_dir = self.DATA_DIR
+        if data_dir:
+            return str(data_dir)
+        base_dir = getattr(django_settings, "BASE_DIR", None)
+        if base_dir is None:
+            raise ImproperlyConfigured(
+                "Set SEMANTIC_CATALOG['DATA_DIR'] (or VECTOR_STORE OPTIONS 'uri'): there is no BASE_DIR to default to."
+            )
+        return str(base_dir / "semantic_data") if hasattr(base_dir, "__truediv__") else f"{base_dir}/semantic_data"
+
+
+semantic_settings = SemanticSettings()

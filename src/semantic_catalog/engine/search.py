@@ -1,0 +1,67 @@
+"""Semantic, keyword and hybrid retrieval over one collection, plus similar-item and recommend vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+
+from .documents import SearchHit
+from .encoders.base import normalise
+from .errors import InvalidQuery
+from .filters import Filter
+from .fusion import DEFAULT_RRF_K, reciprocal_rank_fusion
+from .stores.base import VectorStore
+
+Mode = Literal["semantic", "keyword", "hybrid"]
+MODES: tuple[str, ...] = ("semantic", "keyword", "hybrid")
+
+
+def check_mode(mode: str) -> Mode:
+    if mode not in MODES:
+        raise InvalidQuery(f"Unknown mode {mode!r}; use one of: {', '.join(MODES)}.")
+    return mode  # type: ignore[return-value]
+
+
+def search(
+    store: VectorStore,
+    collection: str,
+    query_vector: np.ndarray | None,
+    query: str,
+    mode: Mode,
+    limit: int,
+    filters: Sequence[Filter] = (),
+    candidates: int = 100,
+    rrf_k: int = DEFAULT_RRF_K,
+) -> list[SearchHit]:
+    """Run one search; ``query_vector`` is needed for semantic and hybrid modes.
+
+    Hybrid asks each retriever for ``max(limit, candidates)`` hits with the same filters pushed
+    down, then fuses them by reciprocal rank.
+    """
+    if mode == "keyword":
+        return store.keyword_search(collection, query, limit, filters)
+    if query_vector is None:
+        raise ValueError("semantic and hybrid search need a query vector")
+    if mode == "semantic":
+        return store.vector_search(collection, query_vector, limit, filters)
+    depth = max(limit, candidates)
+    ranked = {
+        "semantic": store.vector_search(collection, query_vector, depth, filters),
+        "keyword": store.keyword_search(collection, query, depth, filters),
+    }
+    return reciprocal_rank_fusion(ranked, limit, k=rrf_k)
+
+
+def recommendation_vector(
+    positives: Sequence[np.ndarray], negatives: Sequence[np.ndarray] = (), negative_weight: float = 0.5
+) -> np.ndarray:
+    """Rocchio-style query: mean of the liked vectors minus a share of the mean of the disliked ones."""
+    if not positives:
+        raise InvalidQuery("Give at least one positive id.")
+    vector = np.mean(np.asarray(positives, dtype=np.float32), axis=0)
+    if negatives:
+        vector = vector - negative_weight * np.mean(np.asarray(negatives, dtype=np.float32), axis=0)
+    return normalise(vector[None, :])[0]
+

@@ -1,0 +1,77 @@
+"""The vector store contract: one physical collection (table) per index, encoder and text version."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..documents import Document, SearchHit, StoredRecord
+from ..filters import FieldSpec, Filter
+
+
+class VectorStore(ABC):
+    """Stores documents with their vectors and answers vector and keyword searches.
+
+    Every search takes the same ``filters`` (already validated against the collection's fields) and
+    ``exclude_ids``, and must apply them inside the store, before the limit, so a filtered query
+    still returns ``limit`` hits whenever that many rows match.
+    """
+
+    @abstractmethod
+    def create_collection(self, name: str, dimension: int, fields: Sequence[FieldSpec]) -> None:
+        """Create an empty collection; a no-op when it already exists with the same dimension."""
+
+    @abstractmethod
+    def drop_collection(self, name: str) -> None:
+        """Remove a collection and its data; a no-op when it does not exist."""
+
+    @abstractmethod
+    def has_collection(self, name: str) -> bool:
+        """Whether the collection exists."""
+
+    @abstractmethod
+    def upsert(self, name: str, documents: Sequence[Document], vectors: np.ndarray) -> None:
+        """Insert or replace documents by id, with one vector row per document."""
+
+    @abstractmethod
+    def delete(self, name: str, ids: Sequence[str]) -> None:
+        """Remove these ids; unknown ids are ignored."""
+
+    @abstractmethod
+    def fetch(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> dict[str, StoredRecord]:
+        """Stored hashes (and vectors) of the given ids that exist."""
+
+    @abstractmethod
+    def content_hashes(self, name: str) -> dict[str, str]:
+        """Every stored id with its content hash (used to reconcile a collection with SQL)."""
+
+    @abstractmethod
+    def count(self, name: str) -> int:
+        """Number of stored documents."""
+
+    @abstractmethod
+    def vector_search(
+        self,
+        name: str,
+        vector: np.ndarray,
+        limit: int,
+        filters: Sequence[Filter] = (),
+        exclude_ids: Sequence[str] = (),
+    ) -> list[SearchHit]:
+        """Nearest documents by cosine similarity (the score), best first."""
+
+    @abstractmethod
+    def keyword_search(
+        self,
+        name: str,
+        query: str,
+        limit: int,
+        filters: Sequence[Filter] = (),
+        exclude_ids: Sequence[str] = (),
+    ) -> list[SearchHit]:
+        """Full-text matches by relevance (BM25-like score), best first."""
+
+    def optimize(self, name: str) -> None:
+        """Compact storage and refresh indexes after many writes; optional."""

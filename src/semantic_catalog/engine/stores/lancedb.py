@@ -1,0 +1,273 @@
+"""LanceDB on local disk (or object storage): the embedded default vector store.
+
+Each collection is one Lance table with columns ``id``, ``text``, ``content_hash``, ``text_hash``,
+``vector`` and one ``f_<name>`` column per filter field. Keyword search uses LanceDB's native
+full-text index on ``text``; rows written after the index was built are still searched (flat), and
+``optimize`` folds them into the index.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..documents import Document, SearchHit, StoredRecord
+from ..errors import CollectionMissing, ConfigurationError
+from ..filters import FieldSpec, Filter
+from .base import VectorStore
+
+ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+ID_CHUNK = 500
+
+
+def column(field_name: str) -> str:
+    """Store column of a filter field; the prefix keeps user names away from the fixed columns."""
+    return f"f_{field_name}"
+
+
+def sql_literal(value: Any) -> str:
+    """A SQL literal for LanceDB's (DataFusion) filter syntax."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def where_clause(filters: Sequence[Filter], exclude_ids: Sequence[str] = (), specs: dict[str, FieldSpec] | None = None) -> str | None:
+    """Translate validated filters into one SQL predicate (None when there is nothing to filter)."""
+    parts: list[str] = []
+    specs = specs or {}
+    for f in filters:
+        col = f"`{column(f.field)}`"
+        many = specs.get(f.field, FieldSpec(f.field)).many
+        if f.op == "in":
+            values = ", ".join(sql_literal(v) for v in f.value)
+            parts.append(f"array_has_any({col}, [{values}])" if many else f"{col} IN ({values})")
+        elif f.op == "eq":
+            parts.append(f"array_has({col}, {sql_literal(f.value)})" if many else f"{col} = {sql_literal(f.value)}")
+        else:
+            symbol = {"gte": ">=", "lte": "<=", "gt": ">", "lt": "<"}[f.op]
+            parts.append(f"{col} {symbol} {sql_literal(f.value)}")
+    if exclude_ids:
+        parts.append(f"id NOT IN ({', '.join(sql_literal(i) for i in exclude_ids)})")
+    return " AND ".join(f"({p})" for p in parts) or None
+
+
+def vector_matrix(vectors: pa.ChunkedArray) -> np.ndarray:
+    """A fixed-size-list column as an (n, dimension) float32 matrix, without a Python loop."""
+    dimension = vectors.type.list_size
+    flat = vectors.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return flat.reshape(len(vectors), dimension).astype(np.float32, copy=False)
+
+
+class LanceDBStore(VectorStore):
+    """Options: ``uri`` (a folder, or an object-store URI LanceDB understands), ``read_consistency_seconds``
+    (how stale a reader may be after another process wrote; 0 = always see the latest commit),
+    ``storage_options`` (credentials for object storage).
+    """
+
+    def __init__(
+        self,
+        uri: str | Path,
+        read_consistency_seconds: float = 0.0,
+        storage_options: dict[str, str] | None = None,
+    ) -> None:
+        if not uri:
+            raise ConfigurationError("LanceDBStore needs a 'uri': a folder path or an object-store URI.")
+        self.uri = str(uri)
+        self.read_consistency_seconds = read_consistency_seconds
+        self.storage_options = storage_options
+        self._db: Any = None
+        self._tables: dict[str, Any] = {}
+        self._specs: dict[str, dict[str, FieldSpec]] = {}
+        self._lock = threading.Lock()
+
+    # -- connection and tables -------------------------------------------------------------
+
+    @property
+    def db(self) -> Any:
+        if self._db is None:
+            import lancedb
+
+            if "://" not in self.uri:
+                Path(self.uri).mkdir(parents=True, exist_ok=True)
+            self._db = lancedb.connect(
+                self.uri,
+                read_consistency_interval=timedelta(seconds=self.read_consistency_seconds),
+                storage_options=self.storage_options,
+            )
+        return self._db
+
+    def _table(self, name: str) -> Any:
+        table = self._tables.get(name)
+        if table is None:
+            with self._lock:
+                try:
+                    table = self.db.open_table(name)
+                except (FileNotFoundError, ValueError) as exc:
+                    raise CollectionMissing(
+                        f"Collection {name!r} does not exist in {self.uri}; build it (semantic_index --rebuild)."
+                    ) from exc
+                self._tables[name] = table
+        return table
+
+    def _field_specs(self, name: str) -> dict[str, FieldSpec]:
+        specs = self._specs.get(name)
+        if specs is None:
+            specs = {}
+            for f in self._table(name).schema:
+                if f.name.startswith("f_"):
+                    many = pa.types.is_list(f.type)
+                    arrow_type = f.type.value_type if many else f.type
+                    kind = next(k for k, t in ARROW_TYPES.items() if t == arrow_type)
+                    specs[f.name[2:]] = FieldSpec(f.name[2:], kind, many)  # type: ignore[arg-type]
+            self._specs[name] = specs
+        return specs
+
+    def create_collection(self, name: str, dimension: int, fields: Sequence[FieldSpec]) -> None:
+        if self.has_collection(name):
+            stored = self._table(name).schema.field("vector").type.list_size
+            if stored != dimension:
+                raise ConfigurationError(
+                    f"Collection {name!r} exists with dimension {stored}, not {dimension}; drop or rename it."
+                )
+            return
+        from lancedb.index import FTS
+
+        columns = [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("text", pa.string()),
+            pa.field("content_hash", pa.string()),
+            pa.field("text_hash", pa.string()),
+            pa.field("vector", pa.list_(pa.float32(), dimension)),
+        ]
+        for spec in fields:
+            arrow_type = ARROW_TYPES[spec.type]
+            columns.append(pa.field(column(spec.name), pa.list_(arrow_type) if spec.many else arrow_type))
+        table = self.db.create_table(name, schema=pa.schema(columns))
+        table.create_index("text", config=FTS())
+        self._tables[name] = table
+
+    def drop_collection(self, name: str) -> None:
+        self._tables.pop(name, None)
+        self._specs.pop(name, None)
+        if self.has_collection(name):
+            self.db.drop_table(name)
+
+    def has_collection(self, name: str) -> bool:
+        return name in self.list_collections()
+
+    def list_collections(self) -> list[str]:
+        names: list[str] = []
+        page_token = None
+        while True:
+            page = self.db.list_tables(page_token=page_token)
+            names.extend(page.tables)
+            page_token = page.page_token
+            if not page_token:
+                return names
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def upsert(self, name: str, documents: Sequence[Document], vectors: np.ndarray) -> None:
+        if not documents:
+            return
+        table = self._table(name)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        dimension = table.schema.field("vector").type.list_size
+        if vectors.shape != (len(documents), dimension):
+            raise ValueError(f"Expected vectors of shape {(len(documents), dimension)}, got {vectors.shape}.")
+        specs = self._field_specs(name)
+        data: dict[str, Any] = {
+            "id": [d.id for d in documents],
+            "text": [d.text for d in documents],
+            "content_hash": [d.content_hash for d in documents],
+            "text_hash": [d.text_hash for d in documents],
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dimension),
+        }
+        for field_name in specs:
+            data[column(field_name)] = [d.fields.get(field_name) for d in documents]
+        batch = pa.table(data, schema=table.schema)
+        table.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(batch)
+
+    def delete(self, name: str, ids: Sequence[str]) -> None:
+        table = self._table(name)
+        for start in range(0, len(ids), ID_CHUNK):
+            chunk = ids[start : start + ID_CHUNK]
+            table.delete(f"id IN ({', '.join(sql_literal(i) for i in chunk)})")
+
+    def optimize(self, name: str) -> None:
+        self._table(name).optimize(cleanup_older_than=timedelta(minutes=10))
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def fetch(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> dict[str, StoredRecord]:
+        table = self._table(name)
+        columns = ["id", "content_hash", "text_hash"] + (["vector"] if with_vectors else [])
+        records: dict[str, StoredRecord] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), ID_CHUNK):
+            chunk = unique[start : start + ID_CHUNK]
+            where = f"id IN ({', '.join(sql_literal(i) for i in chunk)})"
+            rows = table.search().where(where).select(columns).limit(len(chunk)).to_arrow()
+            vectors = vector_matrix(rows.column("vector")) if with_vectors else None
+            for i, (row_id, chash, thash) in enumerate(
+                zip(rows.column("id").to_pylist(), rows.column("content_hash").to_pylist(), rows.column("text_hash").to_pylist())
+            ):
+                vector = vectors[i].astype(np.float32, copy=True) if vectors is not None else None
+                records[row_id] = StoredRecord(row_id, chash, thash, vector)
+        return records
+
+    def content_hashes(self, name: str) -> dict[str, str]:
+        rows = self._table(name).search().select(["id", "content_hash"]).limit(None).to_arrow()
+        return dict(zip(rows.column("id").to_pylist(), rows.column("content_hash").to_pylist()))
+
+    def count(self, name: str) -> int:
+        return int(self._table(name).count_rows())
+
+    def vector_search(
+        self,
+        name: str,
+        vector: np.ndarray,
+        limit: int,
+        filters: Sequence[Filter] = (),
+        exclude_ids: Sequence[str] = (),
+    ) -> list[SearchHit]:
+        query = self._table(name).search(np.asarray(vector, dtype=np.float32)).distance_type("dot")
+        where = where_clause(filters, exclude_ids, self._field_specs(name))
+        if where:
+            query = query.where(where, prefilter=True)
+        rows = query.limit(limit).select(["id", "_distance"]).to_arrow()
+        return [
+            SearchHit(row_id, 1.0 - float(distance), {"semantic": rank})
+            for rank, (row_id, distance) in enumerate(
+                zip(rows.column("id").to_pylist(), rows.column("_distance").to_pylist()), start=1
+            )
+        ]
+
+    def keyword_search(
+        self,
+        name: str,
+        query: str,
+        limit: int,
+        filters: Sequence[Filter] = (),
+        exclude_ids: Sequence[str] = (),
+    ) -> list[SearchHit]:
+        builder = self._table(name).search(query, query_type="fts")
+        where = where_clause(filters, exclude_ids, self._field_specs(name))
+        if where:
+            builder = builder.where(where, prefilter=True)
+        rows = builder.limit(limit).select(["id", "_score"]).to_arrow()
+        return [
+            SearchHit(row_id, float(score), {"keyword": rank})
+            for rank, (row_id, score) in enumerate(
+                zip(rows.column("id").to_pylist(), rows.column("_score").to_pylist()), start=1
+            )
+        ]

@@ -1,0 +1,220 @@
+"""Declaring an index: how rows of one Django model become engine Documents.
+
+```python
+class ProductIndex(SemanticIndex):
+    model = Product
+    name = "products"
+    text_fields = ["name", "brand", "description"]          # or text_template / get_text()
+    filter_fields = ["store", "price", FilterField("category", getter=..., type="int", many=True)]
+    display_fields = ["name", "price"]
+
+    def get_queryset(self):
+        return Product.objects.filter(active=True)
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.db import models
+from django.template import Context, Engine
+
+from .engine.documents import Document
+from .engine.filters import FieldSpec, FieldType
+
+_TEMPLATE_ENGINE = Engine(autoescape=False)
+
+_MODEL_FIELD_TYPES: list[tuple[type[models.Field], FieldType]] = [
+    (models.BooleanField, "bool"),
+    (models.IntegerField, "int"),
+    (models.AutoField, "int"),
+    (models.BigAutoField, "int"),
+    (models.FloatField, "float"),
+    (models.DecimalField, "float"),
+]
+
+
+@dataclass(frozen=True)
+class FilterField:
+    """A filter field: a model field by name, or any value computed by ``getter(obj)``.
+
+    With ``many=True`` the getter returns a list and a filter matches when any element matches
+    (for example every ancestor id of a category, so filtering on a parent finds its subtree).
+    """
+
+    name: str
+    getter: Callable[[Any], Any] | None = None
+    type: FieldType | None = None
+    many: bool = False
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class SemanticIndex:
+    """Base class of an index declaration. Subclass it in an app's ``semantic_indexes.py``.
+
+    Attributes: ``model`` (required); ``name`` (URL-safe, defaults to the model name);
+    ``text_fields`` / ``text_template`` (Django template syntax, the row as context, ``object`` too) or
+    override ``get_text``; ``filter_fields``; ``display_fields`` (returned with each hit);
+    ``text_version`` (bump when you change how text is built: a rebuild then makes a new collection).
+    """
+
+    model: ClassVar[type[models.Model] | None] = None
+    name: ClassVar[str] = ""
+    text_fields: ClassVar[Sequence[str]] = ()
+    text_template: ClassVar[str] = ""
+    text_separator: ClassVar[str] = ". "
+    filter_fields: ClassVar[Sequence[str | FilterField]] = ()
+    display_fields: ClassVar[Sequence[str]] = ()
+    text_version: ClassVar[int] = 1
+
+    def __init__(self) -> None:
+        if self.model is None:
+            raise ImproperlyConfigured(f"{type(self).__name__} must set 'model'.")
+        self.name = self.name or self.model._meta.model_name
+        if not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ImproperlyConfigured(f"Index name {self.name!r} must use only letters, digits, '-' and '_'.")
+        if not (self.text_fields or self.text_template or type(self).get_text is not SemanticIndex.get_text):
+            raise ImproperlyConfigured(
+                f"{type(self).__name__} must set text_fields or text_template, or override get_text()."
+            )
+        self._template = _TEMPLATE_ENGINE.from_string(self.text_template) if self.text_template else None
+        self._filters = [self._resolve_filter(f) for f in self.filter_fields]
+        for display in self.display_fields:
+            self._model_field(display)
+
+    # -- declaration helpers -----------------------------------------------------------------
+
+    def _model_field(self, name: str) -> models.Field:
+        try:
+            return self.model._meta.get_field(name)  # type: ignore[union-attr]
+        except FieldDoesNotExist:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__}: {self.model.__name__} has no field {name!r}."  # type: ignore[union-attr]
+            ) from None
+
+    def _resolve_filter(self, declared: str | FilterField) -> tuple[FieldSpec, Callable[[Any], Any]]:
+        field = declared if isinstance(declared, FilterField) else FilterField(declared)
+        if field.getter is not None:
+            return FieldSpec(field.name, field.type or "str", field.many), field.getter
+        model_field = self._model_field(field.name)
+        if model_field.is_relation:
+            target = model_field.target_field  # type: ignore[attr-defined]
+            kind = field.type or self._field_type(target)
+            attname = model_field.attname
+            return FieldSpec(field.name, kind), lambda obj: getattr(obj, attname)
+        kind = field.type or self._field_type(model_field)
+        return FieldSpec(field.name, kind), lambda obj: getattr(obj, field.name)
+
+    @staticmethod
+    def _field_type(model_field: models.Field) -> FieldType:
+        for cls, kind in _MODEL_FIELD_TYPES:
+            if isinstance(model_field, cls):
+                return kind
+        return "str"
+
+    @property
+    def field_specs(self) -> list[FieldSpec]:
+        """Filterable fields as the engine sees them."""
+        return [spec for spec, _ in self._filters]
+
+    # -- what users override -------------------------------------------------------------------
+
+    def get_queryset(self) -> models.QuerySet:
+        """Rows that belong in the index; rows outside it are removed and never returned."""
+        return self.model._default_manager.all()  # type: ignore[union-attr]
+
+    def get_text(self, obj: models.Model) -> str:
+        """The text that is embedded and keyword-indexed for one row."""
+        if self._template is not None:
+            return " ".join(self._template.render(Context({"object": obj, **_attrs(obj)})).split())
+        parts = [str(getattr(obj, name) or "").strip() for name in self.text_fields]
+        return self.text_separator.join(p for p in parts if p)
+
+    # -- used by the library ---------------------------------------------------------------------
+
+    def get_fields(self, obj: models.Model) -> dict[str, Any]:
+        return {spec.name: _jsonable(getter(obj)) for spec, getter in self._filters}
+
+    def to_document(self, obj: models.Model) -> Document:
+        return Document(id=str(obj.pk), text=self.get_text(obj), fields=self.get_fields(obj))
+
+    def display(self, obj: models.Model) -> dict[str, Any]:
+        """The declared display fields of one row, JSON-ready."""
+        values: dict[str, Any] = {}
+        for name in self.display_fields:
+            field = self._model_field(name)
+            value = getattr(obj, field.attname if field.is_relation else name)
+            values[name] = _jsonable(value)
+        return values
+
+    def pk_from_string(self, value: str) -> Any:
+        """Convert an id from the store or a URL back to the model's primary key type."""
+        return self.model._meta.pk.to_python(value)  # type: ignore[union-attr]
+
+    def documents(self, objects: Iterable[models.Model]) -> list[Document]:
+        return [self.to_document(obj) for obj in objects]
+
+    # Python API: search, similar, recommend, mark_dirty (implemented in search.py / sync.py).
+
+    def search(self, query: str, mode: str = "hybrid", filters: dict[str, Any] | None = None, limit: int | None = None):
+        from .search import search
+
+        return search(self, query, mode=mode, filters=filters, limit=limit)
+
+    def similar(self, pk: Any, filters: dict[str, Any] | None = None, limit: int | None = None):
+        from .search import similar
+
+        return similar(self, pk, filters=filters, limit=limit)
+
+    def recommend(
+        self,
+        positive: Sequence[Any],
+        negative: Sequence[Any] = (),
+        filters: dict[str, Any] | None = None,
+        limit: int | None = None,
+    ):
+        from .search import recommend
+
+        return recommend(self, positive, negative, filters=filters, limit=limit)
+
+    def mark_dirty(self, objects: models.QuerySet | Iterable[Any]) -> int:
+        from .sync import mark_dirty
+
+        return mark_dirty(self, objects)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} on {self.model._meta.label}>"  # type: ignore[union-attr]
+
+
+def _attrs(obj: models.Model) -> dict[str, Any]:
+    """Concrete field values by name, so templates can say ``{{ name }}`` as well as ``{{ object.name }}``."""
+    values: dict[str, Any] = {}
+    for field in obj._meta.concrete_fields:
+        values[field.name] = getattr(obj, field.name) if not field.is_relation else _Lazy(obj, field.name)
+    return values
+
+
+class _Lazy:
+    """Defers a related-object lookup until a template actually uses it."""
+
+    def __init__(self, obj: models.Model, name: str) -> None:
+        self._obj, self._name = obj, name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(getattr(self._obj, self._name), attr)
+
+    def __str__(self) -> str:
+        return str(getattr(self._obj, self._name) or "")
+

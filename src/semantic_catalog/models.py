@@ -1,0 +1,84 @@
+"""SQL state of the semantic layer: the outbox (`SyncEvent`) and the physical collections per index."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class SyncEvent(models.Model):
+    """Outbox row: "this object of this index changed". Written in the same transaction as the change,
+    deleted once the index reflects it, kept with its error when it gives up after MAX_ATTEMPTS."""
+
+    class Op(models.TextChoices):
+        UPSERT = "upsert"
+        DELETE = "delete"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        FAILED = "failed"
+
+    index = models.CharField(max_length=100)
+    object_id = models.CharField(max_length=64)
+    op = models.CharField(max_length=10, choices=Op.choices, default=Op.UPSERT)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["index", "status", "next_attempt_at"], name="semantic_event_due"),
+            models.Index(fields=["index", "object_id"], name="semantic_event_object"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.index}:{self.object_id} {self.op} ({self.status}, {self.attempts} attempts)"
+
+
+class Collection(models.Model):
+    """One physical table of the vector store for (index, encoder, text version).
+
+    A rebuild creates a ``building`` collection, fills it while the ``active`` one keeps serving,
+    then swaps states in one transaction; writes go to both meanwhile so no update is missed.
+    """
+
+    class State(models.TextChoices):
+        BUILDING = "building"
+        ACTIVE = "active"
+        RETIRED = "retired"
+
+    index = models.CharField(max_length=100)
+    table = models.CharField(max_length=200, unique=True)
+    encoder = models.CharField(max_length=200)
+    dimension = models.PositiveIntegerField()
+    text_version = models.PositiveIntegerField(default=1)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.BUILDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["index"], condition=models.Q(state="active"), name="semantic_one_active_collection"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.index} [{self.state}] {self.table}"
+
+
+class IndexLease(models.Model):
+    """At most one drain per index at a time, on any database: taken by a conditional UPDATE.
+
+    One drainer per index keeps writes in order: two workers could otherwise read a row at different
+    moments and write an older state last. A dead worker's lease simply expires after LOCK_SECONDS.
+    """
+
+    index = models.CharField(max_length=100, primary_key=True)
+    token = models.CharField(max_length=32, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.index} lease until {self.locked_until}"

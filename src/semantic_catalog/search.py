@@ -1,0 +1,218 @@
+"""Search, similar items and recommendations for a registered index, hydrated from SQL.
+
+Results only ever contain rows of the index's queryset (an inactive row never leaks even if the
+vector store has not caught up yet), in the engine's order, with the declared display fields.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.db import models
+
+from .backends import get_encoder, get_store
+from .collections import require_searchable
+from .conf import semantic_settings
+from .engine import search as engine_search
+from .engine.documents import SearchHit
+from .engine.errors import InvalidQuery, NotIndexedYet, UnknownIds
+from .engine.filters import Filter, build_filters
+from .indexes import SemanticIndex
+
+# Stale store rows (changed in SQL, not yet drained) are dropped at hydration; ask for a few more.
+HYDRATION_MARGIN = 5
+MAX_RECOMMEND_IDS = 50
+
+
+class ObjectNotFound(UnknownIds):
+    """The object asked about is not in the index's queryset."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One hit: the model instance, its id, score, retriever ranks and display fields."""
+
+    object: models.Model
+    id: str
+    score: float
+    retrievers: dict[str, int] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+# -- query embedding cache ------------------------------------------------------------------------
+
+_cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def clear_query_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def query_vector(text: str) -> np.ndarray:
+    """Embed a query once; repeated queries come from an LRU cache (QUERY_CACHE_SIZE entries)."""
+    encoder = get_encoder()
+    key = (encoder.name, text)
+    with _cache_lock:
+        vector = _cache.get(key)
+        if vector is not None:
+            _cache.move_to_end(key)
+            return vector
+    vector = encoder.encode_query(text)
+    vector.setflags(write=False)
+    with _cache_lock:
+        _cache[key] = vector
+        while len(_cache) > max(0, semantic_settings.QUERY_CACHE_SIZE):
+            _cache.popitem(last=False)
+    return vector
+
+
+# -- validation -------------------------------------------------------------------------------------
+
+
+def check_limit(limit: Any) -> int:
+    maximum = semantic_settings.MAX_LIMIT
+    if limit is None or limit == "":
+        return semantic_settings.DEFAULT_LIMIT
+    try:
+        value = int(limit)
+    except (TypeError, ValueError):
+        raise InvalidQuery(f"limit must be a whole number between 1 and {maximum}, got {limit!r}.") from None
+    if not 1 <= value <= maximum:
+        raise InvalidQuery(f"limit must be between 1 and {maximum}, got {value}.")
+    return value
+
+
+def check_query(query: Any) -> str:
+    text = " ".join(str(query or "").split())
+    if not text:
+        raise InvalidQuery("The query is empty: pass some text to search for in 'q'.")
+    maximum = semantic_settings.MAX_QUERY_LENGTH
+    if len(text) > maximum:
+        raise InvalidQuery(f"The query is {len(text)} characters long; at most {maximum} are allowed.")
+    return text
+
+
+def _filters(index: SemanticIndex, filters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> list[Filter]:
+    return build_filters(index.field_specs, filters or {})
+
+
+# -- hydration ---------------------------------------------------------------------------------------
+
+
+def hydrate(index: SemanticIndex, hits: Sequence[SearchHit], limit: int) -> list[Result]:
+    """Load hit rows from the index's queryset in hit order; rows outside it are dropped."""
+    if not hits:
+        return []
+    objects = index.get_queryset().in_bulk([index.pk_from_string(h.id) for h in hits])
+    by_id = {str(pk): obj for pk, obj in objects.items()}
+    results = []
+    for hit in hits:
+        obj = by_id.get(hit.id)
+        if obj is not None:
+            results.append(Result(obj, hit.id, hit.score, dict(hit.retrievers), index.display(obj)))
+            if len(results) == limit:
+                break
+    return results
+
+
+# -- the three operations -----------------------------------------------------------------------------
+
+
+def search(
+    index: SemanticIndex,
+    query: str,
+    mode: str = "hybrid",
+    filters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+    limit: int | None = None,
+) -> list[Result]:
+    """Semantic, keyword or hybrid search with the filters pushed into the store."""
+    text = check_query(query)
+    checked_mode = engine_search.check_mode(mode)
+    size = check_limit(limit)
+    conditions = _filters(index, filters)
+    collection = require_searchable(index)
+    vector = None if checked_mode == "keyword" else query_vector(text)
+    hits = engine_search.search(
+        get_store(),
+        collection.table,
+        vector,
+        text,
+        checked_mode,
+        size + HYDRATION_MARGIN,
+        conditions,
+        candidates=semantic_settings.HYBRID_CANDIDATES,
+        rrf_k=semantic_settings.RRF_K,
+    )
+    return hydrate(index, hits, size)
+
+
+def _existing_ids(index: SemanticIndex, ids: Sequence[Any], what: str, error: type[UnknownIds]) -> list[str]:
+    keys = [str(i) for i in ids]
+    try:
+        pks = [index.pk_from_string(k) for k in keys]
+    except Exception:
+        raise error(f"{what}: {keys} are not valid ids of {index.name!r}.", keys) from None
+    found = {str(pk) for pk in index.get_queryset().filter(pk__in=pks).values_list("pk", flat=True)}
+    missing = [k for k in keys if k not in found]
+    if missing:
+        raise error(f"{what}: unknown ids (not in index {index.name!r}): {', '.join(missing)}.", missing)
+    return keys
+
+
+def _stored_vectors(index: SemanticIndex, table: str, ids: list[str]) -> list[np.ndarray]:
+    records = get_store().fetch(table, ids, with_vectors=True)
+    missing = [i for i in ids if i not in records]
+    if missing:
+        raise NotIndexedYet(
+            f"Ids {', '.join(missing)} of {index.name!r} are not indexed yet; "
+            "they will be after the outbox drains (or run `manage.py semantic_sync`)."
+        )
+    return [records[i].vector for i in ids]  # type: ignore[misc]
+
+
+def similar(
+    index: SemanticIndex,
+    pk: Any,
+    filters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+    limit: int | None = None,
+) -> list[Result]:
+    """Items nearest to one item, never the item itself."""
+    size = check_limit(limit)
+    conditions = _filters(index, filters)
+    (key,) = _existing_ids(index, [pk], "similar", ObjectNotFound)
+    collection = require_searchable(index)
+    (vector,) = _stored_vectors(index, collection.table, [key])
+    hits = get_store().vector_search(collection.table, vector, size + HYDRATION_MARGIN, conditions, exclude_ids=[key])
+    return hydrate(index, hits, size)
+
+
+def recommend(
+    index: SemanticIndex,
+    positive: Sequence[Any],
+    negative: Sequence[Any] = (),
+    filters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+    limit: int | None = None,
+) -> list[Result]:
+    """More like ``positive``, less like ``negative``; none of the given ids is returned."""
+    size = check_limit(limit)
+    if not positive:
+        raise InvalidQuery("'positive' must list at least one id.")
+    if len(positive) + len(negative) > MAX_RECOMMEND_IDS:
+        raise InvalidQuery(f"At most {MAX_RECOMMEND_IDS} positive and negative ids together.")
+    conditions = _filters(index, filters)
+    pos = _existing_ids(index, positive, "positive", UnknownIds)
+    neg = _existing_ids(index, negative, "negative", UnknownIds) if negative else []
+    collection = require_searchable(index)
+    vector = engine_search.recommendation_vector(
+        _stored_vectors(index, collection.table, pos), _stored_vectors(index, collection.table, neg)
+    )
+    exclude = list(dict.fromkeys(pos + neg))
+    hits = get_store().vector_search(collection.table, vector, size + HYDRATION_MARGIN, conditions, exclude)
+    return hydrate(index, hits, size)

@@ -1,0 +1,69 @@
+"""What is indexed: per index, rows in the queryset, indexed, pending, failed, model, dimension."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count
+
+from .backends import get_encoder, get_store
+from .engine.errors import SemanticCatalogError
+from .indexes import SemanticIndex
+from .models import Collection, SyncEvent
+
+
+def index_status(index: SemanticIndex) -> dict[str, Any]:
+    store = get_store()
+    encoder_name = get_encoder().name
+    events = dict(
+        SyncEvent.objects.filter(index=index.name).values_list("status").annotate(n=Count("id")).order_by()
+    )
+    collections = []
+    active: dict[str, Any] | None = None
+    for collection in Collection.objects.filter(index=index.name).order_by("-id"):
+        try:
+            count: int | None = store.count(collection.table)
+        except SemanticCatalogError:
+            count = None
+        info = {
+            "table": collection.table,
+            "state": collection.state,
+            "model": collection.encoder,
+            "dimension": collection.dimension,
+            "text_version": collection.text_version,
+            "documents": count,
+            "created_at": collection.created_at.isoformat(),
+            "activated_at": collection.activated_at.isoformat() if collection.activated_at else None,
+        }
+        collections.append(info)
+        if collection.state == Collection.State.ACTIVE:
+            active = info
+    warnings = []
+    if active is None:
+        warnings.append(f"not built yet: run `manage.py semantic_index --index {index.name}`")
+    else:
+        if active["model"] != encoder_name:
+            warnings.append(
+                f"built with {active['model']!r}, ENCODER is {encoder_name!r}: run semantic_index --rebuild"
+            )
+        if active["text_version"] != index.text_version:
+            warnings.append(
+                f"text_version changed ({active['text_version']} -> {index.text_version}): run semantic_index --rebuild"
+            )
+        if active["documents"] is None:
+            warnings.append("the active collection's table is missing: run semantic_index --rebuild")
+    if events.get(SyncEvent.Status.FAILED):
+        warnings.append("some changes failed to sync: see the admin's sync events, then `semantic_sync --retry-failed`")
+    return {
+        "index": index.name,
+        "model_label": index.model._meta.label,  # type: ignore[union-attr]
+        "in_queryset": index.get_queryset().count(),
+        "indexed": active["documents"] if active else 0,
+        "pending": events.get(SyncEvent.Status.PENDING, 0),
+        "failed": events.get(SyncEvent.Status.FAILED, 0),
+        "model": active["model"] if active else encoder_name,
+        "dimension": active["dimension"] if active else None,
+        "collection": active["table"] if active else None,
+        "collections": collections,
+        "warnings": warnings,
+    }

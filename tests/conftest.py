@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from tests.encoders import CountingEncoder
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def semantic_data_dir(tmp_path, settings):
+    """A fresh LanceDB folder per test; the (expensive) encoder instance is shared."""
+    from semantic_catalog.search import clear_query_cache
+
+    config = dict(settings.SEMANTIC_CATALOG)
+    config["DATA_DIR"] = tmp_path / "semantic"
+    settings.SEMANTIC_CATALOG = config
+    clear_query_cache()
+    CountingEncoder.reset()
+    yield tmp_path / "semantic"
+
+
+@pytest.fixture
+def counting():
+    CountingEncoder.reset()
+    return CountingEncoder
+
+
+@pytest.fixture
+def shop(db):
+    """Two stores with small category trees (depth 3) and a handful of products."""
+    from shop.models import Category, Store
+
+    a = Store.objects.create(name="Brightfield Home", slug="brightfield")
+    b = Store.objects.create(name="Tooler & Co", slug="tooler")
+    tools_a = Category.objects.create(store=a, name="Tools")
+    drills_a = Category.objects.create(store=a, parent=tools_a, name="Drills")
+    kitchen_a = Category.objects.create(store=a, name="Kitchen")
+    pans_a = Category.objects.create(store=a, parent=kitchen_a, name="Cookware")
+    garden_b = Category.objects.create(store=b, name="Outdoor")
+    hoses_b = Category.objects.create(store=b, parent=garden_b, name="Watering")
+    return {"a": a, "b": b, "drills": drills_a, "tools": tools_a, "pans": pans_a, "hoses": hoses_b}
+
+
+@pytest.fixture
+def make_product(shop):
+    from shop.models import Product
+
+    def make(name: str, category="drills", store="a", description="", brand="", price="10.00", active=True):
+        return Product.objects.create(
+            name=name,
+            description=description,
+            brand=brand,
+            price=Decimal(price),
+            active=active,
+            category=shop[category],
+            store=shop[store],
+        )
+
+    return make
+
+
+def shared_data(*parts: str) -> Path:
+    """Path under ../shared/data, or skip the test with a clear message when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: this test needs the shared evaluation data (../shared/data).")
+    return path
+
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
