@@ -23,8 +23,10 @@ DEFAULTS: dict[str, Any] = {
     "DATA_DIR": None,
     # Module name looked up in every installed app to discover SemanticIndex classes.
     "INDEX_MODULE": "semantic_indexes",
-    # Sync: write outbox rows on save/delete and enqueue a drain at commit.
+    # Sync: write outbox rows on save/delete (AUTO_SYNC) and enqueue a drain task at commit (ENQUEUE_DRAIN).
+    # With ENQUEUE_DRAIN off, changes wait in the outbox for `semantic_sync` (cron) or the next enqueue.
     "AUTO_SYNC": True,
+    "ENQUEUE_DRAIN": True,
     "SYNC_BATCH_SIZE": 128,
     "MAX_ATTEMPTS": 5,
     "RETRY_BASE_SECONDS": 5,

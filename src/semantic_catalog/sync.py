@@ -96,6 +96,8 @@ def mark_dirty(target: SemanticIndex | type[models.Model], objects: models.Query
 
 def schedule_drain(index_name: str, using: str = "default") -> None:
     """Enqueue one drain per index per transaction, after it commits (at once in autocommit mode)."""
+    if not semantic_settings.ENQUEUE_DRAIN:
+        return
     connection = transaction.get_connection(using)
     if connection.in_atomic_block:
         for _, func, _ in connection.run_on_commit:

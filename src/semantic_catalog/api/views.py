@@ -109,7 +109,8 @@ class RecommendView(SemanticAPIView):
         semantic_index = registry.get(index)
         body = RecommendRequestSerializer(data=request.data)
         if not body.is_valid():
-            raise InvalidQuery(f"Invalid request body: {body.errors}")
+            problems = "; ".join(f"{field}: {' '.join(map(str, errors))}" for field, errors in body.errors.items())
+            raise InvalidQuery(f"Invalid request body: {problems}")
         data = body.validated_data
         results = recommend(semantic_index, data["positive"], data["negative"], data["filters"], data.get("limit"))
         return self.results(semantic_index, results)

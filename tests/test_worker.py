@@ -1,0 +1,47 @@
+"""The same write path with django_tasks_db's DatabaseBackend and its real `db_worker` command."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+
+from semantic_catalog.models import SyncEvent
+from semantic_catalog.registry import registry
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def db_tasks(settings):
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+
+def test_db_worker_drains_the_outbox(db_tasks, make_product):
+    from django_tasks_db.models import DBTaskResult
+
+    index = registry.get("products")
+    first = make_product("Cordless drill", description="battery drill")
+    second = make_product("Garden hose", category="hoses", store="b")
+    assert SyncEvent.objects.count() == 2
+    assert DBTaskResult.objects.filter(status="READY").count() == 2  # one enqueue per commit
+    call_command("db_worker", "--batch", "--no-startup-delay", verbosity=0)
+    assert SyncEvent.objects.count() == 0
+    assert [r.id for r in index.search("garden hose", mode="keyword")] == [str(second.pk)]
+    assert [r.id for r in index.search("battery drill", mode="keyword")] == [str(first.pk)]
+    assert DBTaskResult.objects.filter(status="SUCCESSFUL").count() == 2
+
+
+def test_failed_drain_schedules_a_deferred_retry(db_tasks, make_product, monkeypatch):
+    from django_tasks_db.models import DBTaskResult
+
+    from semantic_catalog.engine.stores.lancedb import LanceDBStore
+
+    make_product("Cordless drill")
+    call_command("db_worker", "--batch", "--no-startup-delay", verbosity=0)
+    monkeypatch.setattr(LanceDBStore, "upsert", lambda *a, **k: (_ for _ in ()).throw(OSError("store down")))
+    make_product("Garden hose", category="hoses", store="b")
+    call_command("db_worker", "--batch", "--no-startup-delay", verbosity=0)
+    event = SyncEvent.objects.get()
+    assert event.attempts == 1
+    deferred = DBTaskResult.objects.filter(status="READY", run_after__isnull=False)
+    assert deferred.count() == 1 and deferred.get().run_after == event.next_attempt_at
