@@ -17,7 +17,13 @@ MODES = [("hybrid", "Hybrid"), ("semantic", "Semantic"), ("keyword", "Keyword")]
 
 def _filters(params: Any) -> list[tuple[str, str]]:
     filters = []
-    for param, key in (("store", "store"), ("category", "category"), ("min_price", "price__gte"), ("max_price", "price__lte")):
+    params_to_filters = (
+        ("store", "store"),
+        ("category", "category"),
+        ("min_price", "price__gte"),
+        ("max_price", "price__lte"),
+    )
+    for param, key in params_to_filters:
         value = params.get(param, "").strip()
         if value:
             filters.append((key, value))
@@ -34,7 +40,9 @@ def search_page(request: HttpRequest) -> HttpResponse:
             results = index.search(query, mode=mode, filters=_filters(request.GET), limit=24)
         except SemanticCatalogError as exc:
             error = str(exc)
-    categories = sorted(Category.objects.select_related("store", "parent__parent__parent"), key=lambda c: (c.store_id, c.path))
+    categories = sorted(
+        Category.objects.select_related("store", "parent__parent__parent"), key=lambda c: (c.store_id, c.path)
+    )
     context = {
         "query": query,
         "mode": mode,

@@ -73,5 +73,5 @@ class VectorStore(ABC):
     ) -> list[SearchHit]:
         """Full-text matches by relevance (BM25-like score), best first."""
 
-    def optimize(self, name: str) -> None:
+    def optimize(self, name: str) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Compact storage and refresh indexes after many writes; optional."""

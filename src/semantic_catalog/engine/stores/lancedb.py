@@ -40,7 +40,9 @@ def sql_literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def where_clause(filters: Sequence[Filter], exclude_ids: Sequence[str] = (), specs: dict[str, FieldSpec] | None = None) -> str | None:
+def where_clause(
+    filters: Sequence[Filter], exclude_ids: Sequence[str] = (), specs: dict[str, FieldSpec] | None = None
+) -> str | None:
     """Translate validated filters into one SQL predicate (None when there is nothing to filter)."""
     parts: list[str] = []
     specs = specs or {}
@@ -218,9 +220,8 @@ class LanceDBStore(VectorStore):
             where = f"id IN ({', '.join(sql_literal(i) for i in chunk)})"
             rows = table.search().where(where).select(columns).limit(len(chunk)).to_arrow()
             vectors = vector_matrix(rows.column("vector")) if with_vectors else None
-            for i, (row_id, chash, thash) in enumerate(
-                zip(rows.column("id").to_pylist(), rows.column("content_hash").to_pylist(), rows.column("text_hash").to_pylist())
-            ):
+            columns_as_lists = (rows.column(c).to_pylist() for c in ("id", "content_hash", "text_hash"))
+            for i, (row_id, chash, thash) in enumerate(zip(*columns_as_lists)):
                 vector = vectors[i].astype(np.float32, copy=True) if vectors is not None else None
                 records[row_id] = StoredRecord(row_id, chash, thash, vector)
         return records

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# One command from a fresh clone to a running demo shop at http://127.0.0.1:8000:
+# install, migrate, load the catalog fixture, index it, create an admin user, run the server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/install.sh
+cd example
+PY=../.venv/bin/python
+echo "==> migrating the demo database (example/data/db.sqlite3)"
+$PY manage.py migrate --noinput -v0
+echo "==> loading the demo catalog (2 stores, their category trees, products)"
+$PY manage.py loaddata demo_catalog -v1
+echo "==> indexing (the bundled all-MiniLM-L6-v2 model; unchanged rows are skipped on re-runs)"
+$PY manage.py semantic_index
+$PY manage.py semantic_status
+if ! $PY manage.py shell -c "from django.contrib.auth.models import User; raise SystemExit(not User.objects.filter(username='admin').exists())" 2>/dev/null; then
+  DJANGO_SUPERUSER_PASSWORD=admin $PY manage.py createsuperuser --noinput --username admin --email admin@example.com
+fi
+echo "==> demo shop: http://127.0.0.1:8000  (admin: http://127.0.0.1:8000/admin, user admin / password admin)"
+exec $PY manage.py runserver 127.0.0.1:8000

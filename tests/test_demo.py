@@ -1,0 +1,94 @@
+"""The demo shop: its fixture, its pages through the test client, and a real browser session."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from django.core.management import call_command
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def small_shop(make_product):
+    return {
+        "drill": make_product("Makita cordless drill driver 18V", description="Battery powered drill", brand="Makita"),
+        "driver": make_product("DeWalt impact driver", description="Battery impact driver", brand="DeWalt"),
+        "pan": make_product("Lodge cast iron skillet", category="pans", description="Pre-seasoned pan"),
+        "hose": make_product("Gardena garden hose 30 m", category="hoses", store="b", price="35.00"),
+    }
+
+
+def test_demo_fixture_is_a_real_catalog(settings):
+    from shop.models import Category, Product, Store
+
+    call_command("loaddata", "demo_catalog", verbosity=0)
+    assert Store.objects.count() == 2
+    assert Product.objects.count() >= 300
+    for store in Store.objects.all():
+        depths = {c.level for c in Category.objects.filter(store=store).select_related("parent__parent__parent")}
+        assert max(depths) == 4, store
+        assert Product.objects.filter(store=store).count() >= 150
+    names_a = set(Category.objects.filter(store__slug="brightfield", parent=None).values_list("name", flat=True))
+    names_b = set(Category.objects.filter(store__slug="tooler", parent=None).values_list("name", flat=True))
+    assert names_a != names_b  # each store names its tree its own way
+    call_command("semantic_index", "--no-progress", stdout=open("/dev/null", "w"))
+    from semantic_catalog.registry import registry
+
+    results = registry.get("products").search("battery powered screwdriver", mode="semantic", limit=5)
+    assert any("drill" in r.object.name.lower() or "driver" in r.object.name.lower() for r in results)
+    assert all(r.object.active for r in results)
+
+
+def test_search_page_modes_and_filters(client, small_shop, shop):
+    page = client.get("/", {"q": "battery drill", "mode": "semantic"}).content.decode()
+    assert "Makita cordless drill driver 18V" in page and 'value="semantic" checked' in page
+    page = client.get("/", {"q": "hose", "mode": "keyword", "store": shop["b"].pk}).content.decode()
+    assert "Gardena garden hose" in page and "Makita" not in page.split('id="results"')[1]
+    page = client.get("/", {"q": "drill", "min_price": "abc"}).content.decode()
+    assert 'class="error"' in page and "type float" in page
+    assert client.get("/").status_code == 200
+
+
+def test_product_page_shows_similar_items(client, small_shop):
+    page = client.get(f"/product/{small_shop['drill'].pk}/").content.decode()
+    similar = page.split('id="similar"')[1]
+    assert "DeWalt impact driver" in similar and "Makita cordless drill driver 18V" not in similar
+    small_shop["pan"].active = False
+    small_shop["pan"].save()
+    assert client.get(f"/product/{small_shop['pan'].pk}/").status_code == 404
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_browser_search_toggle_and_similar_items(live_server, small_shop):
+    """A real headless Chromium: search, switch mode, open a product, see its similar items."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        page = browser.new_page()
+        page.goto(live_server.url + "/")
+        page.fill("input[name=q]", "battery powered drill")
+        page.check("input[name=mode][value=semantic]")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#results .card")
+        assert "mode=semantic" in page.url
+        first = page.locator("#results .card a").first
+        assert "drill" in first.inner_text().lower()
+        page.check("input[name=mode][value=keyword]")
+        page.fill("input[name=q]", "skillet")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#results .card")
+        assert page.locator("#results .card").count() == 1
+        page.click("#results .card a")
+        page.wait_for_selector("#similar .card")
+        assert page.locator("h1").inner_text() == "Lodge cast iron skillet"
+        assert page.locator("#similar .card").count() == 3
+        browser.close()
