@@ -15,6 +15,7 @@ def setup(tasks: str = "immediate") -> Path:
     data_dir = Path(tempfile.mkdtemp(prefix="semantic-bench-"))
     os.environ["DEMO_DATA_DIR"] = str(data_dir)
     os.environ["DEMO_TASKS"] = tasks
+    os.environ["DJANGO_DEBUG"] = "0"  # production-like: no per-query debug logging
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(ROOT / "example"))

@@ -2,10 +2,11 @@
 
 (a) no index registered; (b) the index with the outbox, the work left to a `db_worker` (django_tasks_db);
 (c) the naive way: embed and upsert inline in a post_save handler, one row at a time.
-Each save runs in its own transaction, as with ATOMIC_REQUESTS. Saves change the product text so
-(c) really embeds. Prints a table, writes benchmarks/results/sync_overhead.json.
+Each save runs in its own transaction, as with ATOMIC_REQUESTS, DEBUG off. Saves change the
+product text so (c) really embeds. (a) and (b) alternate round by round so machine noise hits both
+alike. Prints a table, writes benchmarks/results/sync_overhead.json.
 
-    .venv/bin/python benchmarks/sync_overhead.py [--saves 200] [--rounds 3]
+    .venv/bin/python benchmarks/sync_overhead.py [--saves 100] [--rounds 10]
 """
 
 from __future__ import annotations
@@ -14,22 +15,20 @@ import argparse
 import json
 import statistics
 import time
-from pathlib import Path
 
 from _django import ROOT, setup
 
 
-def timed_saves(products: list, label: str, rounds: int) -> list[float]:
+def timed_saves(products: list, label: str) -> list[float]:
     from django.db import transaction
 
     times = []
-    for round_no in range(rounds):
-        for n, product in enumerate(products):
-            product.description = f"{label} revision {round_no}-{n}: {product.description[:200]}"
-            start = time.perf_counter()
-            with transaction.atomic():
-                product.save()
-            times.append(time.perf_counter() - start)
+    for n, product in enumerate(products):
+        product.description = f"{label} revision {n}: {product.description[-200:]}"
+        start = time.perf_counter()
+        with transaction.atomic():
+            product.save()
+        times.append(time.perf_counter() - start)
     return times
 
 
@@ -44,8 +43,9 @@ def summary(times: list[float]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--saves", type=int, default=200, help="products saved per round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--saves", type=int, default=100, help="products saved per round")
+    parser.add_argument("--rounds", type=int, default=10, help="alternating rounds of (a) and (b)")
+    parser.add_argument("--inline-saves", type=int, default=200, help="saves measured for (c)")
     args = parser.parse_args()
 
     data_dir = setup(tasks="db")
@@ -68,24 +68,31 @@ def main() -> None:
     collection = ensure_active(index)
     encoder.encode(["warm up"])
 
-    results = {}
-    # (b) index + outbox, drained later by the worker
-    results["b_outbox_worker"] = summary(timed_saves(products, "outbox", args.rounds))
+    index_class = type(index)
+    times: dict[str, list[float]] = {"a_no_index": [], "b_outbox_worker": []}
+    for round_no in range(args.rounds):
+        # (b) index + outbox; the drain is left to the worker
+        times["b_outbox_worker"] += timed_saves(products, f"outbox {round_no}")
+        # (a) no index: the library's signal handlers disconnected
+        registry.unregister("products")
+        times["a_no_index"] += timed_saves(products, f"plain {round_no}")
+        registry.register(index_class)
+    results = {key: summary(value) for key, value in times.items()}
     pending = SyncEvent.objects.count()
     start = time.perf_counter()
     call_command("db_worker", "--batch", "--no-startup-delay", verbosity=0)
     drain_seconds = time.perf_counter() - start
+    assert SyncEvent.objects.count() == 0, "the worker left events behind"
 
-    # (a) no index: the library's signal handlers disconnected
+    # (c) inline embedding in post_save, one row at a time (the library's handlers disconnected)
     registry.unregister("products")
-    results["a_no_index"] = summary(timed_saves(products, "plain", args.rounds))
 
-    # (c) inline embedding in post_save, one row at a time
     def inline(sender, instance, **kwargs):
         index_documents(store, collection.table, encoder, [index.to_document(instance)])
 
     post_save.connect(inline, sender=Product, dispatch_uid="bench-inline")
-    results["c_inline_embedding"] = summary(timed_saves(products, "inline", args.rounds))
+    inline_products = (products * (1 + args.inline_saves // len(products)))[: args.inline_saves]
+    results["c_inline_embedding"] = summary(timed_saves(inline_products, "inline"))
     post_save.disconnect(sender=Product, dispatch_uid="bench-inline")
 
     base = results["a_no_index"]["median_ms"]
@@ -93,14 +100,15 @@ def main() -> None:
         row["ratio_to_a"] = row["median_ms"] / base
     report = {
         "benchmark": "sync_overhead",
-        "saves_per_variant": args.saves * args.rounds,
+        "saves_per_variant": {k: v["saves"] for k, v in results.items()},
         "results": results,
         "worker_drain": {
             "events": pending,
             "seconds": drain_seconds,
             "rows_per_second": pending / drain_seconds if drain_seconds else None,
         },
-        "database": "SQLite (WAL, synchronous=NORMAL), one transaction per save",
+        "database": "SQLite (WAL, synchronous=NORMAL), one transaction per save, DEBUG off",
+        "tasks_backend": "django_tasks_db.DatabaseBackend (db_worker run after the timed saves)",
         "data_dir": str(data_dir),
     }
     print(f"{'variant':<34}{'median ms':>10}{'p90 ms':>9}{'x (a)':>8}")
@@ -112,7 +120,8 @@ def main() -> None:
     for key in ("a_no_index", "b_outbox_worker", "c_inline_embedding"):
         row = results[key]
         print(f"{labels[key]:<34}{row['median_ms']:>10.2f}{row['p90_ms']:>9.2f}{row['ratio_to_a']:>8.2f}")
-    print(f"worker drained {pending} events in {drain_seconds:.1f} s ({report['worker_drain']['rows_per_second']:.0f}/s)")
+    rate = report["worker_drain"]["rows_per_second"]
+    print(f"worker drained {pending} events in {drain_seconds:.1f} s ({rate:.0f}/s)")
     out = ROOT / "benchmarks" / "results" / "sync_overhead.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

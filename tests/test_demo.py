@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from io import StringIO
 
 import pytest
 from django.core.management import call_command
@@ -33,7 +34,7 @@ def test_demo_fixture_is_a_real_catalog(settings):
     names_a = set(Category.objects.filter(store__slug="brightfield", parent=None).values_list("name", flat=True))
     names_b = set(Category.objects.filter(store__slug="tooler", parent=None).values_list("name", flat=True))
     assert names_a != names_b  # each store names its tree its own way
-    call_command("semantic_index", "--no-progress", stdout=open("/dev/null", "w"))
+    call_command("semantic_index", "--no-progress", stdout=StringIO())
     from semantic_catalog.registry import registry
 
     results = registry.get("products").search("battery powered screwdriver", mode="semantic", limit=5)

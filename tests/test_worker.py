@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
+from semantic_catalog.collections import active_collection
 from semantic_catalog.models import SyncEvent
 from semantic_catalog.registry import registry
 
@@ -23,12 +24,37 @@ def test_db_worker_drains_the_outbox(db_tasks, make_product):
     first = make_product("Cordless drill", description="battery drill")
     second = make_product("Garden hose", category="hoses", store="b")
     assert SyncEvent.objects.count() == 2
-    assert DBTaskResult.objects.filter(status="READY").count() == 2  # one enqueue per commit
+    # two commits, one queued drain: the second writer saw a drain already queued and not started
+    assert DBTaskResult.objects.filter(status="READY").count() == 1
+    assert active_collection(index) is None  # nothing ran in this process: the worker does the work
     call_command("db_worker", "--batch", "--no-startup-delay", verbosity=0)
     assert SyncEvent.objects.count() == 0
     assert [r.id for r in index.search("garden hose", mode="keyword")] == [str(second.pk)]
     assert [r.id for r in index.search("battery drill", mode="keyword")] == [str(first.pk)]
-    assert DBTaskResult.objects.filter(status="SUCCESSFUL").count() == 2
+    assert DBTaskResult.objects.filter(status="SUCCESSFUL").count() == 1
+    # once that drain has started, the next write queues a new one
+    third = make_product("Leaf blower", category="hoses", store="b")
+    assert DBTaskResult.objects.filter(status="READY").count() == 1
+    call_command("db_worker", "--batch", "--no-startup-delay", verbosity=0)
+    assert [r.id for r in index.search("leaf blower", mode="keyword")] == [str(third.pk)]
+
+
+def test_failed_enqueue_withdraws_the_request_so_the_next_write_retries(db_tasks, make_product, monkeypatch):
+    from django_tasks_db.models import DBTaskResult
+
+    from semantic_catalog.models import DrainRequest
+    from semantic_catalog.tasks import drain_outbox
+
+    backend = type(drain_outbox.get_backend())
+    original = backend.enqueue
+    monkeypatch.setattr(backend, "enqueue", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("queue down")))
+    make_product("Cordless drill")
+    assert SyncEvent.objects.count() == 1 and DrainRequest.objects.count() == 0
+    monkeypatch.setattr(backend, "enqueue", original)
+    make_product("Garden hose", category="hoses", store="b")
+    assert DBTaskResult.objects.filter(status="READY").count() == 1
+    call_command("db_worker", "--batch", "--no-startup-delay", verbosity=0)
+    assert SyncEvent.objects.count() == 0
 
 
 def test_failed_drain_schedules_a_deferred_retry(db_tasks, make_product, monkeypatch):

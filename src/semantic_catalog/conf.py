@@ -7,6 +7,8 @@ from typing import Any
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 DEFAULTS: dict[str, Any] = {
     # Encoder backend: dotted path + options. With no "model", the bundled all-MiniLM-L6-v2 is used.
@@ -49,7 +51,17 @@ DEFAULTS: dict[str, Any] = {
 
 
 class SemanticSettings:
-    """Attribute access to the merged settings; unknown keys in the user's dict are an error."""
+    """Attribute access to the merged settings; unknown keys in the user's dict are an error.
+
+    Values are cached (they are read on every save) and the cache is dropped when Django's
+    ``setting_changed`` fires for SEMANTIC_CATALOG (``override_settings``, pytest's ``settings``).
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    def reload(self) -> None:
+        self._cache = {}
 
     def _user(self) -> dict[str, Any]:
         user = getattr(django_settings, "SEMANTIC_CATALOG", {}) or {}
@@ -63,6 +75,13 @@ class SemanticSettings:
     def __getattr__(self, name: str) -> Any:
         if name not in DEFAULTS:
             raise AttributeError(name)
+        try:
+            return self._cache[name]
+        except KeyError:
+            value = self._cache[name] = self._read(name)
+            return value
+
+    def _read(self, name: str) -> Any:
         value = self._user().get(name, DEFAULTS[name])
         if name in ("ENCODER", "VECTOR_STORE"):
             merged = dict(DEFAULTS[name])
@@ -86,3 +105,9 @@ class SemanticSettings:
 
 
 semantic_settings = SemanticSettings()
+
+
+@receiver(setting_changed)
+def _reload(setting: str, **kwargs: Any) -> None:
+    if setting == "SEMANTIC_CATALOG":
+        semantic_settings.reload()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 
@@ -21,16 +22,18 @@ class SyncEvent(models.Model):
     index = models.CharField(max_length=100)
     object_id = models.CharField(max_length=64)
     op = models.CharField(max_length=10, choices=Op.choices, default=Op.UPSERT)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # Database defaults let the hot-path INSERT (outbox.py) send only index, object_id and op.
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_default=Status.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0, db_default=0)
+    last_error = models.TextField(blank=True, default="", db_default="")
+    created_at = models.DateTimeField(default=timezone.now, db_default=Now())
+    next_attempt_at = models.DateTimeField(default=timezone.now, db_default=Now())
 
     class Meta:
         indexes = [
             models.Index(fields=["index", "status", "next_attempt_at"], name="semantic_event_due"),
-            models.Index(fields=["index", "object_id"], name="semantic_event_object"),
         ]
 
     def __str__(self) -> str:
@@ -82,3 +85,16 @@ class IndexLease(models.Model):
 
     def __str__(self) -> str:
         return f"{self.index} lease until {self.locked_until}"
+
+
+class DrainRequest(models.Model):
+    """ "A drain of this index is queued and has not started yet." Writers enqueue a drain only when
+    they are the ones to create this row, so a burst of saves queues one task, not one per save;
+    the drain deletes the row before it reads the outbox, so nothing committed after that is missed.
+    """
+
+    index = models.CharField(max_length=100, primary_key=True)
+    requested_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.index} drain requested at {self.requested_at}"

@@ -27,6 +27,7 @@ from .conf import semantic_settings
 from .engine.indexer import IndexReport, index_documents, remove_documents
 from .indexes import SemanticIndex
 from .models import IndexLease, SyncEvent
+from .outbox import clear_drain_request, insert_events, request_drain
 
 logger = logging.getLogger("semantic_catalog.sync")
 
@@ -69,14 +70,11 @@ def _on_delete(sender: type[models.Model], instance: models.Model, using: str, *
 
 def record_changes(index: SemanticIndex, pks: Iterable[Any], op: str, using: str = "default") -> int:
     """Write one outbox row per pk (inside the caller's transaction) and schedule a drain at commit."""
-    now = timezone.now()
-    events = [
-        SyncEvent(index=index.name, object_id=str(pk), op=op, created_at=now, next_attempt_at=now) for pk in pks
-    ]
-    if events:
-        SyncEvent.objects.using(using).bulk_create(events, batch_size=500)
+    object_ids = [str(pk) for pk in pks]
+    if object_ids:
+        insert_events(using, index.name, object_ids, op)
         schedule_drain(index.name, using=using)
-    return len(events)
+    return len(object_ids)
 
 
 def mark_dirty(target: SemanticIndex | type[models.Model], objects: models.QuerySet | Iterable[Any]) -> int:
@@ -95,22 +93,39 @@ def mark_dirty(target: SemanticIndex | type[models.Model], objects: models.Query
 
 
 def schedule_drain(index_name: str, using: str = "default") -> None:
-    """Enqueue one drain per index per transaction, after it commits (at once in autocommit mode)."""
+    """Make sure a drain is queued once this transaction commits (at once in autocommit mode).
+
+    A ``DrainRequest`` row marks "a drain is queued and has not started"; only the writer that
+    creates it enqueues a task. On SQLite, whose writers are serialised, the row is written inside
+    the transaction (a rollback removes it, and a drain starting meanwhile waits for our commit).
+    Elsewhere it is written after commit, when our outbox rows are visible to any drain that starts.
+    """
     if not semantic_settings.ENQUEUE_DRAIN:
         return
     connection = transaction.get_connection(using)
-    if connection.in_atomic_block:
-        for _, func, _ in connection.run_on_commit:
-            if getattr(func, "semantic_drain", None) == index_name:
-                return
-        callback = partial(enqueue_drain, index_name)
+    if not connection.in_atomic_block:
+        _request_drain(index_name, using)
+    elif connection.vendor == "sqlite":
+        if request_drain(using, index_name):
+            transaction.on_commit(partial(_enqueue_or_withdraw, index_name), using=using, robust=True)
+    elif not any(getattr(func, "semantic_drain", None) == index_name for _, func, _ in connection.run_on_commit):
+        callback = partial(_request_drain, index_name, using)
         callback.semantic_drain = index_name  # type: ignore[attr-defined]
         transaction.on_commit(callback, using=using, robust=True)
-    else:
-        enqueue_drain(index_name)
 
 
-def enqueue_drain(index_name: str, run_after: Any = None) -> None:
+def _request_drain(index_name: str, using: str) -> None:
+    """Enqueue a drain unless one is already queued and not started (it will see our committed rows)."""
+    if request_drain(using, index_name):
+        _enqueue_or_withdraw(index_name)
+
+
+def _enqueue_or_withdraw(index_name: str) -> None:
+    if not enqueue_drain(index_name):
+        clear_drain_request(index_name)  # so the next write tries again
+
+
+def enqueue_drain(index_name: str, run_after: Any = None) -> bool:
     """Hand the drain to the tasks backend; if that fails the outbox rows stay for the next drain."""
     from .tasks import drain_outbox
 
@@ -118,11 +133,13 @@ def enqueue_drain(index_name: str, run_after: Any = None) -> None:
     try:
         if run_after is not None:
             if not task.get_backend().supports_defer:
-                return
+                return False
             task = task.using(run_after=run_after)
         task.enqueue(index_name)
     except Exception:
         logger.exception("Could not enqueue the drain of %r; its outbox rows stay for `semantic_sync`.", index_name)
+        return False
+    return True
 
 
 # -- draining ----------------------------------------------------------------------------------------
@@ -163,6 +180,7 @@ def drain(index_name: str, batch_size: int | None = None, max_batches: int | Non
     from .registry import registry
 
     index = registry.get(index_name)
+    clear_drain_request(index_name)
     batch_size = batch_size or semantic_settings.SYNC_BATCH_SIZE
     report = DrainReport()
     token = uuid.uuid4().hex
