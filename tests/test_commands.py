@@ -109,3 +109,20 @@ def test_commands_reject_bad_arguments(db):
         run("semantic_index", "--index", "nope")
     with pytest.raises(CommandError, match="at least 1"):
         run("semantic_index", "--batch-size", "0")
+
+
+def test_status_warns_when_a_queued_drain_never_starts(offline, make_product):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from semantic_catalog.models import DrainRequest
+
+    make_product("Drill")
+    run("semantic_sync")
+    DrainRequest.objects.create(index="products", requested_at=timezone.now() - timedelta(hours=1))
+    (status,) = json.loads(run("semantic_status", "--json"))
+    assert any("is the tasks worker running" in w for w in status["warnings"])
+    run("semantic_sync")  # a drain clears the request
+    (status,) = json.loads(run("semantic_status", "--json"))
+    assert not any("worker" in w for w in status["warnings"])

@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
     "RETRY_BASE_SECONDS": 5,
     "RETRY_MAX_SECONDS": 3600,
     "LOCK_SECONDS": 300,
+    # Compact the store's table after this many rows were written by drains in one process.
+    "OPTIMIZE_AFTER_WRITES": 1000,
     # django-tasks backend alias and queue used for drain tasks.
     "TASK_BACKEND": "default",
     "TASK_QUEUE": "default",

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Count
+from django.utils import timezone
 
 from .backends import get_encoder, get_store
+from .conf import semantic_settings
 from .engine.errors import SemanticCatalogError
 from .indexes import SemanticIndex
-from .models import Collection, SyncEvent
+from .models import Collection, DrainRequest, SyncEvent
 
 
 def index_status(index: SemanticIndex) -> dict[str, Any]:
@@ -52,6 +54,12 @@ def index_status(index: SemanticIndex) -> dict[str, Any]:
             )
         if active["documents"] is None:
             warnings.append("the active collection's table is missing: run semantic_index --rebuild")
+    request = DrainRequest.objects.filter(index=index.name).first()
+    if request and (timezone.now() - request.requested_at).total_seconds() > semantic_settings.LOCK_SECONDS:
+        warnings.append(
+            f"a drain was queued at {request.requested_at:%Y-%m-%d %H:%M:%S} and has not started: "
+            "is the tasks worker running? `semantic_sync` drains now"
+        )
     if events.get(SyncEvent.Status.FAILED):
         warnings.append("some changes failed to sync: see the admin's sync events, then `semantic_sync --retry-failed`")
     return {

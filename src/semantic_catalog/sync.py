@@ -225,8 +225,10 @@ def _apply(index: SemanticIndex, events: list[SyncEvent], report: DrainReport) -
     try:
         store, encoder = get_store(), get_encoder()
         for collection in writable_collections(index):
-            report.index += index_documents(store, collection.table, encoder, documents)
-            report.index += remove_documents(store, collection.table, gone)
+            written = index_documents(store, collection.table, encoder, documents)
+            written += remove_documents(store, collection.table, gone)
+            report.index += written
+            _maybe_optimize(collection.table, written.written + written.deleted)
     except Exception as exc:
         logger.warning("Drain of %r failed for %d events: %r", index.name, len(ok_events), exc)
         _fail(ok_events, f"{type(exc).__name__}: {exc}", report)
@@ -234,6 +236,18 @@ def _apply(index: SemanticIndex, events: list[SyncEvent], report: DrainReport) -
         SyncEvent.objects.filter(id__in=[e.id for e in ok_events]).delete()
     for object_id, message in errors.items():
         _fail([e for e in events if e.object_id == object_id], message, report)
+
+
+_writes_since_optimize: dict[str, int] = {}
+
+
+def _maybe_optimize(table: str, writes: int) -> None:
+    """Small writes leave many small fragments and versions behind; compact now and then."""
+    total = _writes_since_optimize.get(table, 0) + writes
+    if total >= semantic_settings.OPTIMIZE_AFTER_WRITES:
+        get_store().optimize(table)
+        total = 0
+    _writes_since_optimize[table] = total
 
 
 def backoff_seconds(attempts: int) -> float:
