@@ -14,7 +14,7 @@ $PY manage.py loaddata demo_catalog -v1
 echo "==> indexing (the bundled all-MiniLM-L6-v2 model; unchanged rows are skipped on re-runs)"
 $PY manage.py semantic_index
 $PY manage.py semantic_status
-if ! $PY manage.py shell -c "from django.contrib.auth.models import User; raise SystemExit(not User.objects.filter(username='admin').exists())" 2>/dev/null; then
+if ! $PY manage.py shell -v 0 -c "from django.contrib.auth.models import User; raise SystemExit(not User.objects.filter(username='admin').exists())" 2>/dev/null; then
   DJANGO_SUPERUSER_PASSWORD=admin $PY manage.py createsuperuser --noinput --username admin --email admin@example.com
 fi
 echo "==> demo shop: http://127.0.0.1:8000  (admin: http://127.0.0.1:8000/admin, user admin / password admin)"
