@@ -13,7 +13,7 @@ from django.dispatch import receiver
 
 from .conf import semantic_settings
 from .engine.encoders.base import Encoder
-from .engine.errors import ConfigurationError
+from .engine.errors import ConfigurationError, SemanticCatalogError
 from .engine.loading import load_backend
 from .engine.stores.base import VectorStore
 
@@ -25,9 +25,13 @@ class BackendImproperlyConfigured(ImproperlyConfigured):
     """A backend in SEMANTIC_CATALOG could not be loaded."""
 
 
-def _build(setting: str, base: type, defaults: dict[str, Any]) -> Any:
-    config = getattr(semantic_settings, setting)
-    options = {**defaults, **config["OPTIONS"]}
+class EncoderUnavailable(SemanticCatalogError):
+    """A collection's model is not configured on this server."""
+
+
+def _build(setting: str, base: type, defaults: dict[str, Any], config: dict[str, Any] | None = None) -> Any:
+    config = config or getattr(semantic_settings, setting)
+    options = {**defaults, **(config.get("OPTIONS") or {})}
     key = setting + json.dumps([config["BACKEND"], options], sort_keys=True, default=str)
     instance = _cache.get(key)
     if instance is None:
@@ -42,9 +46,25 @@ def _build(setting: str, base: type, defaults: dict[str, Any]) -> Any:
     return instance
 
 
-def get_encoder() -> Encoder:
-    """The encoder every index uses (loaded lazily: torch is imported on the first encode)."""
-    return _build("ENCODER", Encoder, {})
+def get_encoder(name: str | None = None) -> Encoder:
+    """The configured ENCODER, or the one named ``name`` (ENCODER itself or a key of ENCODERS).
+
+    Models load lazily: torch is imported on the first encode, not here.
+    """
+    default = _build("ENCODER", Encoder, {})
+    if name is None or name == default.name:
+        return default
+    config = semantic_settings.ENCODERS.get(name)
+    if config is None:
+        raise EncoderUnavailable(
+            f"No encoder named {name!r}: ENCODER is {default.name!r}; add {name!r} to SEMANTIC_CATALOG['ENCODERS'] "
+            "to keep using its collections, or rebuild them with the current ENCODER."
+        )
+    return _build("ENCODERS", Encoder, {"name": name}, {"BACKEND": config["BACKEND"], "OPTIONS": config.get("OPTIONS")})
+
+
+def available_encoder_names() -> set[str]:
+    return {get_encoder().name, *semantic_settings.ENCODERS}
 
 
 def get_store() -> VectorStore:

@@ -8,7 +8,7 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
-from .backends import get_encoder, get_store
+from .backends import available_encoder_names, get_encoder, get_store
 from .engine.errors import SemanticCatalogError
 from .indexes import SemanticIndex
 from .models import Collection
@@ -27,13 +27,16 @@ def active_collection(index: SemanticIndex) -> Collection | None:
     return Collection.objects.filter(index=index.name, state=Collection.State.ACTIVE).first()
 
 
-def _create(index: SemanticIndex, state: str) -> Collection:
-    encoder = get_encoder()
+def _create(index: SemanticIndex, state: str, model: str | None = None, dimension: int | None = None) -> Collection:
+    """A new collection for the configured encoder, or for ``model`` / ``dimension`` (imported vectors)."""
+    if model is None:
+        encoder = get_encoder()
+        model, dimension = encoder.name, encoder.dimension
     collection = Collection(
         index=index.name,
-        table=table_name(index, encoder.name),
-        encoder=encoder.name,
-        dimension=encoder.dimension,
+        table=table_name(index, model),
+        encoder=model,
+        dimension=dimension,
         text_version=index.text_version,
         state=state,
         activated_at=timezone.now() if state == Collection.State.ACTIVE else None,
@@ -60,27 +63,36 @@ def require_searchable(index: SemanticIndex) -> Collection:
         raise IndexNotReady(
             f"Index {index.name!r} has not been built yet: run `manage.py semantic_index --index {index.name}`."
         )
-    encoder_name = get_encoder().name
-    if collection.encoder != encoder_name:
+    if collection.encoder not in available_encoder_names():
         raise IndexNotReady(
-            f"Index {index.name!r} was built with model {collection.encoder!r} but ENCODER is now {encoder_name!r}: "
-            f"run `manage.py semantic_index --index {index.name} --rebuild`."
+            f"Index {index.name!r} was built with model {collection.encoder!r}, which is not configured "
+            f"(ENCODER is {get_encoder().name!r}): add it to SEMANTIC_CATALOG['ENCODERS'] or run "
+            f"`manage.py semantic_index --index {index.name} --rebuild`."
         )
     return collection
 
 
 def writable_collections(index: SemanticIndex) -> list[Collection]:
     """Collections the outbox must keep current: the active one (created if missing) and any being built,
-    that use the configured encoder (vectors of another model cannot be mixed in)."""
+    whose model is configured here (each is written with its own model's vectors)."""
     ensure_active(index)
-    encoder_name = get_encoder().name
     return list(
         Collection.objects.filter(
             index=index.name,
             state__in=[Collection.State.ACTIVE, Collection.State.BUILDING],
-            encoder=encoder_name,
+            encoder__in=available_encoder_names(),
         ).order_by("id")
     )
+
+
+def collection_for_model(index: SemanticIndex, model: str, dimension: int) -> Collection:
+    """Where vectors of ``model`` go: the active collection if it uses that model, else that model's
+    collection being built (created empty if there is none)."""
+    active = active_collection(index)
+    if active is not None and active.encoder == model:
+        return active
+    building = Collection.objects.filter(index=index.name, state=Collection.State.BUILDING, encoder=model).first()
+    return building or _create(index, Collection.State.BUILDING, model, dimension)
 
 
 def start_rebuild(index: SemanticIndex) -> Collection:

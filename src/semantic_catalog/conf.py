@@ -16,6 +16,9 @@ DEFAULTS: dict[str, Any] = {
         "BACKEND": "semantic_catalog.engine.encoders.SentenceTransformerEncoder",
         "OPTIONS": {},
     },
+    # More encoders by name (a collection's "model"), so collections of another model keep serving
+    # queries and receiving updates, e.g. the old model while a new one is rebuilt or imported.
+    "ENCODERS": {},
     # Vector store backend. When OPTIONS has no "uri", DATA_DIR/"lancedb" is used.
     "VECTOR_STORE": {
         "BACKEND": "semantic_catalog.engine.stores.lancedb.LanceDBStore",

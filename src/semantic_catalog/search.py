@@ -55,9 +55,9 @@ def clear_query_cache() -> None:
         _cache.clear()
 
 
-def query_vector(text: str) -> np.ndarray:
-    """Embed a query once; repeated queries come from an LRU cache (QUERY_CACHE_SIZE entries)."""
-    encoder = get_encoder()
+def query_vector(text: str, model: str | None = None) -> np.ndarray:
+    """Embed a query once per model; repeated queries come from an LRU cache (QUERY_CACHE_SIZE entries)."""
+    encoder = get_encoder(model)
     key = (encoder.name, text)
     with _cache_lock:
         vector = _cache.get(key)
@@ -138,7 +138,7 @@ def search(
     size = check_limit(limit)
     conditions = _filters(index, filters)
     collection = require_searchable(index)
-    vector = None if checked_mode == "keyword" else query_vector(text)
+    vector = None if checked_mode == "keyword" else query_vector(text, collection.encoder)
     hits = engine_search.search(
         get_store(),
         collection.table,

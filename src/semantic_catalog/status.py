@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import Count
 from django.utils import timezone
 
-from .backends import get_encoder, get_store
+from .backends import available_encoder_names, get_encoder, get_store
 from .conf import semantic_settings
 from .engine.errors import SemanticCatalogError
 from .indexes import SemanticIndex
@@ -44,9 +44,15 @@ def index_status(index: SemanticIndex) -> dict[str, Any]:
     if active is None:
         warnings.append(f"not built yet: run `manage.py semantic_index --index {index.name}`")
     else:
-        if active["model"] != encoder_name:
+        if active["model"] not in available_encoder_names():
             warnings.append(
-                f"built with {active['model']!r}, ENCODER is {encoder_name!r}: run semantic_index --rebuild"
+                f"built with {active['model']!r}, which is not configured (ENCODER is {encoder_name!r}): "
+                "add it to ENCODERS or run semantic_index --rebuild"
+            )
+        elif active["model"] != encoder_name:
+            warnings.append(
+                f"serving with {active['model']!r} from ENCODERS; ENCODER is {encoder_name!r}: "
+                "semantic_index --rebuild (or an import of its vectors) switches when complete"
             )
         if active["text_version"] != index.text_version:
             warnings.append(

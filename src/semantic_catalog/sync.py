@@ -223,9 +223,9 @@ def _apply(index: SemanticIndex, events: list[SyncEvent], report: DrainReport) -
     gone = [object_id for object_id in pks if object_id not in rows]
     ok_events = [e for e in events if e.object_id not in errors]
     try:
-        store, encoder = get_store(), get_encoder()
+        store = get_store()
         for collection in writable_collections(index):
-            written = index_documents(store, collection.table, encoder, documents)
+            written = index_documents(store, collection.table, get_encoder(collection.encoder), documents)
             written += remove_documents(store, collection.table, gone)
             report.index += written
             _maybe_optimize(collection.table, written.written + written.deleted)

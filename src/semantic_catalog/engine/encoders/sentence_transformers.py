@@ -32,7 +32,8 @@ class SentenceTransformerEncoder(Encoder):
 
     Options: ``model`` (name or path), ``device`` (None picks CUDA when present), ``batch_size``,
     ``query_prompt`` / ``document_prompt`` (prefixes for asymmetric models such as E5),
-    ``num_threads`` (torch CPU threads; on small machines fewer threads avoid over-subscription).
+    ``num_threads`` (torch CPU threads; on small machines fewer threads avoid over-subscription),
+    ``half`` (float16 weights; None = on CUDA only), ``name`` (how collections and vector files name it).
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class SentenceTransformerEncoder(Encoder):
         document_prompt: str = "",
         num_threads: int | None = None,
         name: str | None = None,
+        half: bool | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigurationError("SentenceTransformerEncoder batch_size must be at least 1.")
@@ -53,6 +55,7 @@ class SentenceTransformerEncoder(Encoder):
         self.query_prompt = query_prompt
         self.document_prompt = document_prompt
         self.num_threads = num_threads
+        self.half = half
         self.name = name or (model.rstrip("/").split("/")[-1] if model else BUNDLED_MODEL_NAME)
         self._model: Any = None
         self._lock = threading.Lock()
@@ -80,10 +83,14 @@ class SentenceTransformerEncoder(Encoder):
             import torch
 
             torch.set_num_threads(self.num_threads)
+        device = None if self.device in (None, "auto") else self.device
         try:
-            return SentenceTransformer(path, device=self.device)
+            model = SentenceTransformer(path, device=device)
         except OSError as exc:
             raise ConfigurationError(f"Cannot load sentence-transformers model {path!r}: {exc}") from exc
+        if self.half or (self.half is None and str(model.device).startswith("cuda")):
+            model.half()
+        return model
 
     @property
     def dimension(self) -> int:
