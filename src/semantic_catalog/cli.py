@@ -73,7 +73,7 @@ def _raise_for(response: Any) -> None:
 
 def cmd_pull(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    params = {"format": "parquet" if out.suffix == ".parquet" else "jsonl"}
+    params = {"file_format": "parquet" if out.suffix == ".parquet" else "jsonl"}
     if args.limit:
         params["limit"] = str(args.limit)
     if args.since:

@@ -52,6 +52,8 @@ DEFAULTS: dict[str, Any] = {
     # DRF permission classes (dotted paths) per endpoint group.
     "SEARCH_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "STATUS_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "EXPORT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "IMPORT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
 }
 
 

@@ -67,7 +67,8 @@ class SemanticIndex:
     Attributes: ``model`` (required); ``name`` (URL-safe, defaults to the model name);
     ``text_fields`` / ``text_template`` (Django template syntax, the row as context, ``object`` too) or
     override ``get_text``; ``filter_fields``; ``display_fields`` (returned with each hit);
-    ``text_version`` (bump when you change how text is built: a rebuild then makes a new collection).
+    ``text_version`` (bump when you change how text is built: a rebuild then makes a new collection);
+    ``updated_field`` (a DateTimeField with auto_now, for exports of rows changed since a time).
     """
 
     model: ClassVar[type[models.Model] | None] = None
@@ -78,6 +79,7 @@ class SemanticIndex:
     filter_fields: ClassVar[Sequence[str | FilterField]] = ()
     display_fields: ClassVar[Sequence[str]] = ()
     text_version: ClassVar[int] = 1
+    updated_field: ClassVar[str] = ""
 
     def __init__(self) -> None:
         if self.model is None:

@@ -12,5 +12,7 @@ urlpatterns = [
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("<str:index>/search", views.SearchView.as_view(), name="search"),
     path("<str:index>/recommend", views.RecommendView.as_view(), name="recommend"),
+    path("<str:index>/export", views.ExportView.as_view(), name="export"),
+    path("<str:index>/import", views.ImportView.as_view(), name="import"),
     path("<str:index>/<str:pk>/similar", views.SimilarView.as_view(), name="similar"),
 ]

@@ -5,8 +5,12 @@ User mistakes become 4xx responses whose ``detail`` says what to fix; anything e
 
 from __future__ import annotations
 
+import json
+import tempfile
+from itertools import chain
 from typing import Any
 
+from django.http import FileResponse, StreamingHttpResponse
 from django.utils.module_loading import import_string
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -18,6 +22,9 @@ from rest_framework.views import APIView
 from ..collections import IndexNotReady
 from ..conf import semantic_settings
 from ..engine.errors import InvalidQuery, NotIndexedYet, UnknownIds
+from ..engine.offline import BadFile, write_records
+from ..exporting import export_records, parse_since
+from ..importing import ImportRejected, import_vectors
 from ..indexes import SemanticIndex
 from ..registry import UnknownIndex, registry
 from ..search import ObjectNotFound, Result, recommend, search, similar
@@ -29,6 +36,7 @@ ERROR_STATUS: list[tuple[type[Exception], int]] = [
     (UnknownIndex, status.HTTP_404_NOT_FOUND),
     (ObjectNotFound, status.HTTP_404_NOT_FOUND),
     (InvalidQuery, status.HTTP_400_BAD_REQUEST),
+    (BadFile, status.HTTP_400_BAD_REQUEST),
     (UnknownIds, status.HTTP_400_BAD_REQUEST),
     (NotIndexedYet, status.HTTP_409_CONFLICT),
     (IndexNotReady, status.HTTP_503_SERVICE_UNAVAILABLE),
@@ -114,6 +122,73 @@ class RecommendView(SemanticAPIView):
         data = body.validated_data
         results = recommend(semantic_index, data["positive"], data["negative"], data["filters"], data.get("limit"))
         return self.results(semantic_index, results)
+
+
+class ExportView(SemanticAPIView):
+    """Stream the index's rows for the offline machine (JSONL streams row by row; Parquet is spooled)."""
+
+    permission_setting = "EXPORT_PERMISSION_CLASSES"
+
+    @extend_schema(
+        parameters=[
+            # not "format": DRF reserves that query parameter for choosing a renderer
+            OpenApiParameter("file_format", OpenApiTypes.STR, enum=["jsonl", "parquet"], default="jsonl"),
+            OpenApiParameter("limit", OpenApiTypes.INT),
+            OpenApiParameter("since", OpenApiTypes.DATETIME, description="rows changed after (needs updated_field)"),
+        ],
+        responses={200: OpenApiTypes.BINARY, **ERRORS},
+    )
+    def get(self, request: Request, index: str) -> Any:
+        semantic_index = registry.get(index)
+        fmt = request.query_params.get("file_format", "jsonl")
+        if fmt not in ("jsonl", "parquet"):
+            raise InvalidQuery(f"file_format must be jsonl or parquet, got {fmt!r}.")
+        limit = request.query_params.get("limit")
+        try:
+            limit_value = int(limit) if limit else None
+        except ValueError:
+            raise InvalidQuery(f"limit must be a whole number, got {limit!r}.") from None
+        records = export_records(semantic_index, parse_since(request.query_params.get("since")), limit_value)
+        filename = f"{semantic_index.name}.{fmt}"
+        if fmt == "jsonl":
+            first = next(records, None)  # surface request errors as 4xx before streaming starts
+            rows = chain([first] if first is not None else [], records)
+            lines = (json.dumps(r, ensure_ascii=False, default=str) + "\n" for r in rows)
+            response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
+        else:
+            spool = tempfile.NamedTemporaryFile(suffix=".parquet")  # noqa: SIM115 - FileResponse closes it
+            write_records(spool.name, records)
+            response = FileResponse(open(spool.name, "rb"), content_type="application/vnd.apache.parquet")  # noqa: SIM115
+            spool.close()
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+
+class ImportView(SemanticAPIView):
+    """Upload a Parquet vector file (the raw request body); ``dry_run=1`` reports without changing anything."""
+
+    permission_setting = "IMPORT_PERMISSION_CLASSES"
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("dry_run", OpenApiTypes.BOOL, default=False),
+            OpenApiParameter("skip_invalid", OpenApiTypes.BOOL, default=False),
+        ],
+        request={"application/vnd.apache.parquet": OpenApiTypes.BINARY},
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+    )
+    def post(self, request: Request, index: str) -> Response:
+        semantic_index = registry.get(index)
+        params = request.query_params
+        flags = {key: params.get(key, "0").lower() in ("1", "true", "yes") for key in ("dry_run", "skip_invalid")}
+        with tempfile.NamedTemporaryFile(suffix=".parquet") as upload:
+            upload.write(request.body)
+            upload.flush()
+            try:
+                report = import_vectors(semantic_index, upload.name, flags["dry_run"], flags["skip_invalid"])
+            except ImportRejected as exc:
+                return Response({"detail": str(exc), "report": exc.report.as_dict()}, status=400)
+        return Response(report.as_dict())
 
 
 class StatusView(SemanticAPIView):

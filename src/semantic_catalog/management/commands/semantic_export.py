@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+from django.utils import timezone
+
+from ...engine.errors import SemanticCatalogError
+from ...engine.offline import write_records
+from ...exporting import export_records, parse_since
+from ._base import IndexCommand
+
+
+class Command(IndexCommand):
+    help = "Export each index's rows (id, index, text, fields, content_hash) for `semantic-catalog embed`."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        self.add_index_argument(parser)
+        parser.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl")
+        parser.add_argument("--output-dir", default=".", help="folder for <index>-<time>.<format> (default: .)")
+        parser.add_argument("--limit", type=int, default=None, help="at most this many rows")
+        parser.add_argument("--since", default=None, help="only rows changed after this ISO time (needs updated_field)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+        for index in self.selected(options):
+            path = Path(options["output_dir"]) / f"{index.name}-{stamp}.{options['format']}"
+            try:
+                records = export_records(index, parse_since(options["since"]), options["limit"])
+                count = write_records(path, records)
+            except SemanticCatalogError as exc:
+                path.unlink(missing_ok=True)
+                raise CommandError(str(exc)) from exc
+            self.stdout.write(f"{index.name}: {count} records -> {path}")

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+
+from ...engine.errors import SemanticCatalogError
+from ...importing import ImportRejected, ImportReport, import_vectors
+from ._base import IndexCommand
+
+COUNTS = ("new", "updated", "unchanged", "stale", "unknown", "invalid")
+
+
+class Command(IndexCommand):
+    help = (
+        "Import vectors from `semantic-catalog embed` (a Parquet file or folder). Validates model, dimension, "
+        "ids, content hashes, NaNs, duplicates; --dry-run reports and changes nothing; otherwise all or nothing."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("path", help="vector file or folder")
+        parser.add_argument("--index", required=True, help="the index the vectors belong to")
+        parser.add_argument("--dry-run", action="store_true", help="report what would change; change nothing")
+        parser.add_argument("--skip-invalid", action="store_true", help="apply the valid records, skip invalid ones")
+        parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        (index,) = self.selected({"indexes": [options["index"]]})
+        try:
+            report = import_vectors(index, options["path"], options["dry_run"], options["skip_invalid"])
+        except ImportRejected as exc:
+            self._print(exc.report, options["json"])
+            raise CommandError(str(exc)) from exc
+        except SemanticCatalogError as exc:
+            raise CommandError(str(exc)) from exc
+        self._print(report, options["json"])
+
+    def _print(self, report: ImportReport, as_json: bool) -> None:
+        if as_json:
+            self.stdout.write(json.dumps(report.as_dict(), indent=2))
+            return
+        counts = ", ".join(f"{getattr(report, name)} {name}" for name in COUNTS)
+        mode = "dry run, nothing changed" if report.dry_run else ("applied" if report.applied else "nothing applied")
+        self.stdout.write(f"{report.index}: {counts} ({mode}); model {report.model}, dimension {report.dimension}")
+        self.stdout.write(f"  collection: {report.collection}" + (" (now active)" if report.activated else ""))
+        for error in report.errors:
+            self.stdout.write(f"  {error}")

@@ -1,0 +1,193 @@
+"""The offline path: export -> `semantic-catalog embed` (resumable) -> validated import, by command and HTTP."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+
+from semantic_catalog.backends import get_store
+from semantic_catalog.cli import main as cli
+from semantic_catalog.collections import active_collection
+from semantic_catalog.engine.embedding import embed_file
+from semantic_catalog.engine.encoders.base import Encoder
+from semantic_catalog.engine.offline import read_records
+from semantic_catalog.registry import registry
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+@pytest.fixture
+def catalog(make_product, settings):
+    settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG, "ENQUEUE_DRAIN": False}  # the server embeds nothing
+    products = [
+        make_product("Cordless drill driver", description="battery drill"),
+        make_product("Cast iron skillet", category="pans", description="searing pan"),
+        make_product("Garden hose 30 m", category="hoses", store="b"),
+        make_product("Leaf blower", category="hoses", store="b", description="battery powered"),
+    ]
+    make_product("Old stock", active=False)
+    return products
+
+
+def export(tmp_path: Path, fmt: str = "jsonl") -> Path:
+    out = run("semantic_export", "--index", "products", "--format", fmt, "--output-dir", str(tmp_path))
+    return Path(out.split("-> ")[1].strip())
+
+
+def test_export_embed_import_round_trip(catalog, tmp_path, counting):
+    path = export(tmp_path)
+    records = list(read_records(path))
+    assert len(records) == 4 and {"id", "index", "text", "fields", "content_hash"} <= set(records[0])
+    assert records[0]["fields"]["store"] == catalog[0].store_id
+
+    out = tmp_path / "vectors"
+    assert cli(["embed", str(path), "--out", str(out), "--batch-size", "2", "--quiet"]) == 0
+    table = pq.read_table(out)
+    assert table.num_rows == 4 and set(table.column("model").to_pylist()) == {"all-MiniLM-L6-v2"}
+    assert cli(["embed", str(path), "--out", str(out), "--quiet"]) == 0  # resume: nothing left to do
+    assert pq.read_table(out).num_rows == 4
+
+    report = json.loads(run("semantic_import", str(out), "--index", "products", "--dry-run", "--json"))
+    assert (report["new"], report["invalid"], report["applied"]) == (4, 0, False)
+    assert active_collection(registry.get("products")) is None  # the dry run built nothing
+
+    counting.reset()
+    out_text = run("semantic_import", str(out), "--index", "products")
+    assert "4 new" in out_text and counting.texts_encoded == 0
+    index = registry.get("products")
+    assert [r.id for r in index.search("battery powered drill", mode="semantic", limit=1)] == [str(catalog[0].pk)]
+    again = json.loads(run("semantic_import", str(out), "--index", "products", "--json"))
+    assert (again["unchanged"], again["new"]) == (4, 0)
+
+
+def test_import_reports_stale_unknown_and_rejects_invalid(catalog, tmp_path):
+    path = export(tmp_path, "parquet")
+    out = tmp_path / "vectors"
+    cli(["embed", str(path), "--out", str(out), "--quiet"])
+    table = pq.read_table(out)
+    catalog[1].description = "now enamelled"
+    catalog[1].save()  # stale: text changed after the export
+    catalog[2].delete()  # unknown
+    bad = table.to_pylist()
+    bad.append({**bad[0]})  # duplicate id
+    nan_row = {**bad[3], "id": str(catalog[3].pk)}
+    nan_row["vector"] = [float("nan")] * 384
+    bad[3] = nan_row
+    broken = tmp_path / "broken.parquet"
+    pq.write_table(pa.Table.from_pylist(bad, schema=table.schema), broken)
+
+    with pytest.raises(CommandError, match="2 invalid records; nothing was imported"):
+        run("semantic_import", str(broken), "--index", "products")
+    assert not get_store().has_collection("anything") and active_collection(registry.get("products")) is None
+
+    report = json.loads(run("semantic_import", str(broken), "--index", "products", "--skip-invalid", "--json"))
+    assert (report["new"], report["stale"], report["unknown"], report["invalid"]) == (1, 1, 1, 2)
+    assert any("NaN" in e for e in report["errors"]) and any("duplicate" in e for e in report["errors"])
+    assert any("stale" in e for e in report["errors"]) and any("unknown id" in e for e in report["errors"])
+
+
+def test_import_rejects_wrong_dimension_and_other_index(catalog, tmp_path):
+    path = export(tmp_path)
+    rows = [
+        {"id": r["id"], "index": "products", "content_hash": r["content_hash"], "model": "all-MiniLM-L6-v2",
+         "dimension": 8, "vector": [0.1] * 8}
+        for r in read_records(path)
+    ]
+    wrong = tmp_path / "wrong.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), wrong)
+    with pytest.raises(CommandError, match="has dimension 384"):
+        run("semantic_import", str(wrong), "--index", "products")
+    with pytest.raises(CommandError, match="Unknown index"):
+        run("semantic_import", str(wrong), "--index", "nope")
+    not_vectors = tmp_path / "not-vectors.parquet"
+    pq.write_table(pa.table({"id": ["1"], "text": ["x"]}), not_vectors)
+    with pytest.raises(CommandError, match="missing columns"):
+        run("semantic_import", str(not_vectors), "--index", "products")
+
+
+def test_vectors_of_another_model_go_to_that_models_collection(catalog, tmp_path):
+    run("semantic_index", "--no-progress")
+    index = registry.get("products")
+    active = active_collection(index)
+    path = export(tmp_path)
+    rows = [
+        {"id": r["id"], "index": "products", "content_hash": r["content_hash"], "model": "other-model",
+         "dimension": 4, "vector": [0.5, 0.5, 0.5, 0.5]}
+        for r in read_records(path)
+    ]
+    other = tmp_path / "other.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), other)
+    report = json.loads(run("semantic_import", str(other), "--index", "products", "--json"))
+    assert report["applied"] and not report["activated"] and report["collection"] != active.table
+    assert active_collection(index).table == active.table  # the old model keeps serving
+    status = json.loads(run("semantic_status", "--json"))[0]
+    states = {(c["model"], c["state"]) for c in status["collections"]}
+    assert states == {("all-MiniLM-L6-v2", "active"), ("other-model", "building")}
+
+
+class OutOfMemoryOnBigBatches(Encoder):
+    """Stands in for a GPU that runs out of memory above 3 texts per call (no GPU here)."""
+
+    name = "oom-test"
+    dimension = 3
+    calls: list[int] = []
+
+    def _encode(self, texts):
+        self.calls.append(len(texts))
+        if len(texts) > 3:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return np.ones((len(texts), 3), dtype=np.float32)
+
+
+def test_embed_halves_the_batch_on_out_of_memory_and_resumes(tmp_path):
+    export_file = tmp_path / "in.jsonl"
+    export_file.write_text(
+        "".join(
+            json.dumps({"id": str(i), "index": "x", "text": f"t{i}", "fields": {}, "content_hash": f"h{i}"}) + "\n"
+            for i in range(20)
+        )
+    )
+    encoder = OutOfMemoryOnBigBatches()
+    report = embed_file(export_file, tmp_path / "v", encoder, batch_size=16, records_per_part=8)
+    assert report.embedded == 20 and report.batch_size == 2 and max(c for c in encoder.calls[-5:]) <= 3
+    assert pq.read_table(tmp_path / "v").num_rows == 20
+    (tmp_path / "v" / "part-000001.parquet").unlink()  # as if the run had died before this part
+    again = embed_file(export_file, tmp_path / "v", encoder, batch_size=2, records_per_part=8)
+    assert (again.skipped, again.embedded) == (12, 8)
+
+
+def test_http_export_and_import_need_staff_and_validate(catalog, client, tmp_path):
+    assert client.get("/api/semantic/products/export").status_code in (401, 403)
+    User.objects.create_superuser("admin", "a@example.com", "pw")
+    client.login(username="admin", password="pw")
+    response = client.get("/api/semantic/products/export", {"file_format": "jsonl", "limit": 2})
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert response.status_code == 200 and len(lines) == 2 and json.loads(lines[0])["index"] == "products"
+    assert client.get("/api/semantic/products/export", {"since": "yesterday"}).status_code == 400
+    parquet = client.get("/api/semantic/products/export", {"file_format": "parquet"})
+    export_path = tmp_path / "export.parquet"
+    export_path.write_bytes(b"".join(parquet.streaming_content))
+    cli(["embed", str(export_path), "--out", str(tmp_path / "v"), "--quiet"])
+    body = (tmp_path / "v" / "part-000000.parquet").read_bytes()
+    dry = client.post(
+        "/api/semantic/products/import?dry_run=1", body, content_type="application/vnd.apache.parquet"
+    ).json()
+    assert dry["new"] == 4 and not dry["applied"]
+    done = client.post("/api/semantic/products/import", body, content_type="application/vnd.apache.parquet").json()
+    assert done["applied"] and done["new"] == 4
+    bad = client.post("/api/semantic/products/import", b"not parquet", content_type="application/vnd.apache.parquet")
+    assert bad.status_code == 400 and "not a Parquet file" in bad.json()["detail"]
