@@ -191,3 +191,21 @@ def test_http_export_and_import_need_staff_and_validate(catalog, client, tmp_pat
     assert done["applied"] and done["new"] == 4
     bad = client.post("/api/semantic/products/import", b"not parquet", content_type="application/vnd.apache.parquet")
     assert bad.status_code == 400 and "not a Parquet file" in bad.json()["detail"]
+
+
+def test_export_since_takes_only_changed_rows(catalog, tmp_path):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from shop.models import Product
+
+    Product.objects.update(updated_at=timezone.now() - timedelta(days=2))
+    catalog[2].name = "Garden hose 50 m"
+    catalog[2].save()
+    since = (timezone.now() - timedelta(days=1)).isoformat()
+    out = run("semantic_export", "--index", "products", "--since", since, "--output-dir", str(tmp_path))
+    path = Path(out.split("-> ")[1].strip())
+    assert [r["id"] for r in read_records(path)] == [str(catalog[2].pk)]
+    with pytest.raises(CommandError, match="ISO date-time"):
+        run("semantic_export", "--since", "last tuesday", "--output-dir", str(tmp_path))

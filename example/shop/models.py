@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.functions import Now
 
 
 class Store(models.Model):
@@ -57,6 +58,8 @@ class Product(models.Model):
     brand = models.CharField(max_length=100, blank=True)
     price = models.DecimalField(max_digits=10, decimal_places=2)
     active = models.BooleanField(default=True)
+    # auto_now on saves; the database default covers fixtures loaded without the column.
+    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
 
     def __str__(self) -> str:
         return self.name

@@ -16,6 +16,7 @@ class ProductIndex(SemanticIndex):
     text_template = "{{ name }}. {{ brand }}. {{ category.path }}. {{ description }}"
     filter_fields = ["store", "brand", "price", FilterField("category", getter=category_ids, type="int", many=True)]
     display_fields = ["name", "brand", "price", "store", "category"]
+    updated_field = "updated_at"  # lets exports take only rows changed since a time
 
     def get_queryset(self):
         return Product.objects.filter(active=True).select_related("store", "category__parent__parent__parent")
