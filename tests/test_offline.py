@@ -209,3 +209,21 @@ def test_export_since_takes_only_changed_rows(catalog, tmp_path):
     assert [r["id"] for r in read_records(path)] == [str(catalog[2].pk)]
     with pytest.raises(CommandError, match="ISO date-time"):
         run("semantic_export", "--since", "last tuesday", "--output-dir", str(tmp_path))
+
+
+def test_cli_pull_and_push_over_real_http_with_a_token(catalog, live_server, tmp_path, capsys):
+    from rest_framework.authtoken.models import Token
+
+    admin = User.objects.create_superuser("admin", "a@example.com", "pw")
+    token = Token.objects.create(user=admin).key
+    export_path = tmp_path / "pulled.parquet"
+    assert cli(["pull", live_server.url, "--index", "products", "--out", str(export_path), "--token", token]) == 0
+    assert len(list(read_records(export_path))) == 4
+    cli(["embed", str(export_path), "--out", str(tmp_path / "v"), "--quiet"])
+    capsys.readouterr()
+    assert cli(["push", live_server.url, "--index", "products", str(tmp_path / "v"), "--token", token]) == 0
+    assert json.loads(capsys.readouterr().out)["new"] == 4
+    index = registry.get("products")
+    assert [r.id for r in index.search("garden hose", mode="keyword")] == [str(catalog[2].pk)]
+    assert cli(["pull", live_server.url, "--index", "products", "--out", str(export_path), "--token", "wrong"]) == 2
+    assert "Invalid token" in capsys.readouterr().err

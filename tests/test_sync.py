@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from semantic_catalog.models import SyncEvent
 from semantic_catalog.registry import registry
@@ -52,9 +53,7 @@ def test_deactivated_row_leaves_every_endpoint(index, make_product, client):
     assert client.get(f"/api/semantic/products/{pk}/similar").status_code == 404
     similar = client.get(f"/api/semantic/products/{other.pk}/similar").json()
     assert pk not in [hit["id"] for hit in similar["results"]]
-    response = client.post(
-        "/api/semantic/products/recommend", {"positive": [pk]}, content_type="application/json"
-    )
+    response = client.post("/api/semantic/products/recommend", {"positive": [pk]}, content_type="application/json")
     assert response.status_code == 400 and pk in response.json()["detail"]
     from semantic_catalog.backends import get_store
     from semantic_catalog.collections import active_collection
@@ -186,7 +185,17 @@ def test_loaddata_style_raw_saves_are_recorded(index, shop):
     from shop.models import Product
 
     data = serializers.serialize(
-        "json", [Product(pk=500, name="Leaf blower 40V", price=120, store=shop["b"], category=shop["hoses"])]
+        "json",
+        [
+            Product(
+                pk=500,
+                name="Leaf blower 40V",
+                price=120,
+                store=shop["b"],
+                category=shop["hoses"],
+                updated_at=timezone.now(),
+            )
+        ],
     )
     with transaction.atomic():
         for obj in serializers.deserialize("json", data):

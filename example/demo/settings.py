@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+    "rest_framework.authtoken",
     "drf_spectacular",
     "django_tasks",
     "django_tasks_db",
@@ -75,7 +76,14 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 
-REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Tokens for `semantic-catalog pull/push` (create one: manage.py drf_create_token admin).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+}
 SPECTACULAR_SETTINGS = {"TITLE": "Semantic Catalog demo API", "VERSION": "0.1.0"}
 
 # Background work: "immediate" (default) drains right after commit in this process;

@@ -1,6 +1,20 @@
-"""Encoders: text -> L2-normalised float32 vectors. Heavy backends import their libraries lazily."""
+"""Encoders: text -> L2-normalised float32 vectors. Heavy backends import their libraries lazily.
+
+``OnnxEncoder`` (onnxruntime + tokenizers) and ``OpenAICompatibleEncoder`` (httpx) serve queries without torch;
+their modules import those libraries only when a model is loaded or a request made.
+"""
 
 from .base import Encoder, normalise
+from .onnx import OnnxEncoder
+from .openai_compatible import EmbeddingServiceError, OpenAICompatibleEncoder
 from .sentence_transformers import BUNDLED_MODEL_NAME, SentenceTransformerEncoder
 
-__all__ = ["BUNDLED_MODEL_NAME", "Encoder", "SentenceTransformerEncoder", "normalise"]
+__all__ = [
+    "BUNDLED_MODEL_NAME",
+    "EmbeddingServiceError",
+    "Encoder",
+    "OnnxEncoder",
+    "OpenAICompatibleEncoder",
+    "SentenceTransformerEncoder",
+    "normalise",
+]

@@ -1,0 +1,167 @@
+"""Encoder running an exported model with onnxruntime + tokenizers: no torch, no transformers.
+
+Make the folder with ``semantic-catalog export-onnx`` (see :mod:`semantic_catalog.engine.onnx_export`).
+onnxruntime and tokenizers are imported when the model is first used, not when this module is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigurationError
+from .base import Encoder, normalise
+
+CONFIG_FILE = "semantic_catalog_onnx.json"
+TOKENIZER_FILE = "tokenizer.json"
+
+
+class OnnxEncoder(Encoder):
+    """A sentence-transformers model exported to ONNX.
+
+    Options: ``model_dir`` (the export folder), ``name`` (default: the name recorded at export, so vectors made
+    with the torch model and with its export share a collection), ``batch_size``, ``num_threads`` (onnxruntime
+    intra-op threads; None lets onnxruntime decide), ``query_prompt`` / ``document_prompt``, ``file`` (the
+    .onnx file inside ``model_dir``; default the one the export config names, e.g. ``model.int8.onnx``).
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        name: str | None = None,
+        batch_size: int = 64,
+        num_threads: int | None = None,
+        query_prompt: str = "",
+        document_prompt: str = "",
+        file: str | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ConfigurationError("OnnxEncoder batch_size must be at least 1.")
+        if not model_dir:
+            raise ConfigurationError("OnnxEncoder needs OPTIONS 'model_dir': a folder made by export-onnx.")
+        self.model_dir = Path(model_dir)
+        self.config = _read_config(self.model_dir)
+        self.name = name or str(self.config.get("name") or self.model_dir.name)
+        self.file = file or str(self.config.get("file") or "model.onnx")
+        self.batch_size = batch_size
+        self.num_threads = num_threads
+        self.query_prompt = query_prompt
+        self.document_prompt = document_prompt
+        self.pooling = str(self.config.get("pooling", "mean"))
+        if self.pooling not in ("mean", "cls"):
+            raise ConfigurationError(f"{self.model_dir / CONFIG_FILE}: unsupported pooling {self.pooling!r}.")
+        self.max_length = int(self.config.get("max_length", 256))
+        self.lowercase = bool(self.config.get("lowercase", False))
+        try:
+            self._dimension = int(self.config["dimension"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigurationError(f"{self.model_dir / CONFIG_FILE} has no valid 'dimension'.") from exc
+        self._runtime: tuple[Any, Any, list[str]] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def runtime(self) -> tuple[Any, Any, list[str]]:
+        """(onnxruntime session, tokenizer, session input names), created once, thread-safe."""
+        if self._runtime is None:
+            with self._lock:
+                if self._runtime is None:
+                    self._runtime = self._load()
+        return self._runtime
+
+    def _load(self) -> tuple[Any, Any, list[str]]:
+        try:
+            import onnxruntime
+            from tokenizers import Tokenizer
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"OnnxEncoder needs onnxruntime and tokenizers ({exc.name} is missing): "
+                "pip install 'django-semantic-catalog[onnx]'."
+            ) from exc
+        model_path = self.model_dir / self.file
+        tokenizer_path = self.model_dir / TOKENIZER_FILE
+        for path in (model_path, tokenizer_path):
+            if not path.is_file():
+                raise ConfigurationError(f"OnnxEncoder: {path} is missing; re-run export-onnx into {self.model_dir}.")
+        tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        tokenizer.no_padding()  # _embed pads each batch itself, only as far as its longest text
+        tokenizer.enable_truncation(max_length=self.max_length)
+        options = onnxruntime.SessionOptions()
+        if self.num_threads:
+            options.intra_op_num_threads = self.num_threads
+            options.inter_op_num_threads = 1
+        try:
+            session = onnxruntime.InferenceSession(
+                str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise ConfigurationError(f"OnnxEncoder cannot load {model_path}: {exc}") from exc
+        return session, tokenizer, [i.name for i in session.get_inputs()]
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        if self.document_prompt:
+            texts = [self.document_prompt + t for t in texts]
+        return self._embed(texts)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        if not self.query_prompt:
+            return super().encode_query(text)
+        return normalise(self._embed([self.query_prompt + text]))[0]
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Pooled (not normalised) vectors, in the order of ``texts``."""
+        session, tokenizer, input_names = self.runtime
+        if self.lowercase:
+            texts = [t.lower() for t in texts]
+        encodings = tokenizer.encode_batch(texts)
+        # Sorting by token count keeps each batch's padding short; the results go back to their own rows.
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        pad_id = int(self.config.get("pad_id", 0))
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            width = max(1, max(len(encodings[i].ids) for i in rows))
+            input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+            attention_mask = np.zeros((len(rows), width), dtype=np.int64)
+            token_type_ids = np.zeros((len(rows), width), dtype=np.int64)
+            for r, i in enumerate(rows):
+                encoding = encodings[i]
+                n = len(encoding.ids)
+                input_ids[r, :n] = encoding.ids
+                attention_mask[r, :n] = encoding.attention_mask
+                token_type_ids[r, :n] = encoding.type_ids
+            feeds = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+            hidden = session.run(["last_hidden_state"], {name: feeds[name] for name in input_names})[0]
+            out[rows] = self._pool(hidden.astype(np.float32, copy=False), attention_mask)
+        return out
+
+    def _pool(self, hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        mask = attention_mask[:, :, None].astype(np.float32)
+        return (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+
+
+def _read_config(model_dir: Path) -> dict[str, Any]:
+    if not model_dir.is_dir():
+        raise ConfigurationError(
+            f"OnnxEncoder model_dir {str(model_dir)!r} does not exist: make it with "
+            "'semantic-catalog export-onnx --out DIR' on a machine with torch."
+        )
+    path = model_dir / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigurationError(f"{str(model_dir)!r} is not an ONNX export folder: {CONFIG_FILE} is missing.")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"Cannot read {path}: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ConfigurationError(f"{path} must hold a JSON object.")
+    return config

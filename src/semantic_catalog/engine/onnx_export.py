@@ -1,0 +1,213 @@
+"""Export a sentence-transformers model to ONNX so a server can encode queries without torch.
+
+The export (this module) needs torch, sentence-transformers and the ``export`` extra; the result is a folder
+that :class:`~semantic_catalog.engine.encoders.onnx.OnnxEncoder` loads with onnxruntime and tokenizers only:
+
+- ``model.onnx``: the transformer, inputs ``input_ids`` / ``attention_mask`` (/ ``token_type_ids``) with
+  dynamic batch and sequence axes, output ``last_hidden_state``;
+- ``model.int8.onnx`` (with ``quantize=True``): the same with dynamically quantized int8 weights;
+- ``tokenizer.json``: the fast tokenizer, truncating at ``max_length``;
+- ``semantic_catalog_onnx.json``: name, dimension, pooling, which file to load and where it came from.
+
+torch, sentence-transformers, tokenizers and onnxruntime are imported inside the functions, never at import time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .encoders.sentence_transformers import BUNDLED_MODEL_NAME, bundled_model_path
+from .errors import ConfigurationError
+
+CONFIG_FILE = "semantic_catalog_onnx.json"
+MODEL_FILE = "model.onnx"
+INT8_MODEL_FILE = "model.int8.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+OPSET = 17
+
+_SUPPORTED_MODULES = ("Transformer", "Pooling", "Normalize")
+
+
+def export_onnx(model: str | None, out_dir: str | Path, quantize: bool = False, max_length: int = 256) -> Path:
+    """Export ``model`` (a sentence-transformers name or path; None = the bundled all-MiniLM-L6-v2) to ``out_dir``.
+
+    Returns the folder, ready for ``OnnxEncoder(model_dir=...)``. With ``quantize`` an int8 copy is written as
+    well and the config names it as the file to load (the fp32 ``model.onnx`` is kept).
+    """
+    if max_length < 1:
+        raise ConfigurationError("export_onnx max_length must be at least 1.")
+    torch, sentence_transformers = _import_export_packages(quantize)
+    source = model or bundled_model_path()
+    name = model.rstrip("/").split("/")[-1] if model else BUNDLED_MODEL_NAME
+    st_model = _load(sentence_transformers, source)
+
+    transformer, pooling = _modules(st_model, source)
+    hf_model = getattr(transformer, "auto_model", None) or getattr(transformer, "model", None)
+    tokenizer = getattr(transformer, "tokenizer", None) or st_model.tokenizer
+    if hf_model is None or tokenizer is None:
+        raise ConfigurationError(f"Cannot find the transformer and tokenizer inside {source!r}.")
+    pooling_mode = _pooling_mode(pooling, source)
+    dimension = int(_embedding_dimension(st_model))
+    lowercase = bool(getattr(transformer, "do_lower_case", False))
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pad_id = _save_tokenizer(tokenizer, out / TOKENIZER_FILE, max_length, source)
+    input_names = _input_names(hf_model, tokenizer)
+    _export_transformer(torch, hf_model, input_names, out / MODEL_FILE, pad_id)
+
+    model_file = MODEL_FILE
+    if quantize:
+        _quantize(out / MODEL_FILE, out / INT8_MODEL_FILE)
+        model_file = INT8_MODEL_FILE
+
+    config = {
+        "name": name,
+        "dimension": dimension,
+        "pooling": pooling_mode,
+        "normalize": True,
+        "max_length": max_length,
+        "quantized": quantize,
+        "file": model_file,
+        "inputs": input_names,
+        "lowercase": lowercase,
+        "pad_id": pad_id,
+        "source": str(source),
+    }
+    (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    return out
+
+
+def _import_export_packages(quantize: bool) -> tuple[Any, Any]:
+    try:
+        import sentence_transformers
+        import torch
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"Exporting to ONNX needs torch and sentence-transformers ({exc.name} is missing): "
+            "pip install 'django-semantic-catalog[local,export]'."
+        ) from exc
+    needed = ["onnx", "tokenizers"] + (["onnxruntime"] if quantize else [])
+    for package in needed:
+        try:
+            __import__(package)
+        except ImportError as exc:
+            raise ConfigurationError(
+                f"Exporting to ONNX needs the {package!r} package: pip install 'django-semantic-catalog[export]'."
+            ) from exc
+    return torch, sentence_transformers
+
+
+def _load(sentence_transformers: Any, source: str) -> Any:
+    if os.path.isdir(source):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    elif os.path.isabs(source) or source.startswith("."):
+        raise ConfigurationError(f"No sentence-transformers model folder at {source!r}.")
+    try:
+        return sentence_transformers.SentenceTransformer(source, device="cpu")
+    except Exception as exc:  # OSError, a hub error or a bad folder: all mean the model cannot be had
+        raise ConfigurationError(f"Cannot load sentence-transformers model {source!r}: {exc}") from exc
+
+
+def _modules(st_model: Any, source: str) -> tuple[Any, Any]:
+    modules = list(st_model)
+    kinds = [type(module).__name__ for module in modules]
+    unsupported = [kind for kind in kinds if kind not in _SUPPORTED_MODULES]
+    if unsupported or not kinds or kinds[0] != "Transformer" or "Pooling" not in kinds:
+        raise ConfigurationError(
+            f"Model {source!r} has modules {kinds}; ONNX export supports Transformer + Pooling (+ Normalize) only."
+        )
+    return modules[0], modules[kinds.index("Pooling")]
+
+
+def _pooling_mode(pooling: Any, source: str) -> str:
+    """'mean' or 'cls' from the Pooling module's config (old and new sentence-transformers spell it differently)."""
+    config = pooling.get_config_dict() if hasattr(pooling, "get_config_dict") else {}
+    mode = config.get("pooling_mode")
+    if isinstance(mode, list | tuple):
+        mode = mode[0] if len(mode) == 1 else "+".join(mode)
+    if mode is None:
+        flags = {key[len("pooling_mode_") :]: value for key, value in config.items() if key.startswith("pooling_mode_")}
+        enabled = [key for key, value in flags.items() if value]
+        mode = {"mean_tokens": "mean", "cls_token": "cls"}.get(enabled[0], enabled[0]) if len(enabled) == 1 else None
+    mode = {"mean_tokens": "mean", "cls_token": "cls"}.get(str(mode), mode)
+    if mode not in ("mean", "cls"):
+        raise ConfigurationError(f"Model {source!r} uses pooling {mode!r}; ONNX export supports 'mean' and 'cls'.")
+    return mode
+
+
+def _embedding_dimension(st_model: Any) -> int:
+    getter = getattr(st_model, "get_embedding_dimension", None) or st_model.get_sentence_embedding_dimension
+    return getter()
+
+
+def _save_tokenizer(tokenizer: Any, path: Path, max_length: int, source: str) -> int:
+    """Save the fast tokenizer, truncating at ``max_length`` and without padding (the encoder pads); return pad id."""
+    from tokenizers import Tokenizer
+
+    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
+    if backend is None or not hasattr(backend, "to_str"):
+        raise ConfigurationError(f"Model {source!r} has no fast (Rust) tokenizer; ONNX export needs tokenizer.json.")
+    fast = Tokenizer.from_str(backend.to_str())
+    fast.no_padding()
+    fast.enable_truncation(max_length=max_length)
+    fast.save(str(path))
+    pad_id = getattr(tokenizer, "pad_token_id", None)
+    return int(pad_id) if pad_id is not None else 0
+
+
+def _input_names(hf_model: Any, tokenizer: Any) -> list[str]:
+    accepted = inspect.signature(hf_model.forward).parameters
+    produced = set(getattr(tokenizer, "model_input_names", None) or ["input_ids", "attention_mask"])
+    names = ["input_ids", "attention_mask"]
+    if "token_type_ids" in accepted and "token_type_ids" in produced:
+        names.append("token_type_ids")
+    return names
+
+
+def _export_transformer(torch: Any, hf_model: Any, input_names: list[str], path: Path, pad_id: int) -> None:
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, *inputs: Any) -> Any:
+            return self.inner(**dict(zip(input_names, inputs)), return_dict=True).last_hidden_state
+
+    wrapper = LastHiddenState(hf_model).eval()
+    # A padded example (second row shorter) so the trace keeps the attention-mask path for padded batches.
+    input_ids = torch.tensor([[101, 2023, 2003, 1037, 3231, 102], [101, 3231, 102, pad_id, pad_id, pad_id]])
+    input_ids = input_ids.clamp(max=hf_model.config.vocab_size - 1)
+    attention_mask = (torch.arange(6)[None, :] < torch.tensor([[6], [3]])).long()
+    example = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": torch.zeros_like(input_ids)}
+    axes = {"input_ids": {0: "batch", 1: "sequence"}}
+    axes.update({name: {0: "batch", 1: "sequence"} for name in [*input_names, "last_hidden_state"]})
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice and tracer chatter
+        torch.onnx.export(
+            wrapper,
+            tuple(example[name] for name in input_names),
+            str(path),
+            input_names=input_names,
+            output_names=["last_hidden_state"],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,  # the TorchScript exporter needs no onnxscript and handles BERT-like models well
+        )
+
+
+def _quantize(source: Path, target: Path) -> None:
+    try:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError as exc:
+        raise ConfigurationError(
+            "Quantizing needs onnxruntime: pip install 'django-semantic-catalog[export]'."
+        ) from exc
+    # Per-channel scales keep MiniLM within ~0.99 cosine of fp32; one scale per tensor drops it to ~0.96.
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)

@@ -1,0 +1,268 @@
+"""Serving without torch: the ONNX export + OnnxEncoder, and the OpenAI-compatible embeddings client."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import socket
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from semantic_catalog.engine.encoders import (
+    EmbeddingServiceError,
+    OnnxEncoder,
+    OpenAICompatibleEncoder,
+    SentenceTransformerEncoder,
+)
+from semantic_catalog.engine.errors import ConfigurationError
+from semantic_catalog.engine.onnx_export import CONFIG_FILE, export_onnx
+
+BRANDS = ["Brightfield", "Tooler & Co", "Nordvik", "Kasai", "Ōtsuka", "Pinewood Living"]
+THINGS = [
+    "cordless drill driver 18V with 2 batteries",
+    "garden hose 30 m",
+    "cast iron skillet XK-900",
+    "men's trail running shoes, size 44",
+    "LED desk lamp with USB-C charging port",
+    "organic cotton bath towel set (4 pcs)",
+    "espresso machine 15 bar, stainless steel",
+    "kids' waterproof winter jacket",
+    "noise-cancelling bluetooth headphones",
+    "ceramic plant pot Ø 24 cm",
+]
+STYLES = ["{brand} {thing}", "{thing} by {brand}", "{thing} - {brand} - free shipping", "{BRAND}: {thing}, refurbished"]
+EXTRA = [
+    "Ergonomic office chair with lumbar support, adjustable armrests, breathable mesh back and a 5-year warranty "
+    "on the frame; assembly takes about fifteen minutes and all tools are included in the box.",
+    "Café crème brûlée torch — refillable butane, child lock, für Küche und Werkstatt",
+    "SKU 00-4471-B / EAN 4006381333931",
+    "a",
+    "Mattress topper 160x200 memory foam 7cm " * 12,
+    "Set of 6 wine glasses",
+    "🎁 gift card",
+    "Winterreifen 205/55 R16 91H",
+]
+COMBINATIONS = [
+    style.format(brand=brand, BRAND=brand.upper(), thing=thing)
+    for style, brand, thing in itertools.product(STYLES, BRANDS, THINGS)
+]
+TITLES = random.Random(7).sample(COMBINATIONS, 192) + EXTRA  # 200 distinct titles
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory):
+    """The bundled model exported once for the module: model.onnx (fp32) and model.int8.onnx."""
+    return export_onnx(None, tmp_path_factory.mktemp("onnx"), quantize=True)
+
+
+@pytest.fixture(scope="module")
+def fp32(export_dir):
+    return OnnxEncoder(export_dir, file="model.onnx", batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def int8(export_dir):
+    return OnnxEncoder(export_dir, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def torch_vectors():
+    return SentenceTransformerEncoder(device="cpu").encode(TITLES)
+
+
+def test_export_writes_model_tokenizer_and_config(export_dir):
+    config = json.loads((export_dir / CONFIG_FILE).read_text())
+    assert config["name"] == "all-MiniLM-L6-v2" and config["dimension"] == 384
+    assert config["pooling"] == "mean" and config["normalize"] is True and config["max_length"] == 256
+    assert config["quantized"] is True and config["file"] == "model.int8.onnx"
+    assert config["source"].endswith("model")
+    for name in ("model.onnx", "model.int8.onnx", "tokenizer.json"):
+        assert (export_dir / name).is_file()
+    assert (export_dir / "model.int8.onnx").stat().st_size < (export_dir / "model.onnx").stat().st_size / 3
+
+
+def test_fp32_onnx_matches_the_torch_model(fp32, torch_vectors):
+    assert len(TITLES) == 200 and len(set(TITLES)) == 200
+    cosines = np.sum(fp32.encode(TITLES) * torch_vectors, axis=1)
+    assert cosines.min() >= 0.999, (cosines.min(), TITLES[int(cosines.argmin())])
+
+
+def test_int8_onnx_stays_close_to_the_torch_model(int8, torch_vectors):
+    cosines = np.sum(int8.encode(TITLES) * torch_vectors, axis=1)
+    assert cosines.mean() >= 0.98, cosines.mean()
+
+
+def test_onnx_encoder_gives_unit_float32_vectors_in_input_order(fp32):
+    texts = [EXTRA[4], "drill", EXTRA[0], "", "garden hose 30 m", EXTRA[1], "a"]
+    small_batches = OnnxEncoder(fp32.model_dir, file="model.onnx", batch_size=3)
+    vectors = small_batches.encode(texts)
+    assert vectors.dtype == np.float32 and vectors.shape == (7, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    one_by_one = np.stack([fp32.encode([t])[0] for t in texts])
+    assert np.allclose(vectors, one_by_one, atol=1e-5)  # sorting by length and padding change no row
+    assert fp32.name == "all-MiniLM-L6-v2" and fp32.dimension == 384 and fp32.encode([]).shape == (0, 384)
+    assert np.allclose(fp32.encode_query("drill"), vectors[1], atol=1e-6)
+    prompted = OnnxEncoder(fp32.model_dir, file="model.onnx", query_prompt="query: ", name="minilm-onnx")
+    assert prompted.name == "minilm-onnx"
+    assert np.allclose(prompted.encode_query("drill"), fp32.encode(["query: drill"])[0], atol=1e-6)
+
+
+def test_missing_export_folder_or_config_is_a_configuration_error(tmp_path):
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        OnnxEncoder(tmp_path / "nowhere")
+    with pytest.raises(ConfigurationError, match=CONFIG_FILE):
+        OnnxEncoder(tmp_path)
+    with pytest.raises(ConfigurationError, match="No sentence-transformers model folder"):
+        export_onnx(str(tmp_path / "no-model"), tmp_path / "out")
+
+
+def test_onnx_encoder_answers_a_query_without_importing_torch(export_dir):
+    code = (
+        "import sys\n"
+        "from semantic_catalog.engine.encoders.onnx import OnnxEncoder\n"
+        "vector = OnnxEncoder(sys.argv[1]).encode_query('cordless drill')\n"
+        "assert vector.shape == (384,), vector.shape\n"
+        "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+        "print('ok', round(float(vector @ vector), 4))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(export_dir)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["ok", "1.0"]
+
+
+class EmbeddingsServer:
+    """A real HTTP server answering POST /v1/embeddings with an OnnxEncoder, as an OpenAI-compatible API would."""
+
+    def __init__(self, encoder: OnnxEncoder, api_key: str) -> None:
+        self.encoder = encoder
+        self.api_key = api_key
+        self.requests: list[dict] = []
+        self.fail_next = 0
+        self.lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def reset(self) -> None:
+        with self.lock:
+            self.requests.clear()
+            self.fail_next = 0
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # keep pytest output clean
+                pass
+
+            def _reply(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server.lock:
+                    server.requests.append({"auth": self.headers.get("Authorization"), **payload})
+                    fail = server.fail_next > 0
+                    server.fail_next -= fail
+                if self.path != "/v1/embeddings":
+                    return self._reply(404, {"error": {"message": f"no route {self.path}"}})
+                if self.headers.get("Authorization") != f"Bearer {server.api_key}":
+                    return self._reply(401, {"error": {"message": "Incorrect API key provided"}})
+                if fail:
+                    return self._reply(500, {"error": {"message": "the model is overloaded"}})
+                vectors = server.encoder.encode(payload["input"])
+                data = [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(vectors)]
+                # Answer in reverse order: clients must place rows by "index", not by position.
+                return self._reply(200, {"object": "list", "model": payload["model"], "data": data[::-1]})
+
+        return Handler
+
+
+@pytest.fixture(scope="module")
+def server(fp32):
+    srv = EmbeddingsServer(fp32, api_key="sk-test-123")
+    srv.thread.start()
+    yield srv
+    srv.httpd.shutdown()
+    srv.httpd.server_close()
+
+
+@pytest.fixture
+def embeddings(server):
+    server.reset()
+    return server
+
+
+def client(server: EmbeddingsServer, **options) -> OpenAICompatibleEncoder:
+    options = {"base_url": server.base_url, "model": "minilm", "api_key": server.api_key, "backoff": 0.01, **options}
+    return OpenAICompatibleEncoder(**options)
+
+
+def test_openai_client_matches_the_served_model_and_batches(embeddings, fp32):
+    remote = client(embeddings, batch_size=16)
+    texts = TITLES[:40]
+    vectors = remote.encode(texts)
+    assert vectors.dtype == np.float32 and vectors.shape == (40, 384)
+    assert np.allclose(vectors, fp32.encode(texts), atol=1e-6)
+    # One probe for the dimension, then 40 texts in batches of 16.
+    assert [len(r["input"]) for r in embeddings.requests] == [1, 16, 16, 8]
+    assert {r["auth"] for r in embeddings.requests} == {"Bearer sk-test-123"}
+    assert {r["model"] for r in embeddings.requests} == {"minilm"}
+    assert remote.name == "minilm" and remote.dimension == 384 and len(embeddings.requests) == 4  # probe cached
+    assert np.allclose(remote.encode_query("cordless drill"), fp32.encode_query("cordless drill"), atol=1e-6)
+
+
+def test_openai_client_with_a_known_dimension_sends_no_probe(embeddings):
+    remote = client(embeddings, dimension=384, batch_size=64, name="remote-minilm")
+    assert remote.encode(TITLES[:5]).shape == (5, 384) and remote.name == "remote-minilm"
+    assert [len(r["input"]) for r in embeddings.requests] == [5]
+    with pytest.raises(EmbeddingServiceError, match=r"length \[384\]; expected 768"):
+        client(embeddings, dimension=768).encode(["kettle"])
+
+
+def test_openai_client_retries_server_errors_then_names_the_url(embeddings):
+    remote = client(embeddings, dimension=384, max_retries=3)
+    embeddings.fail_next = 2
+    assert remote.encode(["kettle"]).shape == (1, 384)
+    assert len(embeddings.requests) == 3  # two 500s, then the answer
+
+    embeddings.reset()
+    embeddings.fail_next = 100
+    with pytest.raises(EmbeddingServiceError) as failure:
+        client(embeddings, dimension=384, max_retries=2).encode(["kettle"])
+    message = str(failure.value)
+    assert f"{embeddings.base_url}/embeddings" in message and "the model is overloaded" in message
+    assert "HTTP 500" in message and "3 attempts" in message
+    assert len(embeddings.requests) == 3
+
+
+def test_openai_client_reports_a_rejected_key_without_retrying(embeddings):
+    with pytest.raises(ConfigurationError, match="HTTP 401: Incorrect API key provided"):
+        client(embeddings, api_key="wrong", dimension=384).encode(["kettle"])
+    assert len(embeddings.requests) == 1 and embeddings.requests[0]["auth"] == "Bearer wrong"
+
+
+def test_openai_client_unreachable_server_is_retried_then_named():
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    remote = OpenAICompatibleEncoder(f"http://127.0.0.1:{port}/v1/", "minilm", max_retries=1, backoff=0.01)
+    with pytest.raises(EmbeddingServiceError, match=rf"http://127\.0\.0\.1:{port}/v1/embeddings failed after 2"):
+        _ = remote.dimension
+    with pytest.raises(ConfigurationError, match="base_url"):
+        OpenAICompatibleEncoder("", "minilm")
