@@ -11,6 +11,19 @@ from tests.encoders import CountingEncoder
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory):
+    """`semantic-catalog embed` caches ONNX exports under XDG_CACHE_HOME: keep it inside the test run."""
+    cache = tmp_path_factory.mktemp("xdg-cache")
+    previous = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(cache)
+    yield cache
+    if previous is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = previous
+
+
 @pytest.fixture(autouse=True)
 def semantic_data_dir(tmp_path, settings):
     """A fresh LanceDB folder per test; the (expensive) encoder instance is shared."""

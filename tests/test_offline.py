@@ -103,8 +103,14 @@ def test_import_reports_stale_unknown_and_rejects_invalid(catalog, tmp_path):
 def test_import_rejects_wrong_dimension_and_other_index(catalog, tmp_path):
     path = export(tmp_path)
     rows = [
-        {"id": r["id"], "index": "products", "content_hash": r["content_hash"], "model": "all-MiniLM-L6-v2",
-         "dimension": 8, "vector": [0.1] * 8}
+        {
+            "id": r["id"],
+            "index": "products",
+            "content_hash": r["content_hash"],
+            "model": "all-MiniLM-L6-v2",
+            "dimension": 8,
+            "vector": [0.1] * 8,
+        }
         for r in read_records(path)
     ]
     wrong = tmp_path / "wrong.parquet"
@@ -125,8 +131,14 @@ def test_vectors_of_another_model_go_to_that_models_collection(catalog, tmp_path
     active = active_collection(index)
     path = export(tmp_path)
     rows = [
-        {"id": r["id"], "index": "products", "content_hash": r["content_hash"], "model": "other-model",
-         "dimension": 4, "vector": [0.5, 0.5, 0.5, 0.5]}
+        {
+            "id": r["id"],
+            "index": "products",
+            "content_hash": r["content_hash"],
+            "model": "other-model",
+            "dimension": 4,
+            "vector": [0.5, 0.5, 0.5, 0.5],
+        }
         for r in read_records(path)
     ]
     other = tmp_path / "other.parquet"
@@ -227,3 +239,61 @@ def test_cli_pull_and_push_over_real_http_with_a_token(catalog, live_server, tmp
     assert [r.id for r in index.search("garden hose", mode="keyword")] == [str(catalog[2].pk)]
     assert cli(["pull", live_server.url, "--index", "products", "--out", str(export_path), "--token", "wrong"]) == 2
     assert "Invalid token" in capsys.readouterr().err
+
+
+def test_embed_defaults_to_the_onnx_export_on_cpu(tmp_path, onnx_cache, capsys):
+    from semantic_catalog.cli import auto_backend
+    from semantic_catalog.engine.encoders import SentenceTransformerEncoder
+
+    assert auto_backend("cpu") == "onnx"
+    texts = ["Cordless drill driver 18V", "Garden hose 30 m", "Cast iron skillet 12 in.", "LED bulb 60W warm white"]
+    export_file = tmp_path / "in.jsonl"
+    export_file.write_text(
+        "".join(
+            json.dumps({"id": str(i), "index": "x", "text": t, "fields": {}, "content_hash": str(i)}) + "\n"
+            for i, t in enumerate(texts)
+        )
+    )
+    assert cli(["embed", str(export_file), "--out", str(tmp_path / "a"), "--device", "cpu", "--quiet"]) == 0
+    assert "OnnxEncoder" in capsys.readouterr().out
+    exported = next(onnx_cache.glob("semantic-catalog/onnx/*/model.int8.onnx"))
+    table = pq.read_table(tmp_path / "a")
+    torch_vectors = SentenceTransformerEncoder(device="cpu").encode(texts)
+    assert np.min(np.sum(vectors_by_id(tmp_path / "a") * torch_vectors, axis=1)) > 0.999
+    cli(["embed", str(export_file), "--out", str(tmp_path / "q"), "--backend", "onnx-int8", "--quiet"])
+    assert np.min(np.sum(vectors_by_id(tmp_path / "q") * torch_vectors, axis=1)) > 0.95
+    assert set(table.column("model").to_pylist()) == {"all-MiniLM-L6-v2"}  # imports into the same collection
+    mtime = exported.stat().st_mtime
+    cli(["embed", str(export_file), "--out", str(tmp_path / "b"), "--quiet"])
+    assert exported.stat().st_mtime == mtime  # the export is reused, not redone
+    cli(["embed", str(export_file), "--out", str(tmp_path / "c"), "--backend", "torch", "--quiet"])
+    assert np.allclose(vectors_by_id(tmp_path / "c"), torch_vectors, atol=1e-5)
+
+
+def vectors_by_id(path: Path) -> np.ndarray:
+    table = pq.read_table(path)
+    order = np.argsort([int(i) for i in table.column("id").to_pylist()])
+    return np.stack(table.column("vector").to_pylist())[order]
+
+
+def test_embed_on_ray_gives_the_same_output_and_resumes(tmp_path):
+    pytest.importorskip("ray", reason="Ray Data is not installed (the dev extra installs it)")
+    texts = [f"Product number {i} with a {w} finish" for i, w in enumerate(["matte", "gloss", "satin"] * 4)]
+    export_file = tmp_path / "in.jsonl"
+    export_file.write_text(
+        "".join(
+            json.dumps({"id": str(i), "index": "x", "text": t, "fields": {"n": i}, "content_hash": f"h{i}"}) + "\n"
+            for i, t in enumerate(texts)
+        )
+    )
+    local = ["embed", str(export_file), "--backend", "torch", "--quiet", "--batch-size", "4"]
+    assert cli([*local, "--out", str(tmp_path / "plain")]) == 0
+    assert cli([*local, "--out", str(tmp_path / "ray"), "--ray"]) == 0
+    plain, on_ray = pq.read_table(tmp_path / "plain"), pq.read_table(tmp_path / "ray")
+    assert (
+        on_ray.schema.names == plain.schema.names
+        and on_ray.schema.field("vector").type == plain.schema.field("vector").type
+    )
+    assert np.allclose(vectors_by_id(tmp_path / "ray"), vectors_by_id(tmp_path / "plain"), atol=1e-5)
+    assert cli([*local, "--out", str(tmp_path / "ray"), "--ray"]) == 0  # resume: nothing left
+    assert pq.read_table(tmp_path / "ray").num_rows == len(texts)

@@ -9,22 +9,59 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
+import re
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from .engine.errors import SemanticCatalogError
 
 
-def _encoder(args: argparse.Namespace) -> Any:
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "semantic-catalog" / "onnx"
+
+
+def auto_backend(device: str) -> str:
+    """torch on a GPU (float16); on a CPU the fp32 ONNX export: same vectors, several times faster
+    (benchmarks/embed_throughput.py). int8 is faster still but moved top-10 results too much to be the
+    default. torch when onnxruntime is not installed."""
+    if device == "cuda":
+        return "torch"
+    if device == "auto":
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                return "torch"
+        except ImportError:
+            pass
+    return "onnx" if importlib.util.find_spec("onnxruntime") else "torch"
+
+
+def encoder_factory(args: argparse.Namespace) -> Any:
+    """A picklable callable that builds the encoder (Ray builds one per worker)."""
+    from .engine.encoders.onnx import OnnxEncoder
+
     if args.onnx_dir:
-        from .engine.encoders.onnx import OnnxEncoder
+        return partial(OnnxEncoder, model_dir=args.onnx_dir, batch_size=args.batch_size)
+    backend = auto_backend(args.device) if args.backend == "auto" else args.backend
+    if backend == "torch":
+        from .engine.encoders.sentence_transformers import SentenceTransformerEncoder
 
-        return OnnxEncoder(model_dir=args.onnx_dir, batch_size=args.batch_size)
-    from .engine.encoders.sentence_transformers import SentenceTransformerEncoder
+        return partial(SentenceTransformerEncoder, model=args.model, device=args.device, batch_size=args.batch_size)
+    from .engine.onnx_export import export_onnx
 
-    return SentenceTransformerEncoder(model=args.model, device=args.device, batch_size=args.batch_size)
+    folder = Path(args.cache_dir) / re.sub(r"[^A-Za-z0-9._-]+", "_", args.model or "all-MiniLM-L6-v2").strip("_")
+    if not (folder / "model.int8.onnx").exists():
+        print(f"exporting {args.model or 'the bundled model'} to ONNX in {folder} (once)", file=sys.stderr)
+        export_onnx(args.model, folder, quantize=True)
+    file = "model.int8.onnx" if backend == "onnx-int8" else "model.onnx"
+    return partial(OnnxEncoder, model_dir=folder, file=file, batch_size=args.batch_size)
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -35,13 +72,28 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise SemanticCatalogError("--batch-size must be at least 1.")
-    encoder = _encoder(args)
-    total = count_records(args.input)
-    with tqdm(total=total, unit="rec", desc=f"embed {Path(args.input).name}", disable=args.quiet) as bar:
-        report = embed_file(args.input, args.out, encoder, batch_size=args.batch_size, progress=bar.update)
+    make_encoder = encoder_factory(args)
+    encoder = make_encoder()
+    if args.ray is not None:
+        from .engine.ray_embed import embed_with_ray
+
+        report = embed_with_ray(
+            args.input,
+            args.out,
+            make_encoder,
+            encoder.name,
+            batch_size=args.batch_size,
+            address=None if args.ray == "local" else args.ray,
+            workers=args.ray_workers,
+            gpus_per_worker=1 if args.device == "cuda" else 0,
+        )
+    else:
+        total = count_records(args.input)
+        with tqdm(total=total, unit="rec", desc=f"embed {Path(args.input).name}", disable=args.quiet) as bar:
+            report = embed_file(args.input, args.out, encoder, batch_size=args.batch_size, progress=bar.update)
     print(
         f"{report.embedded} embedded, {report.skipped} already done, {report.total} in the input; "
-        f"model {encoder.name}, dimension {encoder.dimension}, {report.rate:.0f} records/s, "
+        f"model {encoder.name} ({type(encoder).__name__}), dimension {encoder.dimension}, {report.rate:.0f} records/s, "
         f"final batch size {report.batch_size}; vectors in {args.out}"
     )
     return 0
@@ -124,6 +176,18 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_argument("--onnx-dir", default=None, help="use an ONNX model folder from export-onnx instead")
     embed.add_argument("--batch-size", type=int, default=64, help="texts per model call (halved on out-of-memory)")
     embed.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when present")
+    embed.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "torch", "onnx", "onnx-int8"],
+        help="auto: torch (float16) on a GPU, else the fp32 ONNX export when onnxruntime is installed",
+    )
+    embed.add_argument("--cache-dir", default=str(default_cache_dir()), help="where ONNX exports are kept")
+    embed.add_argument(
+        "--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+        help="run on Ray Data: a local Ray, or the cluster at ADDRESS (e.g. ray://head:10001)",
+    )
+    embed.add_argument("--ray-workers", type=int, default=1, help="model replicas (actors) on Ray")
     embed.add_argument("--quiet", action="store_true", help="no progress bar")
     embed.set_defaults(func=cmd_embed)
 

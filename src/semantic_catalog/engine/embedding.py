@@ -90,7 +90,7 @@ def embed_file(
 ) -> EmbedReport:
     """Embed every record of an export that ``out_dir`` does not hold yet for this model.
 
-    Vectors are written one part per ``records_per_part`` records (default: 16 batches), each part
+    Vectors are written one part per ``records_per_part`` records (default: 64 batches), each part
     atomically, so re-running after a crash redoes at most one part.
     """
     out = Path(out_dir)
@@ -100,7 +100,8 @@ def embed_file(
     done = done_keys(out, encoder.name)
     numbers = [int(p.stem.split("-")[1]) for p in out.glob("part-*.parquet")]
     next_part = max(numbers, default=-1) + 1
-    per_part = records_per_part or batch_size * 16
+    per_part = records_per_part or batch_size * 64
+    dimension = encoder.dimension
     report = EmbedReport(total=count_records(input_path), batch_size=batch_size)
     started = time.perf_counter()
     pending: list[dict[str, Any]] = []
@@ -109,10 +110,10 @@ def embed_file(
         nonlocal next_part
         vectors, report.batch_size = encode_adaptive(encoder, [r["text"] for r in pending], report.batch_size)
         records = [
-            VectorRecord(str(r["id"]), r["index"], r["content_hash"], encoder.name, encoder.dimension, v)
+            VectorRecord(str(r["id"]), r["index"], r["content_hash"], encoder.name, dimension, v)
             for r, v in zip(pending, vectors)
         ]
-        _write_part(out, next_part, records, encoder.dimension)
+        _write_part(out, next_part, records, dimension)
         next_part += 1
         report.parts += 1
         report.embedded += len(records)
