@@ -174,12 +174,15 @@ def test_embed_halves_the_batch_on_out_of_memory_and_resumes(tmp_path):
         )
     )
     encoder = OutOfMemoryOnBigBatches()
-    report = embed_file(export_file, tmp_path / "v", encoder, batch_size=16, records_per_part=8)
+    report = embed_file(export_file, tmp_path / "v", encoder, batch_size=16)
     assert report.embedded == 20 and report.batch_size == 2 and max(c for c in encoder.calls[-5:]) <= 3
     assert pq.read_table(tmp_path / "v").num_rows == 20
-    (tmp_path / "v" / "part-000001.parquet").unlink()  # as if the run had died before this part
-    again = embed_file(export_file, tmp_path / "v", encoder, batch_size=2, records_per_part=8)
-    assert (again.skipped, again.embedded) == (12, 8)
+    parts = sorted((tmp_path / "v").glob("part-*.parquet"))
+    # one part per batch (16 asked for, split on out-of-memory, then 2 and 2): a crash loses one batch
+    assert [pq.read_table(p).num_rows for p in parts] == [16, 2, 2]
+    parts[-1].unlink()  # as if the run had died while writing the last batch
+    again = embed_file(export_file, tmp_path / "v", encoder, batch_size=2)
+    assert (again.skipped, again.embedded) == (18, 2)
 
 
 def test_http_export_and_import_need_staff_and_validate(catalog, client, tmp_path):

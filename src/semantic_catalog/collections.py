@@ -85,14 +85,19 @@ def writable_collections(index: SemanticIndex) -> list[Collection]:
     )
 
 
-def collection_for_model(index: SemanticIndex, model: str, dimension: int) -> Collection:
-    """Where vectors of ``model`` go: the active collection if it uses that model, else that model's
-    collection being built (created empty if there is none)."""
+def existing_collection_for_model(index: SemanticIndex, model: str) -> Collection | None:
+    """Where vectors of ``model`` belong: the active collection if it uses that model, else that
+    model's collection being built, if any."""
     active = active_collection(index)
     if active is not None and active.encoder == model:
         return active
-    building = Collection.objects.filter(index=index.name, state=Collection.State.BUILDING, encoder=model).first()
-    return building or _create(index, Collection.State.BUILDING, model, dimension)
+    return Collection.objects.filter(index=index.name, state=Collection.State.BUILDING, encoder=model).first()
+
+
+def collection_for_model(index: SemanticIndex, model: str, dimension: int) -> Collection:
+    """``existing_collection_for_model``, or a new empty ``building`` collection for that model."""
+    existing = existing_collection_for_model(index, model)
+    return existing or _create(index, Collection.State.BUILDING, model, dimension)
 
 
 def start_rebuild(index: SemanticIndex) -> Collection:

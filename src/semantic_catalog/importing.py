@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .backends import get_encoder, get_store
-from .collections import activate, active_collection, collection_for_model
+from .collections import activate, collection_for_model, existing_collection_for_model
 from .engine.documents import Document
 from .engine.errors import SemanticCatalogError
 from .engine.offline import read_vector_rows, vector_problem
@@ -82,8 +82,9 @@ def import_vectors(
             continue
         rows[record_id] = (where, record)
 
-    _check_dimension(index, report)
-    documents, vectors = _match_rows(index, rows, report)
+    existing = existing_collection_for_model(index, report.model) if report.model else None
+    _check_dimension(existing, report)
+    documents, vectors = _match_rows(index, existing, rows, report)
     if report.invalid and not skip_invalid:
         raise ImportRejected(
             f"{report.invalid} invalid records; nothing was imported (fix them, or pass skip_invalid).", report
@@ -98,12 +99,9 @@ def import_vectors(
     return report
 
 
-def _check_dimension(index: SemanticIndex, report: ImportReport) -> None:
+def _check_dimension(existing: Collection | None, report: ImportReport) -> None:
     if not report.model:
         return
-    existing = Collection.objects.filter(
-        index=index.name, encoder=report.model, state__in=[Collection.State.ACTIVE, Collection.State.BUILDING]
-    ).first()
     encoder = get_encoder()
     if report.model == encoder.name and encoder.dimension != report.dimension:
         raise ImportRejected(
@@ -117,19 +115,16 @@ def _check_dimension(index: SemanticIndex, report: ImportReport) -> None:
             f"{existing.table} has {existing.dimension}; nothing was imported.",
             report,
         )
-    active = active_collection(index)
     report.collection = existing.table if existing else f"(new collection for {report.model})"
-    if active is not None and active.encoder == report.model:
-        report.collection = active.table
 
 
 def _match_rows(
-    index: SemanticIndex, rows: dict[str, tuple[str, dict[str, Any]]], report: ImportReport
+    index: SemanticIndex,
+    existing: Collection | None,
+    rows: dict[str, tuple[str, dict[str, Any]]],
+    report: ImportReport,
 ) -> tuple[list[Document], list[np.ndarray]]:
     """Compare records with the current rows and the stored hashes; count new/updated/unchanged."""
-    existing = Collection.objects.filter(index=index.name, encoder=report.model).exclude(
-        state=Collection.State.RETIRED
-    ).first()
     stored = get_store().content_hashes(existing.table) if existing else {}
     documents: list[Document] = []
     vectors: list[np.ndarray] = []

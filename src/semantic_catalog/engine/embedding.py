@@ -86,12 +86,13 @@ def embed_file(
     encoder: Encoder,
     batch_size: int = 64,
     progress: Callable[[int], Any] | None = None,
-    records_per_part: int | None = None,
+    window: int = 64,
 ) -> EmbedReport:
     """Embed every record of an export that ``out_dir`` does not hold yet for this model.
 
-    Vectors are written one part per ``records_per_part`` records (default: 64 batches), each part
-    atomically, so re-running after a crash redoes at most one part.
+    Records are read in windows of ``window`` batches and sorted by text length inside a window, so
+    batches carry little padding; each batch is written as its own part, atomically, so a crash
+    loses at most the batch in flight and a re-run skips everything already written.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -100,7 +101,7 @@ def embed_file(
     done = done_keys(out, encoder.name)
     numbers = [int(p.stem.split("-")[1]) for p in out.glob("part-*.parquet")]
     next_part = max(numbers, default=-1) + 1
-    per_part = records_per_part or batch_size * 64
+    per_window = batch_size * window
     dimension = encoder.dimension
     report = EmbedReport(total=count_records(input_path), batch_size=batch_size)
     started = time.perf_counter()
@@ -108,17 +109,22 @@ def embed_file(
 
     def flush() -> None:
         nonlocal next_part
-        vectors, report.batch_size = encode_adaptive(encoder, [r["text"] for r in pending], report.batch_size)
-        records = [
-            VectorRecord(str(r["id"]), r["index"], r["content_hash"], encoder.name, dimension, v)
-            for r, v in zip(pending, vectors)
-        ]
-        _write_part(out, next_part, records, dimension)
-        next_part += 1
-        report.parts += 1
-        report.embedded += len(records)
-        if progress:
-            progress(len(records))
+        pending.sort(key=lambda r: len(r["text"]))
+        start = 0
+        while start < len(pending):
+            batch = pending[start : start + report.batch_size]
+            vectors, report.batch_size = encode_adaptive(encoder, [r["text"] for r in batch], report.batch_size)
+            records = [
+                VectorRecord(str(r["id"]), r["index"], r["content_hash"], encoder.name, dimension, v)
+                for r, v in zip(batch, vectors)
+            ]
+            _write_part(out, next_part, records, dimension)
+            next_part += 1
+            report.parts += 1
+            report.embedded += len(records)
+            start += len(batch)
+            if progress:
+                progress(len(records))
         pending.clear()
 
     for record in read_records(input_path):
@@ -128,7 +134,7 @@ def embed_file(
                 progress(1)
             continue
         pending.append(record)
-        if len(pending) >= per_part:
+        if len(pending) >= per_window:
             flush()
     if pending:
         flush()
