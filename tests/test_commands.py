@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-from io import StringIO
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 
 from semantic_catalog.backends import get_store
 from semantic_catalog.collections import active_collection
 from semantic_catalog.models import Collection, SyncEvent
 from semantic_catalog.registry import registry
+from tests.helpers import run
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run(*args: str) -> str:
-    out = StringIO()
-    call_command(*args, stdout=out, stderr=StringIO())
-    return out.getvalue()
 
 
 @pytest.fixture

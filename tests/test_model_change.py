@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 
 from semantic_catalog.collections import active_collection
 from semantic_catalog.models import Collection
 from semantic_catalog.registry import registry
+from tests.helpers import run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,12 +19,6 @@ def onnx_dir(tmp_path_factory):
     from semantic_catalog.engine.onnx_export import export_onnx
 
     return export_onnx(None, tmp_path_factory.mktemp("onnx") / "minilm")
-
-
-def run(*args: str) -> str:
-    out = StringIO()
-    call_command(*args, stdout=out, stderr=StringIO())
-    return out.getvalue()
 
 
 def test_new_model_builds_beside_the_old_which_keeps_serving(make_product, settings, onnx_dir, monkeypatch):

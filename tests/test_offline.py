@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from io import StringIO
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError
 
 from semantic_catalog.backends import get_store
 from semantic_catalog.cli import main as cli
@@ -20,14 +19,9 @@ from semantic_catalog.engine.embedding import embed_file
 from semantic_catalog.engine.encoders.base import Encoder
 from semantic_catalog.engine.offline import read_records
 from semantic_catalog.registry import registry
+from tests.helpers import run, write_vectors
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run(*args: str) -> str:
-    out = StringIO()
-    call_command(*args, stdout=out, stderr=StringIO())
-    return out.getvalue()
 
 
 @pytest.fixture
@@ -102,19 +96,7 @@ def test_import_reports_stale_unknown_and_rejects_invalid(catalog, tmp_path):
 
 def test_import_rejects_wrong_dimension_and_other_index(catalog, tmp_path):
     path = export(tmp_path)
-    rows = [
-        {
-            "id": r["id"],
-            "index": "products",
-            "content_hash": r["content_hash"],
-            "model": "all-MiniLM-L6-v2",
-            "dimension": 8,
-            "vector": [0.1] * 8,
-        }
-        for r in read_records(path)
-    ]
-    wrong = tmp_path / "wrong.parquet"
-    pq.write_table(pa.Table.from_pylist(rows), wrong)
+    wrong = write_vectors(path, tmp_path / "wrong.parquet", "all-MiniLM-L6-v2", [0.1] * 8)
     with pytest.raises(CommandError, match="has dimension 384"):
         run("semantic_import", str(wrong), "--index", "products")
     with pytest.raises(CommandError, match="Unknown index"):
@@ -130,19 +112,7 @@ def test_vectors_of_another_model_go_to_that_models_collection(catalog, tmp_path
     index = registry.get("products")
     active = active_collection(index)
     path = export(tmp_path)
-    rows = [
-        {
-            "id": r["id"],
-            "index": "products",
-            "content_hash": r["content_hash"],
-            "model": "other-model",
-            "dimension": 4,
-            "vector": [0.5, 0.5, 0.5, 0.5],
-        }
-        for r in read_records(path)
-    ]
-    other = tmp_path / "other.parquet"
-    pq.write_table(pa.Table.from_pylist(rows), other)
+    other = write_vectors(path, tmp_path / "other.parquet", "other-model", [0.5, 0.5, 0.5, 0.5])
     report = json.loads(run("semantic_import", str(other), "--index", "products", "--json"))
     assert report["applied"] and not report["activated"] and report["collection"] != active.table
     assert active_collection(index).table == active.table  # the old model keeps serving
