@@ -1,0 +1,96 @@
+"""Relevance metrics on a user's own judgments: nDCG@10, recall@10, recall@100, MRR.
+
+Queries file: CSV with ``query_id,query`` or JSONL ``{"query_id", "query"}``.
+Judgments file: CSV with ``query_id,<id>,relevance`` (the id column may be named ``id``,
+``product_uid`` or ``doc_id``) or JSONL ``{"query_id", "id", "relevance"}``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from .offline import BadFile
+
+ID_COLUMNS = ("id", "product_uid", "doc_id")
+
+
+def _rows(path: str | Path) -> list[dict[str, str]]:
+    path = Path(path)
+    if not path.exists():
+        raise BadFile(f"{path}: no such file.")
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        rows = []
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if line.strip():
+                    try:
+                        rows.append({k: str(v) for k, v in json.loads(line).items()})
+                    except (json.JSONDecodeError, AttributeError):
+                        raise BadFile(f"{path} line {number}: not a JSON object.") from None
+        return rows
+    if path.suffix.lower() == ".csv":
+        with path.open(encoding="utf-8", newline="") as handle:
+            return list(csv.DictReader(handle))
+    raise BadFile(f"{path}: use a .csv or .jsonl file.")
+
+
+def read_queries(path: str | Path) -> dict[str, str]:
+    queries: dict[str, str] = {}
+    for number, row in enumerate(_rows(path), start=1):
+        if "query_id" not in row or "query" not in row:
+            raise BadFile(f"{path} record {number}: needs 'query_id' and 'query'.")
+        queries[row["query_id"]] = row["query"]
+    return queries
+
+
+def read_judgments(path: str | Path) -> dict[str, dict[str, float]]:
+    judgments: dict[str, dict[str, float]] = {}
+    for number, row in enumerate(_rows(path), start=1):
+        id_column = next((c for c in ID_COLUMNS if c in row), None)
+        if "query_id" not in row or "relevance" not in row or id_column is None:
+            raise BadFile(f"{path} record {number}: needs 'query_id', an id ({', '.join(ID_COLUMNS)}) and 'relevance'.")
+        try:
+            relevance = float(row["relevance"])
+        except ValueError:
+            raise BadFile(f"{path} record {number}: relevance {row['relevance']!r} is not a number.") from None
+        judgments.setdefault(row["query_id"], {})[str(row[id_column])] = relevance
+    return judgments
+
+
+def ndcg(ranked: Sequence[str], gains: Mapping[str, float], k: int = 10) -> float:
+    """Normalised DCG at k with linear gains (unjudged items gain 0)."""
+    dcg = sum(gains.get(doc, 0.0) / math.log2(rank + 2) for rank, doc in enumerate(ranked[:k]))
+    ideal = sorted((g for g in gains.values() if g > 0), reverse=True)[:k]
+    best = sum(g / math.log2(rank + 2) for rank, g in enumerate(ideal))
+    return dcg / best if best > 0 else 0.0
+
+
+def evaluate(
+    runs: Mapping[str, Sequence[str]],
+    judgments: Mapping[str, Mapping[str, float]],
+    relevant_at: float,
+    gain_offset: float = 0.0,
+) -> dict[str, float]:
+    """Mean nDCG@10 (gain = relevance - gain_offset), recall@10/@100 and MRR of items with relevance
+    >= ``relevant_at``, over the queries that have judgments and at least one relevant item."""
+    totals = {"ndcg@10": 0.0, "recall@10": 0.0, "recall@100": 0.0, "mrr": 0.0}
+    counted = 0
+    for query_id, ranked in runs.items():
+        judged = judgments.get(query_id, {})
+        relevant = {doc for doc, rel in judged.items() if rel >= relevant_at}
+        if not relevant:
+            continue
+        counted += 1
+        gains = {doc: max(0.0, rel - gain_offset) for doc, rel in judged.items()}
+        totals["ndcg@10"] += ndcg(ranked, gains, 10)
+        totals["recall@10"] += len(relevant & set(ranked[:10])) / len(relevant)
+        totals["recall@100"] += len(relevant & set(ranked[:100])) / len(relevant)
+        first = next((rank for rank, doc in enumerate(ranked, start=1) if doc in relevant), None)
+        totals["mrr"] += 1 / first if first else 0.0
+    result = {name: (value / counted if counted else 0.0) for name, value in totals.items()}
+    result["queries"] = counted
+    return result

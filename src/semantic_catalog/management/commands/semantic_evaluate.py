@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import CommandError, CommandParser
+from tqdm import tqdm
+
+from ...conf import semantic_settings
+from ...engine.errors import SemanticCatalogError
+from ...engine.evaluation import evaluate, read_judgments, read_queries
+from ...engine.search import MODES
+from ._base import IndexCommand
+
+METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr")
+
+
+class Command(IndexCommand):
+    help = (
+        "Measure search quality on your own judgments: runs every mode over the queries and prints "
+        "nDCG@10, recall@10, recall@100 and MRR per mode (and writes them as JSON with --output)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--index", required=True)
+        parser.add_argument("--queries", required=True, help="CSV (query_id,query) or JSONL")
+        parser.add_argument("--judgments", required=True, help="CSV (query_id,id,relevance) or JSONL")
+        parser.add_argument("--modes", default=",".join(MODES), help="comma-separated (default: all)")
+        parser.add_argument("--relevant-at", type=float, default=1.0, help="relevance counted as relevant (>=)")
+        parser.add_argument("--gain-offset", type=float, default=0.0, help="nDCG gain = relevance - offset")
+        parser.add_argument("--output", default=None, help="write the results as JSON here")
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        (index,) = self.selected({"indexes": [options["index"]]})
+        modes = [m.strip() for m in options["modes"].split(",") if m.strip()]
+        unknown = [m for m in modes if m not in MODES]
+        if unknown:
+            raise CommandError(f"Unknown modes {unknown}; use {', '.join(MODES)}.")
+        try:
+            queries = read_queries(options["queries"])
+            judgments = read_judgments(options["judgments"])
+            results = {}
+            longest, depth = semantic_settings.MAX_QUERY_LENGTH, min(100, semantic_settings.MAX_LIMIT)
+            for mode in modes:
+                runs = {}
+                bar = tqdm(queries.items(), desc=mode, disable=options["no_progress"], file=self.stderr)
+                for query_id, text in bar:
+                    if query_id in judgments and text.strip():
+                        runs[query_id] = [hit.id for hit in index.search(text[:longest], mode=mode, limit=depth)]
+                results[mode] = evaluate(runs, judgments, options["relevant_at"], options["gain_offset"])
+        except SemanticCatalogError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"{'mode':<10}" + "".join(f"{m:>12}" for m in METRICS) + f"{'queries':>9}")
+        for mode, row in results.items():
+            self.stdout.write(f"{mode:<10}" + "".join(f"{row[m]:>12.4f}" for m in METRICS) + f"{row['queries']:>9}")
+        if options["output"]:
+            Path(options["output"]).write_text(json.dumps({"index": index.name, "results": results}, indent=2))
+            self.stdout.write(f"wrote {options['output']}")
