@@ -172,3 +172,22 @@ def test_engine_import_pulls_no_django_or_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_a_filter_keeping_one_percent_still_fills_the_limit(store, encoder):
+    """1,000 rows, 10 of them in store 7: every mode returns all 10 for limit=10, none from elsewhere."""
+    import semantic_catalog.engine.search as engine_search
+
+    rows = [
+        Document(
+            str(i), f"Cordless drill model {i} with case", {"store": 7 if i % 100 == 0 else 1, "tags": [], "price": 1.0}
+        )
+        for i in range(1000)
+    ]
+    index_documents(store, "c", encoder, rows)
+    wanted = {str(i) for i in range(0, 1000, 100)}
+    filters = build_filters(SPECS, {"store": 7})
+    vector = encoder.encode_query("cordless drill")
+    for mode in ("semantic", "keyword", "hybrid"):
+        hits = engine_search.search(store, "c", vector, "cordless drill", mode, 10, filters)
+        assert {h.id for h in hits} == wanted, mode
