@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import statistics
 import sys
@@ -33,6 +32,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "search" / "homedepot"
 sys.path.insert(0, str(ROOT / "src"))
+from _results import write_report  # noqa: E402
 
 
 def load(limit: int | None, queries: int) -> tuple[list[str], list[str]]:
@@ -232,10 +232,7 @@ def main() -> None:
         f"padding: +{100 * report['padding_overhead_unsorted']:.0f}% tokens unsorted, "
         f"+{100 * report['padding_overhead_sorted']:.0f}% sorted by length"
     )
-    out = ROOT / "benchmarks" / "results" / "embed_throughput.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out.relative_to(ROOT)}")
+    write_report("embed_throughput", report)
 
 
 if __name__ == "__main__":

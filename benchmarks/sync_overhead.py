@@ -12,11 +12,11 @@ alike. Prints a table, writes benchmarks/results/sync_overhead.json.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
-from _django import ROOT, setup
+from _django import setup
+from _results import write_report
 
 
 def timed_saves(products: list, label: str) -> list[float]:
@@ -122,10 +122,7 @@ def main() -> None:
         print(f"{labels[key]:<34}{row['median_ms']:>10.2f}{row['p90_ms']:>9.2f}{row['ratio_to_a']:>8.2f}")
     rate = report["worker_drain"]["rows_per_second"]
     print(f"worker drained {pending} events in {drain_seconds:.1f} s ({rate:.0f}/s)")
-    out = ROOT / "benchmarks" / "results" / "sync_overhead.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out.relative_to(ROOT)}")
+    write_report("sync_overhead", report)
 
 
 if __name__ == "__main__":
