@@ -131,14 +131,7 @@ def _match_rows(
     ids = list(rows)
     for start in range(0, len(ids), LOOKUP_CHUNK):
         chunk = ids[start : start + LOOKUP_CHUNK]
-        pks = {}
-        for record_id in chunk:
-            try:
-                pks[record_id] = index.pk_from_string(record_id)
-            except Exception:
-                pks[record_id] = None
-        objects = index.get_queryset().in_bulk([pk for pk in pks.values() if pk is not None])
-        by_id = {str(pk): obj for pk, obj in objects.items()}
+        by_id, _ = index.rows_by_id(chunk)  # an id that is no valid primary key is simply unknown
         for record_id in chunk:
             where, record = rows[record_id]
             obj = by_id.get(record_id)

@@ -165,6 +165,25 @@ class SemanticIndex:
         """Convert an id from the store or a URL back to the model's primary key type."""
         return self.model._meta.pk.to_python(value)  # type: ignore[union-attr]
 
+    def parse_ids(self, ids: Iterable[str]) -> tuple[dict[str, Any], dict[str, str]]:
+        """Primary keys of string ids (from the store, a URL, an outbox row or a file), and, for the
+        ids that are no valid primary key, why not."""
+        pks: dict[str, Any] = {}
+        invalid: dict[str, str] = {}
+        for key in ids:
+            try:
+                pks[key] = self.pk_from_string(key)
+            except Exception as exc:
+                invalid[key] = f"invalid primary key {key!r}: {exc}"
+        return pks, invalid
+
+    def rows_by_id(self, ids: Iterable[str]) -> tuple[dict[str, models.Model], dict[str, str]]:
+        """The rows of the queryset among ``ids``, keyed by id string (ids outside it are absent),
+        and the ids that are no valid primary key, with the reason."""
+        pks, invalid = self.parse_ids(ids)
+        rows = {str(obj.pk): obj for obj in self.get_queryset().filter(pk__in=list(pks.values()))}
+        return rows, invalid
+
     def documents(self, objects: Iterable[models.Model]) -> list[Document]:
         return [self.to_document(obj) for obj in objects]
 

@@ -110,8 +110,7 @@ def hydrate(index: SemanticIndex, hits: Sequence[SearchHit], limit: int) -> list
     """Load hit rows from the index's queryset in hit order; rows outside it are dropped."""
     if not hits:
         return []
-    objects = index.get_queryset().in_bulk([index.pk_from_string(h.id) for h in hits])
-    by_id = {str(pk): obj for pk, obj in objects.items()}
+    by_id, _ = index.rows_by_id(hit.id for hit in hits)
     results = []
     for hit in hits:
         obj = by_id.get(hit.id)
@@ -155,11 +154,10 @@ def search(
 
 def _existing_ids(index: SemanticIndex, ids: Sequence[Any], what: str, error: type[UnknownIds]) -> list[str]:
     keys = [str(i) for i in ids]
-    try:
-        pks = [index.pk_from_string(k) for k in keys]
-    except Exception:
-        raise error(f"{what}: {keys} are not valid ids of {index.name!r}.", keys) from None
-    found = {str(pk) for pk in index.get_queryset().filter(pk__in=pks).values_list("pk", flat=True)}
+    pks, invalid = index.parse_ids(keys)
+    if invalid:
+        raise error(f"{what}: {keys} are not valid ids of {index.name!r}.", keys)
+    found = {str(pk) for pk in index.get_queryset().filter(pk__in=list(pks.values())).values_list("pk", flat=True)}
     missing = [k for k in keys if k not in found]
     if missing:
         raise error(f"{what}: unknown ids (not in index {index.name!r}): {', '.join(missing)}.", missing)

@@ -206,21 +206,14 @@ def drain(index_name: str, batch_size: int | None = None, max_batches: int | Non
 def _apply(index: SemanticIndex, events: list[SyncEvent], report: DrainReport) -> None:
     report.events += len(events)
     object_ids = list(dict.fromkeys(e.object_id for e in events))
-    errors: dict[str, str] = {}
-    pks: dict[str, Any] = {}
-    for object_id in object_ids:
-        try:
-            pks[object_id] = index.pk_from_string(object_id)
-        except Exception as exc:
-            errors[object_id] = f"invalid primary key {object_id!r}: {exc}"
-    rows = {str(obj.pk): obj for obj in index.get_queryset().filter(pk__in=list(pks.values()))}
+    rows, errors = index.rows_by_id(object_ids)
     documents = []
     for object_id, obj in rows.items():
         try:
             documents.append(index.to_document(obj))
         except Exception as exc:
             errors[object_id] = f"building the document failed: {exc!r}"
-    gone = [object_id for object_id in pks if object_id not in rows]
+    gone = [object_id for object_id in object_ids if object_id not in rows and object_id not in errors]
     ok_events = [e for e in events if e.object_id not in errors]
     try:
         store = get_store()
