@@ -29,7 +29,7 @@ def test_changelist_shows_each_rows_index_state(admin_client, make_product, sett
     def row(product) -> str:
         return page.split(f"/admin/shop/product/{product.pk}/change/")[1].split("</tr>")[0]
 
-    assert "<td class=\"field-index_state\">indexed</td>" in row(indexed)
+    assert '<td class="field-index_state">indexed</td>' in row(indexed)
     assert "not in index queryset" in row(inactive)
     assert ">pending<" in row(pending)
     assert ">failed<" in row(failed)

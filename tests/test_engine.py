@@ -191,3 +191,81 @@ def test_a_filter_keeping_one_percent_still_fills_the_limit(store, encoder):
     for mode in ("semantic", "keyword", "hybrid"):
         hits = engine_search.search(store, "c", vector, "cordless drill", mode, 10, filters)
         assert {h.id for h in hits} == wanted, mode
+
+
+def test_convex_fusion_scores_keyword_hits_on_meaning_too():
+    """A keyword hit the semantic list missed still gets its cosine; weights move the order."""
+    from semantic_catalog.engine.fusion import convex_fusion
+
+    keyword = [SearchHit("a", 9.0), SearchHit("b", 5.0), SearchHit("c", 1.0)]
+    semantic = [SearchHit("d", 0.9), SearchHit("c", 0.8)]
+    similarity = {"a": 0.1, "b": 0.6, "c": 0.8, "d": 0.9}  # normalised: a 0, b 0.625, c 0.875, d 1
+    by_keyword = convex_fusion(keyword, semantic, similarity, limit=4, keyword_weight=1.0)
+    assert [h.id for h in by_keyword][:2] == ["a", "b"]
+    by_meaning = convex_fusion(keyword, semantic, similarity, limit=4, keyword_weight=0.0)
+    assert [h.id for h in by_meaning] == ["d", "c", "b", "a"]
+    mixed = convex_fusion(keyword, semantic, similarity, limit=4, keyword_weight=0.6)
+    assert [h.id for h in mixed] == ["a", "b", "d", "c"]  # 0.6, 0.55, 0.4, 0.35
+    assert mixed[1].score == pytest.approx(0.6 * 0.5 + 0.4 * 0.625)
+    assert mixed[3].retrievers == {"keyword": 3, "semantic": 2}
+
+
+def test_hybrid_fusion_choice_and_bad_fusion(store, encoder):
+    import semantic_catalog.engine.search as engine_search
+
+    texts = ["Cordless drill driver", "Garden hose reel", "Drill bit set for wood", "Cast iron skillet"]
+    index_documents(store, "c", encoder, [Document(str(i), t, {"store": 1}) for i, t in enumerate(texts)])
+    vector = encoder.encode_query("drill")
+    for fusion in ("convex", "rrf"):
+        hits = engine_search.search(store, "c", vector, "drill", "hybrid", 4, fusion=fusion)
+        assert {h.id for h in hits[:2]} == {"0", "2"}, fusion
+        assert set(hits[0].retrievers) == {"semantic", "keyword"}
+    with pytest.raises(ValueError, match="fusion"):
+        engine_search.search(store, "c", vector, "drill", "hybrid", 4, fusion="max")
+
+
+def test_approximate_index_is_built_past_the_threshold_and_kept_current(tmp_path):
+    """optimize() builds the ANN index once a collection reaches ann_threshold rows; rows written later
+    are found before the next optimize and folded into the index by it; a 1% filter still fills the
+    limit; results match exact search."""
+    rng = np.random.default_rng(7)
+    store = LanceDBStore(tmp_path / "ann", ann_threshold=1000, ann_index={"num_partitions": 2})
+    store.create_collection("c", 32, SPECS)
+    vectors = rng.standard_normal((1200, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    docs = [
+        Document(str(i), f"item {i}", {"store": 7 if i % 100 == 0 else 1, "tags": [], "price": 1.0})
+        for i in range(1200)
+    ]
+    store.upsert("c", docs[:999], vectors[:999])
+    store.optimize("c")
+    assert not store.has_vector_index("c")  # 999 < 1000: still exact
+    store.upsert("c", docs[999:1100], vectors[999:1100])
+    store.optimize("c")
+    assert store.has_vector_index("c")
+    store.upsert("c", docs[1100:], vectors[1100:])  # after the index was built
+    assert store.vector_search("c", vectors[1150], 1)[0].id == "1150"
+    store.optimize("c")
+    stats = store.db.open_table("c").index_stats("vector_idx")
+    assert stats.num_indexed_rows == 1200 and stats.num_unindexed_rows == 0
+    filters = build_filters(SPECS, {"store": 7})
+    hits = store.vector_search("c", vectors[5], 10, filters)  # 12 rows match
+    assert len(hits) == 10 and all(int(h.id) % 100 == 0 for h in hits)
+    queries = vectors[rng.choice(1200, 20, replace=False)]
+    exact = vectors @ queries.T
+    recall = np.mean(
+        [
+            len({h.id for h in store.vector_search("c", q, 10)} & {str(i) for i in np.argsort(-exact[:, j])[:10]}) / 10
+            for j, q in enumerate(queries)
+        ]
+    )
+    assert recall >= 0.95
+
+
+def test_ann_options_are_checked(tmp_path):
+    with pytest.raises(ConfigurationError, match="ann_threshold"):
+        LanceDBStore(tmp_path / "x", ann_threshold=0)
+    with pytest.raises(ConfigurationError, match="ann_search"):
+        LanceDBStore(tmp_path / "x", ann_search={"probes": 3})
+    with pytest.raises(ConfigurationError, match="index_type"):
+        LanceDBStore(tmp_path / "x", ann_index={"index_type": "KD_TREE"})

@@ -54,3 +54,53 @@ def test_semantic_evaluate_runs_every_mode(make_product, tmp_path):
     assert results["keyword"]["recall@10"] == 0.5  # query 2 shares no word with the skillet
     with pytest.raises(CommandError, match="needs 'query_id'"):
         run("semantic_evaluate", "--index", "products", "--queries", str(judgments), "--judgments", str(judgments))
+
+
+def test_cli_evaluate_scores_an_export_file_and_reuses_embed_vectors(tmp_path, capsys):
+    """`semantic-catalog evaluate` on the offline machine: export file in, metrics per mode out; with
+    --vectors it uses `embed` output, and vectors of another model are refused."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from semantic_catalog.cli import main as cli
+    from semantic_catalog.engine.offline import VectorRecord, vector_table
+
+    texts = ["Cordless drill driver 18V", "Cast iron skillet 12 in.", "Garden hose 30 m", "LED bulb warm white"]
+    records = tmp_path / "products.jsonl"
+    records.write_text(
+        "".join(
+            json.dumps({"id": str(i), "index": "products", "text": t, "fields": {}, "content_hash": f"h{i}"}) + "\n"
+            for i, t in enumerate(texts)
+        )
+    )
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(
+        json.dumps({"query_id": "a", "query": "battery drill"})
+        + "\n"
+        + json.dumps({"query_id": "b", "query": "frying utensil for steak"})
+        + "\n"
+    )
+    judgments = tmp_path / "judgments.csv"
+    judgments.write_text("query_id,id,relevance\na,0,3\nb,1,3\nb,2,0\n")
+    common = ["--queries", str(queries), "--judgments", str(judgments), "--backend", "torch", "--quiet"]
+    out = tmp_path / "r.json"
+    assert cli(["evaluate", str(records), *common, "--output", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "ndcg@10" in printed and "hybrid" in printed
+    report = json.loads(out.read_text())
+    results = report["results"]
+    assert report["documents"] == 4 and report["model"] == "all-MiniLM-L6-v2"
+    assert results["semantic"]["mrr"] == 1.0 and results["semantic"]["queries"] == 2
+    assert results["keyword"]["recall@10"] == 0.5  # "frying utensil for steak" shares no word with the skillet
+
+    assert cli(["embed", str(records), "--out", str(tmp_path / "v"), "--backend", "torch", "--quiet"]) == 0
+    capsys.readouterr()
+    assert cli(["evaluate", str(records), *common, "--vectors", str(tmp_path / "v"), "--output", str(out)]) == 0
+    assert json.loads(out.read_text())["results"] == results
+
+    other = tmp_path / "other.parquet"
+    pq.write_table(vector_table([VectorRecord("0", "products", "h0", "e5-large", 384, np.ones(384))], 384), other)
+    assert cli(["evaluate", str(records), *common, "--vectors", str(other)]) == 2
+    assert "embedded with 'e5-large'" in capsys.readouterr().err
+    assert cli(["evaluate", str(records), *common, "--modes", "fuzzy"]) == 2
+    assert "Unknown mode 'fuzzy'" in capsys.readouterr().err

@@ -1,9 +1,10 @@
 """`semantic-catalog`: the offline machine's command. Imports no Django; talks to files or HTTP.
 
-    semantic-catalog embed products.jsonl --out vectors/ [--model NAME_OR_PATH] [--batch-size 64] [--device auto]
-    semantic-catalog export-onnx --out onnx-model/ [--model NAME_OR_PATH] [--int8]
-    semantic-catalog pull URL --index products --out products.parquet --token TOKEN
-    semantic-catalog push URL --index products vectors/ --token TOKEN [--dry-run]
+semantic-catalog embed products.jsonl --out vectors/ [--model NAME_OR_PATH] [--batch-size 64] [--device auto]
+semantic-catalog export-onnx --out onnx-model/ [--model NAME_OR_PATH] [--int8]
+semantic-catalog pull URL --index products --out products.parquet --token TOKEN
+semantic-catalog push URL --index products vectors/ --token TOKEN [--dry-run]
+semantic-catalog evaluate products.jsonl --queries q.csv --judgments j.csv [--vectors vectors/] [--output r.json]
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .engine.errors import SemanticCatalogError
 
@@ -165,6 +168,101 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Index an export file in a local LanceDB (reusing `embed` vectors when given) and score every mode."""
+    import tempfile
+
+    from tqdm import tqdm
+
+    from .engine.documents import Document
+    from .engine.evaluation import DEPTH, read_judgments, read_queries, results_table, run_modes
+    from .engine.indexer import index_documents
+    from .engine.offline import BadFile, read_records, read_vector_rows, vector_problem
+    from .engine.search import MODES, check_mode, search
+    from .engine.stores.lancedb import LanceDBStore
+
+    modes = [check_mode(m.strip()) for m in args.modes.split(",") if m.strip()] or list(MODES)
+    queries, judgments = read_queries(args.queries), read_judgments(args.judgments)
+    documents = [Document(str(r["id"]), r["text"], r.get("fields") or {}) for r in read_records(args.records)]
+    encoder = encoder_factory(args)()
+    store = LanceDBStore(args.db or tempfile.mkdtemp(prefix="semantic-catalog-evaluate-"), ann_threshold=None)
+    collection = "evaluate"
+    store.drop_collection(collection)
+    store.create_collection(collection, encoder.dimension, [])
+    if args.vectors:
+        known = {(d.id, d.content_hash): d for d in documents}
+        reused: dict[str, tuple[Document, list[float]]] = {}
+        for where, row in read_vector_rows(args.vectors):
+            problem = vector_problem(row)
+            if problem:
+                raise BadFile(f"{where}: {problem}.")
+            if row["model"] != encoder.name:
+                raise BadFile(
+                    f"{where}: embedded with {row['model']!r}, but this run encodes queries with {encoder.name!r}; "
+                    "pass the --model / --backend / --onnx-dir you gave `embed`."
+                )
+            document = known.get((str(row["id"]), row["content_hash"]))
+            if document is not None:
+                reused[document.id] = (document, row["vector"])
+        if reused:
+            pairs = list(reused.values())
+            store.upsert(collection, [d for d, _ in pairs], np.asarray([v for _, v in pairs], dtype=np.float32))
+    with tqdm(total=len(documents), desc="index", unit="doc", disable=args.quiet) as bar:
+        for start in range(0, len(documents), 4096):
+            chunk = documents[start : start + 4096]
+            index_documents(store, collection, encoder, chunk)
+            bar.update(len(chunk))
+    store.optimize(collection)
+
+    vectors: dict[str, np.ndarray] = {}
+
+    def run(text: str, mode: str) -> list[str]:
+        vector = None
+        if mode != "keyword":
+            vector = vectors.get(text)
+            if vector is None:
+                vector = vectors[text] = encoder.encode_query(text)
+        hits = search(
+            store,
+            collection,
+            vector,
+            text,
+            mode,
+            DEPTH,
+            candidates=args.candidates,
+            rrf_k=args.rrf_k,
+            fusion=args.fusion,
+            keyword_weight=args.keyword_weight,
+        )
+        return [hit.id for hit in hits]
+
+    def progress(items: Any, desc: str) -> Any:
+        return tqdm(items, desc=desc, unit="query", disable=args.quiet)
+
+    results = run_modes(run, queries, judgments, modes, args.relevant_at, args.gain_offset, progress)
+    print(results_table(results))
+    if args.output:
+        report = {"records": args.records, "model": encoder.name, "documents": len(documents), "results": results}
+        Path(args.output).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.output}")
+    return 0
+
+
+def add_model_arguments(command: argparse.ArgumentParser, batch_help: str) -> None:
+    command.add_argument("--model", default=None, help="sentence-transformers name or path (default: bundled MiniLM)")
+    command.add_argument("--onnx-dir", default=None, help="use an ONNX model folder from export-onnx instead")
+    command.add_argument("--batch-size", type=int, default=64, help=batch_help)
+    command.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when present")
+    command.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "torch", "onnx", "onnx-int8"],
+        help="auto: torch (float16) on a GPU, else the fp32 ONNX export when onnxruntime is installed",
+    )
+    command.add_argument("--cache-dir", default=str(default_cache_dir()), help="where ONNX exports are kept")
+    command.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semantic-catalog", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -172,24 +270,34 @@ def build_parser() -> argparse.ArgumentParser:
     embed = sub.add_parser("embed", help="embed an export file (JSONL or Parquet) into Parquet vector parts")
     embed.add_argument("input", help="export file from semantic_export or `pull`")
     embed.add_argument("--out", required=True, help="output folder (re-running continues where it stopped)")
-    embed.add_argument("--model", default=None, help="sentence-transformers name or path (default: bundled MiniLM)")
-    embed.add_argument("--onnx-dir", default=None, help="use an ONNX model folder from export-onnx instead")
-    embed.add_argument("--batch-size", type=int, default=64, help="texts per model call (halved on out-of-memory)")
-    embed.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="auto: CUDA when present")
+    add_model_arguments(embed, "texts per model call (halved on out-of-memory)")
     embed.add_argument(
-        "--backend",
-        default="auto",
-        choices=["auto", "torch", "onnx", "onnx-int8"],
-        help="auto: torch (float16) on a GPU, else the fp32 ONNX export when onnxruntime is installed",
-    )
-    embed.add_argument("--cache-dir", default=str(default_cache_dir()), help="where ONNX exports are kept")
-    embed.add_argument(
-        "--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
         help="run on Ray Data: a local Ray, or the cluster at ADDRESS (e.g. ray://head:10001)",
     )
     embed.add_argument("--ray-workers", type=int, default=1, help="model replicas (actors) on Ray")
-    embed.add_argument("--quiet", action="store_true", help="no progress bar")
     embed.set_defaults(func=cmd_embed)
+
+    evaluate = sub.add_parser("evaluate", help="score search modes on your judgments, from an export file")
+    evaluate.add_argument("records", help="export file (JSONL or Parquet) from semantic_export or `pull`")
+    evaluate.add_argument("--queries", required=True, help="CSV (query_id,query) or JSONL")
+    evaluate.add_argument("--judgments", required=True, help="CSV (query_id,id,relevance) or JSONL")
+    evaluate.add_argument("--vectors", default=None, help="reuse vectors from `embed` (same model) instead of encoding")
+    evaluate.add_argument("--db", default=None, help="LanceDB folder to build in (default: a new temporary one)")
+    evaluate.add_argument("--modes", default="semantic,keyword,hybrid", help="comma-separated (default: all)")
+    evaluate.add_argument("--relevant-at", type=float, default=1.0, help="relevance counted as relevant (>=)")
+    evaluate.add_argument("--gain-offset", type=float, default=0.0, help="nDCG gain = relevance - offset")
+    evaluate.add_argument("--candidates", type=int, default=100, help="hits per retriever fused by hybrid")
+    evaluate.add_argument("--fusion", default="convex", choices=["convex", "rrf"], help="hybrid fusion")
+    evaluate.add_argument("--keyword-weight", type=float, default=0.6, help="keyword share in convex fusion")
+    evaluate.add_argument("--rrf-k", type=int, default=60, help="reciprocal rank fusion constant")
+    evaluate.add_argument("--output", default=None, help="write the results as JSON here")
+    add_model_arguments(evaluate, "texts per model call")
+    evaluate.set_defaults(func=cmd_evaluate)
 
     onnx = sub.add_parser("export-onnx", help="export a sentence-transformers model to ONNX for torch-free servers")
     onnx.add_argument("--model", default=None, help="name or path (default: bundled MiniLM)")

@@ -115,9 +115,9 @@ def activate(collection: Collection) -> list[Collection]:
     """
     with transaction.atomic():
         older = list(Collection.objects.filter(index=collection.index, state=Collection.State.RETIRED))
-        Collection.objects.select_for_update().filter(
-            index=collection.index, state=Collection.State.ACTIVE
-        ).update(state=Collection.State.RETIRED)
+        Collection.objects.select_for_update().filter(index=collection.index, state=Collection.State.ACTIVE).update(
+            state=Collection.State.RETIRED
+        )
         collection.state = Collection.State.ACTIVE
         collection.activated_at = timezone.now()
         collection.save(update_fields=["state", "activated_at"])

@@ -47,6 +47,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_LIMIT": 100,
     "MAX_QUERY_LENGTH": 500,
     "HYBRID_CANDIDATES": 100,
+    # How hybrid merges the two lists: "convex" (weighted normalised scores) or "rrf" (ranks only).
+    # Chosen on the Home Depot dev queries (benchmarks/search_quality.py --tune).
+    "HYBRID_FUSION": "convex",
+    "HYBRID_KEYWORD_WEIGHT": 0.6,
     "RRF_K": 60,
     "QUERY_CACHE_SIZE": 1024,
     # DRF permission classes (dotted paths) per endpoint group.
@@ -95,6 +99,10 @@ class SemanticSettings:
             merged.update(value)
             merged["OPTIONS"] = dict(merged.get("OPTIONS") or {})
             return merged
+        if name == "HYBRID_FUSION" and value not in ("convex", "rrf"):
+            raise ImproperlyConfigured(f"SEMANTIC_CATALOG['HYBRID_FUSION'] must be 'convex' or 'rrf', not {value!r}.")
+        if name == "HYBRID_KEYWORD_WEIGHT" and not (isinstance(value, (int, float)) and 0 <= value <= 1):
+            raise ImproperlyConfigured(f"SEMANTIC_CATALOG['HYBRID_KEYWORD_WEIGHT'] must be from 0 to 1, not {value!r}.")
         return value
 
     @property

@@ -238,4 +238,3 @@ class _Lazy:
 
     def __str__(self) -> str:
         return str(getattr(self._obj, self._name) or "")
-

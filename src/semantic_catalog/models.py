@@ -23,9 +23,7 @@ class SyncEvent(models.Model):
     object_id = models.CharField(max_length=64)
     op = models.CharField(max_length=10, choices=Op.choices, default=Op.UPSERT)
     # Database defaults let the hot-path INSERT (outbox.py) send only index, object_id and op.
-    status = models.CharField(
-        max_length=10, choices=Status.choices, default=Status.PENDING, db_default=Status.PENDING
-    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0, db_default=0)
     last_error = models.TextField(blank=True, default="", db_default="")
     created_at = models.DateTimeField(default=timezone.now, db_default=Now())

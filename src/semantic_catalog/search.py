@@ -148,6 +148,8 @@ def search(
         conditions,
         candidates=semantic_settings.HYBRID_CANDIDATES,
         rrf_k=semantic_settings.RRF_K,
+        fusion=semantic_settings.HYBRID_FUSION,
+        keyword_weight=semantic_settings.HYBRID_KEYWORD_WEIGHT,
     )
     return hydrate(index, hits, size)
 

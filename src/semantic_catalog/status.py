@@ -17,9 +17,7 @@ from .models import Collection, DrainRequest, SyncEvent
 def index_status(index: SemanticIndex) -> dict[str, Any]:
     store = get_store()
     encoder_name = get_encoder().name
-    events = dict(
-        SyncEvent.objects.filter(index=index.name).values_list("status").annotate(n=Count("id")).order_by()
-    )
+    events = dict(SyncEvent.objects.filter(index=index.name).values_list("status").annotate(n=Count("id")).order_by())
     collections = []
     active: dict[str, Any] | None = None
     for collection in Collection.objects.filter(index=index.name).order_by("-id"):

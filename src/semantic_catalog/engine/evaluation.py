@@ -10,8 +10,9 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .offline import BadFile
 
@@ -94,3 +95,35 @@ def evaluate(
     result = {name: (value / counted if counted else 0.0) for name, value in totals.items()}
     result["queries"] = counted
     return result
+
+
+METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr")
+DEPTH = 100
+
+
+def run_modes(
+    search: Callable[[str, str], Sequence[str]],
+    queries: Mapping[str, str],
+    judgments: Mapping[str, Mapping[str, float]],
+    modes: Sequence[str],
+    relevant_at: float,
+    gain_offset: float = 0.0,
+    progress: Callable[[Iterable[Any], str], Iterable[Any]] = lambda items, _desc: items,
+) -> dict[str, dict[str, float]]:
+    """Metrics per mode; ``search(text, mode)`` returns ranked ids (at least the top ``DEPTH``).
+
+    Only judged, non-empty queries are run."""
+    judged = [(qid, text) for qid, text in queries.items() if qid in judgments and text.strip()]
+    results = {}
+    for mode in modes:
+        runs = {qid: list(search(text, mode)) for qid, text in progress(judged, mode)}
+        results[mode] = evaluate(runs, judgments, relevant_at, gain_offset)
+    return results
+
+
+def results_table(results: Mapping[str, Mapping[str, float]]) -> str:
+    """A fixed-width table: one row per mode, one column per metric, then the number of queries."""
+    lines = [f"{'mode':<10}" + "".join(f"{m:>12}" for m in METRICS) + f"{'queries':>9}"]
+    for mode, row in results.items():
+        lines.append(f"{mode:<10}" + "".join(f"{row[m]:>12.4f}" for m in METRICS) + f"{int(row['queries']):>9}")
+    return "\n".join(lines)

@@ -52,9 +52,7 @@ class FieldSpec:
                 raise ValueError
             return str(value)
         except (TypeError, ValueError):
-            raise InvalidFilter(
-                f"Filter {self.name!r} expects a value of type {self.type}, got {value!r}."
-            ) from None
+            raise InvalidFilter(f"Filter {self.name!r} expects a value of type {self.type}, got {value!r}.") from None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,10 @@
-"""Reciprocal rank fusion: merge ranked lists without comparing their incomparable scores."""
+"""Fusing keyword and semantic result lists into one hybrid ranking.
+
+Two methods: reciprocal rank fusion (ranks only; robust when the two retrievers are equally good)
+and a convex combination of min-max normalised scores (uses how much better one hit is than the
+next; better when one retriever is much stronger, as keyword search is on product titles; see
+benchmarks/search_quality.py).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from .documents import SearchHit
 
 DEFAULT_RRF_K = 60
+DEFAULT_KEYWORD_WEIGHT = 0.6
+FUSIONS = ("convex", "rrf")
 
 
 def reciprocal_rank_fusion(
@@ -26,5 +34,42 @@ def reciprocal_rank_fusion(
         for rank, hit in enumerate(hits, start=1):
             scores[hit.id] = scores.get(hit.id, 0.0) + weight / (k + rank)
             ranks.setdefault(hit.id, {})[retriever] = rank
+    return _ranked(scores, ranks, limit)
+
+
+def _min_max(scores: Mapping[str, float]) -> dict[str, float]:
+    if not scores:
+        return {}
+    low, high = min(scores.values()), max(scores.values())
+    return {i: (s - low) / (high - low) if high > low else 1.0 for i, s in scores.items()}
+
+
+def convex_fusion(
+    keyword: Sequence[SearchHit],
+    semantic: Sequence[SearchHit],
+    similarity: Mapping[str, float],
+    limit: int,
+    keyword_weight: float = DEFAULT_KEYWORD_WEIGHT,
+) -> list[SearchHit]:
+    """score = w * keyword + (1 - w) * semantic, each min-max normalised over the candidates.
+
+    ``similarity`` must hold the query's cosine similarity for every candidate (both lists), so a
+    keyword hit the semantic list missed is still scored on meaning; a semantic hit without a keyword
+    match scores 0 on keywords.
+    """
+    keyword_scores = _min_max({h.id: h.score for h in keyword})
+    semantic_scores = _min_max({i: similarity[i] for i in dict.fromkeys([h.id for h in [*keyword, *semantic]])})
+    ranks: dict[str, dict[str, int]] = {}
+    for retriever, hits in (("keyword", keyword), ("semantic", semantic)):
+        for rank, hit in enumerate(hits, start=1):
+            ranks.setdefault(hit.id, {})[retriever] = rank
+    scores = {
+        i: keyword_weight * keyword_scores.get(i, 0.0) + (1 - keyword_weight) * semantic_scores[i]
+        for i in semantic_scores
+    }
+    return _ranked(scores, ranks, limit)
+
+
+def _ranked(scores: dict[str, float], ranks: dict[str, dict[str, int]], limit: int) -> list[SearchHit]:
     order = sorted(scores, key=lambda i: (-scores[i], min(ranks[i].values()), i))
     return [SearchHit(id=i, score=scores[i], retrievers=ranks[i]) for i in order[:limit]]

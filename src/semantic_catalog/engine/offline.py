@@ -23,8 +23,13 @@ from .errors import SemanticCatalogError
 
 RECORD_KEYS = ("id", "index", "text", "fields", "content_hash")
 EXPORT_SCHEMA = pa.schema(
-    [("id", pa.string()), ("index", pa.string()), ("text", pa.string()), ("fields", pa.string()),
-     ("content_hash", pa.string())]
+    [
+        ("id", pa.string()),
+        ("index", pa.string()),
+        ("text", pa.string()),
+        ("fields", pa.string()),
+        ("content_hash", pa.string()),
+    ]
 )
 VECTOR_COLUMNS = ("id", "index", "content_hash", "model", "dimension", "vector")
 WRITE_BATCH = 2048

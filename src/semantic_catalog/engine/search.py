@@ -11,7 +11,7 @@ from .documents import SearchHit
 from .encoders.base import normalise
 from .errors import InvalidQuery
 from .filters import Filter
-from .fusion import DEFAULT_RRF_K, reciprocal_rank_fusion
+from .fusion import DEFAULT_KEYWORD_WEIGHT, DEFAULT_RRF_K, FUSIONS, convex_fusion, reciprocal_rank_fusion
 from .stores.base import VectorStore
 
 Mode = Literal["semantic", "keyword", "hybrid"]
@@ -34,12 +34,16 @@ def search(
     filters: Sequence[Filter] = (),
     candidates: int = 100,
     rrf_k: int = DEFAULT_RRF_K,
+    fusion: str = "convex",
+    keyword_weight: float = DEFAULT_KEYWORD_WEIGHT,
 ) -> list[SearchHit]:
     """Run one search; ``query_vector`` is needed for semantic and hybrid modes.
 
     Hybrid asks each retriever for ``max(limit, candidates)`` hits with the same filters pushed
-    down, then fuses them by reciprocal rank.
+    down, then fuses them: ``fusion="convex"`` (default) weighs normalised scores, ``"rrf"`` ranks.
     """
+    if fusion not in FUSIONS:
+        raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
     if mode == "keyword":
         return store.keyword_search(collection, query, limit, filters)
     if query_vector is None:
@@ -47,11 +51,16 @@ def search(
     if mode == "semantic":
         return store.vector_search(collection, query_vector, limit, filters)
     depth = max(limit, candidates)
-    ranked = {
-        "semantic": store.vector_search(collection, query_vector, depth, filters),
-        "keyword": store.keyword_search(collection, query, depth, filters),
-    }
-    return reciprocal_rank_fusion(ranked, limit, k=rrf_k)
+    semantic = store.vector_search(collection, query_vector, depth, filters)
+    keyword = store.keyword_search(collection, query, depth, filters)
+    if fusion == "rrf":
+        return reciprocal_rank_fusion({"semantic": semantic, "keyword": keyword}, limit, k=rrf_k)
+    similarity = {hit.id: hit.score for hit in semantic}
+    missing = [hit.id for hit in keyword if hit.id not in similarity]
+    for row_id, record in store.fetch(collection, missing, with_vectors=True).items():
+        similarity[row_id] = float(np.dot(record.vector, query_vector))  # type: ignore[arg-type]
+    keyword = [hit for hit in keyword if hit.id in similarity]  # a row deleted between the two reads
+    return convex_fusion(keyword, semantic, similarity, limit, keyword_weight)
 
 
 def recommendation_vector(
@@ -64,4 +73,3 @@ def recommendation_vector(
     if negatives:
         vector = vector - negative_weight * np.mean(np.asarray(negatives, dtype=np.float32), axis=0)
     return normalise(vector[None, :])[0]
-

@@ -14,7 +14,10 @@ from ...registry import registry
 class IndexCommand(BaseCommand):
     def add_index_argument(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--index", action="append", dest="indexes", metavar="NAME",
+            "--index",
+            action="append",
+            dest="indexes",
+            metavar="NAME",
             help="Index name (repeatable). Default: every registered index.",
         )
 

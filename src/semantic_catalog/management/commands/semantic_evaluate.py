@@ -9,11 +9,9 @@ from tqdm import tqdm
 
 from ...conf import semantic_settings
 from ...engine.errors import SemanticCatalogError
-from ...engine.evaluation import evaluate, read_judgments, read_queries
+from ...engine.evaluation import DEPTH, read_judgments, read_queries, results_table, run_modes
 from ...engine.search import MODES
 from ._base import IndexCommand
-
-METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr")
 
 
 class Command(IndexCommand):
@@ -38,23 +36,23 @@ class Command(IndexCommand):
         unknown = [m for m in modes if m not in MODES]
         if unknown:
             raise CommandError(f"Unknown modes {unknown}; use {', '.join(MODES)}.")
+        longest, depth = semantic_settings.MAX_QUERY_LENGTH, min(DEPTH, semantic_settings.MAX_LIMIT)
+
+        def search(text: str, mode: str) -> list[str]:
+            return [hit.id for hit in index.search(text[:longest], mode=mode, limit=depth)]
+
+        def progress(items: Any, desc: str) -> Any:
+            return tqdm(items, desc=desc, disable=options["no_progress"], file=self.stderr)
+
         try:
             queries = read_queries(options["queries"])
             judgments = read_judgments(options["judgments"])
-            results = {}
-            longest, depth = semantic_settings.MAX_QUERY_LENGTH, min(100, semantic_settings.MAX_LIMIT)
-            for mode in modes:
-                runs = {}
-                bar = tqdm(queries.items(), desc=mode, disable=options["no_progress"], file=self.stderr)
-                for query_id, text in bar:
-                    if query_id in judgments and text.strip():
-                        runs[query_id] = [hit.id for hit in index.search(text[:longest], mode=mode, limit=depth)]
-                results[mode] = evaluate(runs, judgments, options["relevant_at"], options["gain_offset"])
+            results = run_modes(
+                search, queries, judgments, modes, options["relevant_at"], options["gain_offset"], progress
+            )
         except SemanticCatalogError as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(f"{'mode':<10}" + "".join(f"{m:>12}" for m in METRICS) + f"{'queries':>9}")
-        for mode, row in results.items():
-            self.stdout.write(f"{mode:<10}" + "".join(f"{row[m]:>12.4f}" for m in METRICS) + f"{row['queries']:>9}")
+        self.stdout.write(results_table(results))
         if options["output"]:
             Path(options["output"]).write_text(json.dumps({"index": index.name, "results": results}, indent=2))
             self.stdout.write(f"wrote {options['output']}")

@@ -1,0 +1,196 @@
+"""Search latency through the HTTP API of a real server process, on the 54,667 Home Depot titles.
+
+The demo project (benchmarks/latency_site.py adds a naive endpoint) is loaded with one product per
+Home Depot title, indexed with `semantic_index` (which builds the approximate vector index: 54,667 is
+past the default 50,000-row threshold) and served by gunicorn (2 worker processes x 2 threads, the
+shape of a small production box). For each mode, at concurrency 1 and 4, a fresh server gets the
+first N dev queries twice: a cold pass (every query new to the server) and a repeat pass (the same
+queries again: query vectors come from the cache). Reported per pass: p50, p99 and queries/s.
+
+The naive baseline: encode the query and run LanceDB's flat search on every request, no cache, no
+index (see latency_site.naive_search).
+
+    .venv/bin/python benchmarks/search_latency.py [--queries 1000] [--workers 2] [--threads 2]
+
+The loaded site is kept in benchmarks/results/cache/latency-site (indexing takes about 5 minutes
+once). Needs ../shared/data/search/homedepot (skips with a message otherwise). Writes
+benchmarks/results/search_latency.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from _homedepot import load
+from _results import ROOT, write_report
+
+SITE = ROOT / "benchmarks" / "results" / "cache" / "latency-site"
+MODES = ("naive", "keyword", "semantic", "hybrid")
+
+
+def environment() -> dict[str, str]:
+    return {
+        **os.environ,
+        "DEMO_DATA_DIR": str(SITE),
+        "DJANGO_SETTINGS_MODULE": "latency_site",
+        "DJANGO_DEBUG": "0",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT / "example"), str(ROOT / "src")]),
+    }
+
+
+def prepare(titles: dict[str, str]) -> None:
+    """Products from the titles and their index, once (a no-op when the cached site is complete)."""
+    os.environ.update(environment())
+    sys.path[:0] = [str(ROOT / "example"), str(ROOT / "src")]
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from shop.models import Category, Product, Store
+
+    call_command("migrate", verbosity=0)
+    if Product.objects.count() != len(titles):
+        Product.objects.all().delete()
+        store, _ = Store.objects.get_or_create(slug="home-depot", defaults={"name": "Home Depot"})
+        category, _ = Category.objects.get_or_create(store=store, parent=None, name="All")
+        products = [
+            Product(store=store, category=category, name=title[:200], price=10 + int(uid) % 490)
+            for uid, title in titles.items()
+        ]
+        Product.objects.bulk_create(products, batch_size=2000)  # no signals: the index is built below
+    call_command("semantic_index", index=["products"], verbosity=1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(workers: int, threads: int) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    command = [
+        str(ROOT / ".venv" / "bin" / "gunicorn"),
+        "demo.wsgi:application",
+        f"--workers={workers}",
+        f"--threads={threads}",
+        f"--bind=127.0.0.1:{port}",
+        "--log-level=warning",
+    ]
+    server = subprocess.Popen(command, cwd=ROOT / "example", env=environment())
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            httpx.get(f"{url}/api/semantic/schema", timeout=1)
+            return server, url
+        except httpx.TransportError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("the server did not start")
+
+
+def request(client: httpx.Client, mode: str, text: str) -> float:
+    if mode == "naive":
+        path, params = "/naive/search", {"q": text}
+    else:
+        path, params = "/api/semantic/products/search", {"q": text, "mode": mode, "limit": "10"}
+    started = time.perf_counter()
+    response = client.get(path, params=params)
+    elapsed = time.perf_counter() - started
+    response.raise_for_status()
+    return elapsed
+
+
+def run_pass(url: str, mode: str, queries: list[str], concurrency: int) -> dict[str, float]:
+    """Each client thread keeps one connection (so one server worker) and takes every n-th query."""
+
+    def client_loop(offset: int) -> list[float]:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            return [request(client, mode, q) for q in queries[offset::concurrency]]
+
+    started = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        latencies = [t for part in pool.map(client_loop, range(concurrency)) for t in part]
+    wall = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "p50_ms": round(statistics.median(latencies) * 1000, 2),
+        "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))] * 1000, 2),
+        "qps": round(len(latencies) / wall, 1),
+        "requests": len(latencies),
+    }
+
+
+def warm_up(url: str, mode: str, workers: int) -> None:
+    """Load the model in every worker with queries that are not in the measured set."""
+    texts = [f"warm up {i}" for i in range(4 * workers)]
+    with concurrent.futures.ThreadPoolExecutor(2 * workers) as pool:
+        list(pool.map(lambda t: request(httpx.Client(base_url=url, timeout=120), mode, t), texts))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=2, help="threads per worker")
+    parser.add_argument("--modes", default=",".join(MODES))
+    args = parser.parse_args()
+
+    data = load(args.queries)
+    prepare(data.titles)
+    from semantic_catalog.backends import get_store
+    from semantic_catalog.collections import require_searchable
+    from semantic_catalog.registry import registry
+
+    table = require_searchable(registry.get("products")).table
+    has_index = get_store().has_vector_index(table)
+    queries = list(data.queries.values())
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for mode in args.modes.split(","):
+        for concurrency in (1, 4):
+            server, url = start_server(args.workers, args.threads)
+            try:
+                warm_up(url, mode, args.workers)
+                cold = run_pass(url, mode, queries, concurrency)
+                repeat = run_pass(url, mode, queries, concurrency)
+            finally:
+                server.terminate()
+                server.wait()
+            results.setdefault(mode, {})[f"c{concurrency}_cold"] = cold
+            results[mode][f"c{concurrency}_repeat"] = repeat
+            print(f"{mode:<9} concurrency {concurrency}: cold {cold}  repeat {repeat}", flush=True)
+    ratios = {}
+    if "naive" in results:
+        base = results["naive"]
+        for mode in results:
+            if mode != "naive":
+                ratios[mode] = {
+                    key: round(results[mode][key]["qps"] / base[key]["qps"], 2) for key in results[mode]
+                }
+    report = {
+        "titles": len(data.titles),
+        "queries": len(queries),
+        "server": f"gunicorn, {args.workers} workers x {args.threads} threads",
+        "vector_index": has_index,
+        "cpu_count": os.cpu_count(),
+        "results": results,
+        "qps_over_naive": ratios,
+    }
+    print("queries/s over naive:", ratios)
+    write_report("search_latency", report)
+
+
+if __name__ == "__main__":
+    if not Path(ROOT / ".venv" / "bin" / "gunicorn").exists():
+        sys.exit("gunicorn is missing: run bash scripts/install.sh")
+    main()

@@ -1,0 +1,261 @@
+"""Search quality on the Home Depot dev queries: keyword, a bm25s reference, semantic and hybrid.
+
+Indexes the 54,667 product titles through the library's engine API (``index_documents`` into a
+``LanceDBStore`` with the default encoder, the bundled all-MiniLM-L6-v2) and scores the dev queries
+two ways, as the data set's README asks:
+
+1. judged pool: each query's judged products re-ranked by each method's score; nDCG@10 with
+   gain = relevance - 1;
+2. full corpus: each method searches all titles (``semantic_catalog.engine.search.search``, the
+   function the server calls); nDCG@10 over judged products (unjudged = 0), recall@10 / recall@100
+   and MRR of products scored >= 2.5.
+
+The bm25s reference uses bm25s's recommended setup: its English stop words and the Snowball English
+stemmer (PyStemmer), k1=1.5, b=0.75. ``--tune`` prints hybrid's nDCG@10 over a grid of RRF k and
+keyword weight (dev queries only), the grid the defaults were chosen from.
+
+    .venv/bin/python benchmarks/search_quality.py [--queries N] [--tune]
+
+The index is kept in benchmarks/results/cache/ so later runs skip the embedding (about 5 minutes on
+2 cores). Needs ../shared/data/search/homedepot (skips with a message otherwise). Writes
+benchmarks/results/search_quality.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+from _homedepot import GAIN_OFFSET, RELEVANT_AT, HomeDepot, load
+from _results import ROOT, write_report
+from tqdm import tqdm
+
+sys.path.insert(0, str(ROOT / "src"))
+
+from semantic_catalog.engine import Document, SearchHit, index_documents  # noqa: E402
+from semantic_catalog.engine.encoders import SentenceTransformerEncoder  # noqa: E402
+from semantic_catalog.engine.evaluation import evaluate, ndcg  # noqa: E402
+from semantic_catalog.engine.fusion import (  # noqa: E402
+    DEFAULT_KEYWORD_WEIGHT,
+    DEFAULT_RRF_K,
+    FUSIONS,
+    convex_fusion,
+    reciprocal_rank_fusion,
+)
+from semantic_catalog.engine.search import search  # noqa: E402
+from semantic_catalog.engine.stores.lancedb import LanceDBStore, sql_literal  # noqa: E402
+
+CACHE = ROOT / "benchmarks" / "results" / "cache" / "homedepot-lancedb"
+COLLECTION = "homedepot"
+DEPTH = 100
+
+
+def build(data: HomeDepot, encoder: SentenceTransformerEncoder) -> tuple[LanceDBStore, float]:
+    """Index every title (a no-op for titles already in the cached collection)."""
+    store = LanceDBStore(CACHE)
+    store.create_collection(COLLECTION, encoder.dimension, [])
+    documents = [Document(uid, title) for uid, title in data.titles.items()]
+    started = time.perf_counter()
+    encoded = 0
+    with tqdm(total=len(documents), desc="index titles", unit="doc") as bar:
+        for start in range(0, len(documents), 4096):
+            chunk = documents[start : start + 4096]
+            encoded += index_documents(store, COLLECTION, encoder, chunk).encoded
+            bar.update(len(chunk))
+    store.optimize(COLLECTION)  # builds the approximate vector index the first time (54,667 > 50,000 rows)
+    return store, time.perf_counter() - started
+
+
+def bm25s_reference(data: HomeDepot) -> tuple[object, list[str], object]:
+    import bm25s
+    import Stemmer
+
+    stemmer = Stemmer.Stemmer("english")
+    ids = list(data.titles)
+    retriever = bm25s.BM25(k1=1.5, b=0.75)
+    retriever.index(bm25s.tokenize(list(data.titles.values()), stopwords="en", stemmer=stemmer, show_progress=False))
+    return retriever, ids, stemmer
+
+
+def bm25s_tokens(query: str, stemmer: object) -> list[str]:
+    import bm25s
+
+    return bm25s.tokenize([query], stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)[0]
+
+
+def full_corpus_runs(
+    store: LanceDBStore, data: HomeDepot, vectors: dict[str, np.ndarray], fusion: dict[str, object]
+) -> tuple[dict[str, dict[str, list[str]]], dict[str, dict[str, list[SearchHit]]]]:
+    """Top-100 ids per query and mode through engine.search; also the raw lists for tuning."""
+    runs: dict[str, dict[str, list[str]]] = {m: {} for m in ("keyword", "semantic", "hybrid")}
+    lists: dict[str, dict[str, list[SearchHit]]] = {"keyword": {}, "semantic": {}}
+    for qid, text in tqdm(data.queries.items(), desc="full corpus", unit="query"):
+        for mode in ("keyword", "semantic", "hybrid"):
+            hits = search(store, COLLECTION, vectors[qid], text, mode, DEPTH, **fusion)  # type: ignore[arg-type]
+            runs[mode][qid] = [h.id for h in hits]
+            if mode in lists:
+                lists[mode][qid] = hits
+    return runs, lists
+
+
+def bm25s_runs(data: HomeDepot) -> tuple[dict[str, list[str]], dict[str, dict[str, float]]]:
+    """The reference's top 100 per query, and its scores for each query's judged pool."""
+    retriever, ids, stemmer = bm25s_reference(data)
+    position = {uid: i for i, uid in enumerate(ids)}
+    runs, pools = {}, {}
+    for qid, text in tqdm(data.queries.items(), desc="bm25s", unit="query"):
+        tokens = [t for t in bm25s_tokens(text, stemmer) if t in retriever.vocab_dict]
+        scores = retriever.get_scores(tokens) if tokens else np.zeros(len(ids), dtype=np.float32)
+        top = np.argsort(-scores, kind="stable")[:DEPTH]
+        runs[qid] = [ids[i] for i in top if scores[i] > 0]
+        pools[qid] = {uid: float(scores[position[uid]]) for uid in data.judgments.get(qid, {})}
+    return runs, pools
+
+
+def pool_scores(store: LanceDBStore, data: HomeDepot, vectors: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Each method's score for every judged (query, product) pair; unmatched keyword pairs score 0."""
+    table = store.db.open_table(COLLECTION)
+    pool_ids = sorted({uid for judged in data.judgments.values() for uid in judged})
+    stored = store.fetch(COLLECTION, pool_ids, with_vectors=True)
+    semantic, keyword = {}, {}
+    for qid, judged in tqdm(data.judgments.items(), desc="judged pool", unit="query"):
+        semantic[qid] = {uid: float(stored[uid].vector @ vectors[qid]) for uid in judged if uid in stored}
+        where = f"id IN ({', '.join(sql_literal(uid) for uid in judged)})"
+        rows = table.search(data.queries[qid], query_type="fts").where(where, prefilter=True)
+        rows = rows.limit(len(judged)).select(["id", "_score"]).to_arrow()
+        matched = dict(zip(rows.column("id").to_pylist(), rows.column("_score").to_pylist()))
+        keyword[qid] = {uid: float(matched.get(uid, 0.0)) for uid in judged}
+    return {"semantic": semantic, "keyword": keyword}
+
+
+def rank(scores: dict[str, float]) -> list[str]:
+    return sorted(scores, key=lambda uid: (-scores[uid], uid))
+
+
+def as_hits(scores: dict[str, float], retriever: str, matched_only: bool = False) -> list[SearchHit]:
+    ranked = [uid for uid in rank(scores) if scores[uid] > 0 or not matched_only]
+    return [SearchHit(uid, scores[uid], {retriever: r}) for r, uid in enumerate(ranked, start=1)]
+
+
+def pool_ndcg(data: HomeDepot, ranked: dict[str, list[str]]) -> float:
+    gains = {q: {uid: rel - GAIN_OFFSET for uid, rel in judged.items()} for q, judged in data.judgments.items()}
+    return statistics.fmean(ndcg(ranked[q], gains[q], 10) for q in data.judgments)
+
+
+def fused(
+    keyword: list[SearchHit], semantic: list[SearchHit], similarity: dict[str, float], limit: int, setting: dict
+) -> list[str]:
+    """The hybrid ranking ``search()`` returns for these two lists under ``setting``."""
+    if setting["fusion"] == "rrf":
+        ranked = {"semantic": semantic, "keyword": keyword}
+        return [h.id for h in reciprocal_rank_fusion(ranked, limit, k=setting["rrf_k"])]
+    return [h.id for h in convex_fusion(keyword, semantic, similarity, limit, setting["keyword_weight"])]
+
+
+def similarities(
+    store: LanceDBStore, lists: dict[str, dict[str, list[SearchHit]]], vectors: dict[str, np.ndarray]
+) -> dict[str, dict[str, float]]:
+    """Cosine of each query to every candidate of both lists (what convex fusion scores)."""
+    result = {}
+    for qid, semantic in lists["semantic"].items():
+        known = {h.id: h.score for h in semantic}
+        missing = [h.id for h in lists["keyword"][qid] if h.id not in known]
+        for uid, record in store.fetch(COLLECTION, missing, with_vectors=True).items():
+            known[uid] = float(record.vector @ vectors[qid])
+        result[qid] = known
+    return result
+
+
+TUNING_GRID = [{"fusion": "rrf", "rrf_k": k} for k in (5, 10, 20, 60)] + [
+    {"fusion": "convex", "keyword_weight": w} for w in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+]
+
+
+def tune(data: HomeDepot, lists: dict[str, dict[str, list[SearchHit]]], similarity: dict) -> list[dict]:
+    """Hybrid nDCG@10 (full corpus) per fusion setting: fusing the cached top-100 lists is exactly
+    what search() does with candidates=100."""
+    grid = []
+    for setting in TUNING_GRID:
+        runs = {
+            q: fused(lists["keyword"][q], lists["semantic"][q], similarity[q], DEPTH, setting) for q in data.queries
+        }
+        score = evaluate(runs, data.judgments, RELEVANT_AT, GAIN_OFFSET)["ndcg@10"]
+        grid.append({**setting, "ndcg@10": round(score, 4)})
+        print(f"  {setting}: nDCG@10={score:.4f}")
+    return grid
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--queries", type=int, default=None, help="use only the first N dev queries")
+    parser.add_argument("--fusion", default="convex", choices=FUSIONS)
+    parser.add_argument("--keyword-weight", type=float, default=DEFAULT_KEYWORD_WEIGHT)
+    parser.add_argument("--rrf-k", type=int, default=DEFAULT_RRF_K)
+    parser.add_argument("--tune", action="store_true", help="print hybrid nDCG@10 over a grid of fusion settings")
+    args = parser.parse_args()
+
+    data = load(args.queries)
+    encoder = SentenceTransformerEncoder()
+    store, build_seconds = build(data, encoder)
+    started = time.perf_counter()
+    texts = list(data.queries.values())
+    vectors = dict(zip(data.queries, encoder.encode(texts)))
+    encode_seconds = time.perf_counter() - started
+
+    setting = {"fusion": args.fusion, "keyword_weight": args.keyword_weight, "rrf_k": args.rrf_k}
+    runs, lists = full_corpus_runs(store, data, vectors, setting)
+    runs["bm25s"], bm25s_pool = bm25s_runs(data)
+    full = {mode: evaluate(r, data.judgments, RELEVANT_AT, GAIN_OFFSET) for mode, r in runs.items()}
+
+    pools = pool_scores(store, data, vectors)
+    pools["bm25s"] = bm25s_pool
+    pool_rankings = {m: {q: rank(s) for q, s in pools[m].items()} for m in pools}
+    pool_rankings["hybrid"] = {
+        q: fused(
+            as_hits(pools["keyword"][q], "keyword", matched_only=True),
+            as_hits(pools["semantic"][q], "semantic"),
+            pools["semantic"][q],
+            len(data.judgments[q]),
+            setting,
+        )
+        for q in data.judgments
+    }
+    pool = {m: round(pool_ndcg(data, r), 4) for m, r in pool_rankings.items()}
+
+    print(f"\n{len(data.judgments)} dev queries, {len(data.titles)} titles, model {encoder.name}")
+    print(f"{'method':<10}{'pool nDCG@10':>14}{'nDCG@10':>10}{'recall@10':>11}{'recall@100':>12}{'MRR':>8}")
+    for mode in ("keyword", "bm25s", "semantic", "hybrid"):
+        row = full[mode]
+        print(
+            f"{mode:<10}{pool[mode]:>14.4f}{row['ndcg@10']:>10.4f}{row['recall@10']:>11.4f}"
+            f"{row['recall@100']:>12.4f}{row['mrr']:>8.4f}"
+        )
+    best_single = max(full["keyword"]["ndcg@10"], full["semantic"]["ndcg@10"])
+    report = {
+        "queries": len(data.judgments),
+        "titles": len(data.titles),
+        "model": encoder.name,
+        "hybrid_setting": setting,
+        "vector_index": store.has_vector_index(COLLECTION),
+        "index_seconds": round(build_seconds, 1),
+        "query_encode_seconds": round(encode_seconds, 1),
+        "judged_pool_ndcg@10": pool,
+        "full_corpus": {m: {k: round(v, 4) for k, v in row.items()} for m, row in full.items()},
+        "hybrid_gain_over_best_single": round(full["hybrid"]["ndcg@10"] - best_single, 4),
+        "keyword_minus_bm25s": round(full["keyword"]["ndcg@10"] - full["bm25s"]["ndcg@10"], 4),
+        "keyword_minus_bm25s_pool": round(pool["keyword"] - pool["bm25s"], 4),
+    }
+    print(
+        f"hybrid - best single (full corpus): {report['hybrid_gain_over_best_single']:+.4f}; "
+        f"keyword - bm25s: {report['keyword_minus_bm25s']:+.4f} full, {report['keyword_minus_bm25s_pool']:+.4f} pool"
+    )
+    if args.tune:
+        report["tuning"] = tune(data, lists, similarities(store, lists, vectors))
+    write_report("search_quality", report)
+
+
+if __name__ == "__main__":
+    main()
