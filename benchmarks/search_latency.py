@@ -2,15 +2,16 @@
 
 The demo project (benchmarks/latency_site.py adds a naive endpoint) is loaded with one product per
 Home Depot title, indexed with `semantic_index` (which builds the approximate vector index: 54,667 is
-past the default 50,000-row threshold) and served by gunicorn (2 worker processes x 2 threads, the
-shape of a small production box). For each mode, at concurrency 1 and 4, a fresh server gets the
+past the default 50,000-row threshold) and served by gunicorn (1 worker process x 4 threads: the
+caches are per process, and the model and the store release the GIL; the encoder uses one torch
+thread, see latency_site.py). For each mode, at concurrency 1 and 4, a fresh server gets the
 first N dev queries twice: a cold pass (every query new to the server) and a repeat pass (the same
 queries again: query vectors come from the cache). Reported per pass: p50, p99 and queries/s.
 
 The naive baseline: encode the query and run LanceDB's flat search on every request, no cache, no
 index (see latency_site.naive_search).
 
-    .venv/bin/python benchmarks/search_latency.py [--queries 1000] [--workers 2] [--threads 2]
+    .venv/bin/python benchmarks/search_latency.py [--queries 1000] [--workers 1] [--threads 4]
 
 The loaded site is kept in benchmarks/results/cache/latency-site (indexing takes about 5 minutes
 once). Needs ../shared/data/search/homedepot (skips with a message otherwise). Writes
@@ -56,6 +57,7 @@ def prepare(titles: dict[str, str]) -> None:
 
     django.setup()
     from django.core.management import call_command
+
     from shop.models import Category, Product, Store
 
     call_command("migrate", verbosity=0)
@@ -141,8 +143,8 @@ def warm_up(url: str, mode: str, workers: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=2, help="threads per worker")
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--modes", default=",".join(MODES))
     args = parser.parse_args()
 
@@ -174,9 +176,7 @@ def main() -> None:
         base = results["naive"]
         for mode in results:
             if mode != "naive":
-                ratios[mode] = {
-                    key: round(results[mode][key]["qps"] / base[key]["qps"], 2) for key in results[mode]
-                }
+                ratios[mode] = {key: round(results[mode][key]["qps"] / base[key]["qps"], 2) for key in results[mode]}
     report = {
         "titles": len(data.titles),
         "queries": len(queries),

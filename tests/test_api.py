@@ -139,3 +139,41 @@ def test_real_http_server(live_server, catalog):
     with pytest.raises(urllib.error.HTTPError) as error:
         urllib.request.urlopen(f"{live_server.url}{SEARCH}?q=x&mode=bad")
     assert error.value.code == 400
+
+
+def test_repeated_searches_come_from_the_cache_until_the_collection_changes(client, catalog, monkeypatch):
+    """The second identical search runs no retrieval; a save (drained at commit) makes the next one fresh."""
+    import semantic_catalog.engine.search as engine_search
+
+    calls = []
+    real_search = engine_search.search
+    monkeypatch.setattr(engine_search, "search", lambda *a, **k: calls.append(a[4]) or real_search(*a, **k))
+    first = client.get(SEARCH, {"q": "drill", "mode": "hybrid"}).json()["results"]
+    again = client.get(SEARCH, {"q": "drill", "mode": "hybrid"}).json()["results"]
+    assert again == first and calls == ["hybrid"]
+    client.get(SEARCH, {"q": "drill", "mode": "keyword"})
+    client.get(SEARCH, {"q": "drill", "mode": "hybrid", "brand": "Bosch"})
+    assert calls == ["hybrid", "keyword", "hybrid"]  # mode and filters are part of the key
+
+    catalog["pan"].name = "Cast iron drill press"
+    catalog["pan"].save()
+    fresh = client.get(SEARCH, {"q": "drill", "mode": "keyword"}).json()["results"]
+    assert calls[-1] == "keyword" and len(calls) == 4
+    assert str(catalog["pan"].pk) in [hit["id"] for hit in fresh]
+    catalog["pan"].active = False
+    catalog["pan"].save()
+    assert str(catalog["pan"].pk) not in [
+        h["id"] for h in client.get(SEARCH, {"q": "drill", "mode": "keyword"}).json()["results"]
+    ]
+
+
+def test_no_cache_when_its_size_is_zero(client, catalog, settings, monkeypatch):
+    import semantic_catalog.engine.search as engine_search
+
+    settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG, "QUERY_CACHE_SIZE": 0}
+    calls = []
+    real_search = engine_search.search
+    monkeypatch.setattr(engine_search, "search", lambda *a, **k: calls.append(a[4]) or real_search(*a, **k))
+    client.get(SEARCH, {"q": "drill", "mode": "semantic"})
+    client.get(SEARCH, {"q": "drill", "mode": "semantic"})
+    assert calls == ["semantic", "semantic"]

@@ -249,6 +249,7 @@ def test_approximate_index_is_built_past_the_threshold_and_kept_current(tmp_path
     stats = store.db.open_table("c").index_stats("vector_idx")
     assert stats.num_indexed_rows == 1200 and stats.num_unindexed_rows == 0
     filters = build_filters(SPECS, {"store": 7})
+    assert len(store.vector_search("c", vectors[0], 200)) == 200  # a limit above the HNSW search list
     hits = store.vector_search("c", vectors[5], 10, filters)  # 12 rows match
     assert len(hits) == 10 and all(int(h.id) % 100 == 0 for h in hits)
     queries = vectors[rng.choice(1200, 20, replace=False)]
@@ -269,3 +270,16 @@ def test_ann_options_are_checked(tmp_path):
         LanceDBStore(tmp_path / "x", ann_search={"probes": 3})
     with pytest.raises(ConfigurationError, match="index_type"):
         LanceDBStore(tmp_path / "x", ann_index={"index_type": "KD_TREE"})
+
+
+def test_keyword_hits_carry_their_cosine_for_hybrid(store, encoder):
+    """LanceDB reads the vectors in the full-text query; the result equals the base class's fetch."""
+    texts = ["Cordless drill driver", "Drill bit set for wood", "Garden hose reel"]
+    index_documents(store, "c", encoder, [Document(str(i), t, {"store": 1}) for i, t in enumerate(texts)])
+    vector = encoder.encode_query("drill")
+    hits = store.keyword_search_with_similarity("c", "drill", vector, 10)
+    generic = VectorStore.keyword_search_with_similarity(store, "c", "drill", vector, 10)
+    assert [h.id for h in hits] == [h.id for h in generic] == [h.id for h in store.keyword_search("c", "drill", 10)]
+    expected = encoder.encode(texts[:2]) @ vector
+    assert sorted(h.similarity for h in hits) == pytest.approx(sorted(expected), abs=1e-5)
+    assert [h.similarity for h in hits] == pytest.approx([h.similarity for h in generic], abs=1e-6)

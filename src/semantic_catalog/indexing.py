@@ -31,12 +31,17 @@ def reconcile(
     seen: set[str] = set()
     report = IndexReport()
     rows = index.get_queryset().order_by("pk").iterator(chunk_size=batch_size)
+    since_optimize = 0
     for chunk in _chunks(rows, batch_size):
         documents = index.documents(chunk)
         seen.update(d.id for d in documents)
         changed = [d for d in documents if stored.get(d.id) != d.content_hash]
         report += index_documents(store, collection.table, encoder, changed)
         report.unchanged += len(documents) - len(changed)
+        since_optimize += len(changed)
+        if since_optimize >= 20 * batch_size:  # each batch adds a fragment; many fragments slow every read
+            store.optimize(collection.table)
+            since_optimize = 0
         if progress:
             progress(len(chunk))
     report += remove_documents(store, collection.table, [i for i in stored if i not in seen])

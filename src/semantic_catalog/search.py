@@ -44,32 +44,54 @@ class Result:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-# -- query embedding cache ------------------------------------------------------------------------
+# -- caches ---------------------------------------------------------------------------------------------
 
-_cache: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
-_cache_lock = threading.Lock()
+
+class LRUCache:
+    """A thread-safe, per-process LRU map holding at most QUERY_CACHE_SIZE entries (0 = off)."""
+
+    def __init__(self) -> None:
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._data[key] = value
+            while len(self._data) > max(0, semantic_settings.QUERY_CACHE_SIZE):
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+# Query embeddings by (model, text); search hits by the collection's data version, so any write to
+# the collection (a drain, an import) makes every older entry unreachable.
+_vectors = LRUCache()
+_hits = LRUCache()
 
 
 def clear_query_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
+    _vectors.clear()
+    _hits.clear()
 
 
 def query_vector(text: str, model: str | None = None) -> np.ndarray:
-    """Embed a query once per model; repeated queries come from an LRU cache (QUERY_CACHE_SIZE entries)."""
+    """Embed a query once per model; repeated queries come from the LRU cache."""
     encoder = get_encoder(model)
     key = (encoder.name, text)
-    with _cache_lock:
-        vector = _cache.get(key)
-        if vector is not None:
-            _cache.move_to_end(key)
-            return vector
-    vector = encoder.encode_query(text)
-    vector.setflags(write=False)
-    with _cache_lock:
-        _cache[key] = vector
-        while len(_cache) > max(0, semantic_settings.QUERY_CACHE_SIZE):
-            _cache.popitem(last=False)
+    vector = _vectors.get(key)
+    if vector is None:
+        vector = encoder.encode_query(text)
+        vector.setflags(write=False)
+        _vectors.put(key, vector)
     return vector
 
 
@@ -137,20 +159,27 @@ def search(
     size = check_limit(limit)
     conditions = _filters(index, filters)
     collection = require_searchable(index)
-    vector = None if checked_mode == "keyword" else query_vector(text, collection.encoder)
-    hits = engine_search.search(
-        get_store(),
-        collection.table,
-        vector,
-        text,
-        checked_mode,
-        size + HYDRATION_MARGIN,
-        conditions,
-        candidates=semantic_settings.HYBRID_CANDIDATES,
-        rrf_k=semantic_settings.RRF_K,
-        fusion=semantic_settings.HYBRID_FUSION,
-        keyword_weight=semantic_settings.HYBRID_KEYWORD_WEIGHT,
-    )
+    store = get_store()
+    version = store.version(collection.table)
+    key = (collection.table, version, text, checked_mode, tuple(conditions), size)
+    hits = _hits.get(key) if version is not None else None
+    if hits is None:
+        vector = None if checked_mode == "keyword" else query_vector(text, collection.encoder)
+        hits = engine_search.search(
+            store,
+            collection.table,
+            vector,
+            text,
+            checked_mode,
+            size + HYDRATION_MARGIN,
+            conditions,
+            candidates=semantic_settings.HYBRID_CANDIDATES,
+            rrf_k=semantic_settings.RRF_K,
+            fusion=semantic_settings.HYBRID_FUSION,
+            keyword_weight=semantic_settings.HYBRID_KEYWORD_WEIGHT,
+        )
+        if version is not None:
+            _hits.put(key, hits)
     return hydrate(index, hits, size)
 
 

@@ -10,6 +10,7 @@ import tempfile
 from itertools import chain
 from typing import Any
 
+from django.db import transaction
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils.module_loading import import_string
 from drf_spectacular.types import OpenApiTypes
@@ -50,6 +51,14 @@ def _permissions(setting: str) -> list[Any]:
 
 class SemanticAPIView(APIView):
     permission_setting = "SEARCH_PERMISSION_CLASSES"
+    # Reads opt out of ATOMIC_REQUESTS: a transaction per search would serialise concurrent
+    # searches on SQLite (BEGIN IMMEDIATE) and buys nothing for a read.
+    read_only = True
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        view = super().as_view(**initkwargs)
+        return transaction.non_atomic_requests(view) if cls.read_only else view
 
     def get_permissions(self) -> list[Any]:
         return [cls() for cls in _permissions(self.permission_setting)]
@@ -165,6 +174,7 @@ class ExportView(SemanticAPIView):
 
 
 class ImportView(SemanticAPIView):
+    read_only = False
     """Upload a Parquet vector file (the raw request body); ``dry_run=1`` reports without changing anything."""
 
     permission_setting = "IMPORT_PERMISSION_CLASSES"

@@ -50,8 +50,11 @@ class StoredRecord:
 
 @dataclass(frozen=True)
 class SearchHit:
-    """One result: the id, a score (higher is better) and the 1-based rank in each retriever that found it."""
+    """One result: the id, a score (higher is better) and the 1-based rank in each retriever that found it.
+
+    ``similarity`` is the cosine to the query vector when a keyword search was asked for it (hybrid)."""
 
     id: str
     score: float
     retrievers: dict[str, int] = field(default_factory=dict)
+    similarity: float | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import numpy as np
@@ -15,6 +16,7 @@ from .fusion import DEFAULT_KEYWORD_WEIGHT, DEFAULT_RRF_K, FUSIONS, convex_fusio
 from .stores.base import VectorStore
 
 Mode = Literal["semantic", "keyword", "hybrid"]
+_retrievers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="semantic-search")
 MODES: tuple[str, ...] = ("semantic", "keyword", "hybrid")
 
 
@@ -51,16 +53,16 @@ def search(
     if mode == "semantic":
         return store.vector_search(collection, query_vector, limit, filters)
     depth = max(limit, candidates)
-    semantic = store.vector_search(collection, query_vector, depth, filters)
-    keyword = store.keyword_search(collection, query, depth, filters)
+    # The two retrievers run side by side (the store's native code releases the GIL).
+    semantic_future = _retrievers.submit(store.vector_search, collection, query_vector, depth, filters)
     if fusion == "rrf":
-        return reciprocal_rank_fusion({"semantic": semantic, "keyword": keyword}, limit, k=rrf_k)
-    similarity = {hit.id: hit.score for hit in semantic}
-    missing = [hit.id for hit in keyword if hit.id not in similarity]
-    for row_id, record in store.fetch(collection, missing, with_vectors=True).items():
-        similarity[row_id] = float(np.dot(record.vector, query_vector))  # type: ignore[arg-type]
-    keyword = [hit for hit in keyword if hit.id in similarity]  # a row deleted between the two reads
-    return convex_fusion(keyword, semantic, similarity, limit, keyword_weight)
+        keyword = store.keyword_search(collection, query, depth, filters)
+        ranked = {"semantic": semantic_future.result(), "keyword": keyword}
+        return reciprocal_rank_fusion(ranked, limit, k=rrf_k)
+    keyword = store.keyword_search_with_similarity(collection, query, query_vector, depth, filters)
+    semantic = semantic_future.result()
+    similarity = {hit.id: hit.similarity for hit in keyword} | {hit.id: hit.score for hit in semantic}
+    return convex_fusion(keyword, semantic, similarity, limit, keyword_weight)  # type: ignore[arg-type]
 
 
 def recommendation_vector(

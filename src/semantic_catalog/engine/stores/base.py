@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -72,6 +73,25 @@ class VectorStore(ABC):
         exclude_ids: Sequence[str] = (),
     ) -> list[SearchHit]:
         """Full-text matches by relevance (BM25-like score), best first."""
+
+    def keyword_search_with_similarity(
+        self, name: str, query: str, vector: np.ndarray, limit: int, filters: Sequence[Filter] = ()
+    ) -> list[SearchHit]:
+        """``keyword_search`` whose hits also carry their cosine ``similarity`` to ``vector`` (for
+        hybrid fusion). This default fetches the hits' vectors; stores override it to read them in the
+        same query."""
+        hits = self.keyword_search(name, query, limit, filters)
+        records = self.fetch(name, [h.id for h in hits], with_vectors=True)
+        return [
+            replace(h, similarity=float(np.dot(records[h.id].vector, vector)))  # type: ignore[arg-type]
+            for h in hits
+            if h.id in records
+        ]
+
+    def version(self, name: str) -> str | None:
+        """A token that changes whenever the collection's data changes (lets callers cache search
+        results safely); ``None`` when the store cannot tell, which disables such caching."""
+        return None
 
     def optimize(self, name: str) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Compact storage and refresh indexes after many writes; optional."""
