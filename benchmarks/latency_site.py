@@ -7,6 +7,8 @@ Run by benchmarks/search_latency.py with DJANGO_SETTINGS_MODULE=latency_site.
 
 from __future__ import annotations
 
+import os
+
 from demo.settings import *  # noqa: F403
 
 ROOT_URLCONF = "latency_urls"
@@ -14,3 +16,8 @@ DEBUG = False
 # One torch thread per process: a single query gains nothing from more, and spare cores serve the
 # store's searches and the other requests (the README's advice for web servers).
 SEMANTIC_CATALOG["ENCODER"]["OPTIONS"]["num_threads"] = 1  # noqa: F405
+if os.environ.get("LATENCY_ONNX_DIR"):  # --encoder onnx: the same model exported to ONNX, same name
+    SEMANTIC_CATALOG["ENCODER"] = {  # noqa: F405
+        "BACKEND": "semantic_catalog.engine.encoders.onnx.OnnxEncoder",
+        "OPTIONS": {"model_dir": os.environ["LATENCY_ONNX_DIR"], "file": "model.onnx", "num_threads": 1},
+    }

@@ -12,6 +12,10 @@ The naive baseline: encode the query and run LanceDB's flat search on every requ
 index (see latency_site.naive_search).
 
     .venv/bin/python benchmarks/search_latency.py [--queries 1000] [--workers 1] [--threads 4]
+    .venv/bin/python benchmarks/search_latency.py --encoder onnx --modes naive,hybrid
+
+``--encoder onnx`` serves our modes with the bundled model's fp32 ONNX export (``OnnxEncoder``, same
+vectors, same collection; exported once into the cache folder); the naive baseline keeps torch.
 
 The loaded site is kept in benchmarks/results/cache/latency-site (indexing takes about 5 minutes
 once). Needs ../shared/data/search/homedepot (skips with a message otherwise). Writes
@@ -35,6 +39,7 @@ from _homedepot import load
 from _results import ROOT, write_report
 
 SITE = ROOT / "benchmarks" / "results" / "cache" / "latency-site"
+ONNX_DIR = ROOT / "benchmarks" / "results" / "cache" / "onnx-all-MiniLM-L6-v2"
 MODES = ("naive", "keyword", "semantic", "hybrid")
 
 
@@ -146,7 +151,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--encoder", default="torch", choices=["torch", "onnx"], help="the server's query encoder")
     args = parser.parse_args()
+    if args.encoder == "onnx":
+        from semantic_catalog.engine.onnx_export import export_onnx
+
+        if not (ONNX_DIR / "model.onnx").exists():
+            export_onnx(None, ONNX_DIR)
+        os.environ["LATENCY_ONNX_DIR"] = str(ONNX_DIR)
 
     data = load(args.queries)
     prepare(data.titles)
@@ -181,13 +193,14 @@ def main() -> None:
         "titles": len(data.titles),
         "queries": len(queries),
         "server": f"gunicorn, {args.workers} workers x {args.threads} threads",
+        "encoder": args.encoder,
         "vector_index": has_index,
         "cpu_count": os.cpu_count(),
         "results": results,
         "qps_over_naive": ratios,
     }
     print("queries/s over naive:", ratios)
-    write_report("search_latency", report)
+    write_report("search_latency" if args.encoder == "torch" else "search_latency_onnx", report)
 
 
 if __name__ == "__main__":

@@ -338,11 +338,13 @@ class LanceDBStore(VectorStore):
         self, name: str, query: str, vector: np.ndarray, limit: int, filters: Sequence[Filter] = ()
     ) -> list[SearchHit]:
         where = where_clause(filters, (), self._field_specs(name))
-        rows = self._keyword_query(name, query, limit, where, ["vector"])
+        rows = self._keyword_query(name, query, limit, where, ("vector",))
         similarities = vector_matrix(rows.column("vector")) @ np.asarray(vector, dtype=np.float32)
         return self._keyword_hits(rows, similarities)
 
-    def _keyword_query(self, name: str, query: str, limit: int, where: str | None, extra: list[str] = []) -> pa.Table:  # noqa: B006
+    def _keyword_query(
+        self, name: str, query: str, limit: int, where: str | None, extra: tuple[str, ...] = ()
+    ) -> pa.Table:
         builder = self._table(name).search(query, query_type="fts")
         if where:
             builder = builder.where(where, prefilter=True)
