@@ -16,8 +16,9 @@ from .fusion import DEFAULT_KEYWORD_WEIGHT, DEFAULT_RRF_K, FUSIONS, convex_fusio
 from .stores.base import VectorStore
 
 Mode = Literal["semantic", "keyword", "hybrid"]
-_retrievers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="semantic-search")
 MODES: tuple[str, ...] = ("semantic", "keyword", "hybrid")
+# Runs hybrid's vector search beside its keyword search; threads start on first use.
+_retrievers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="semantic-search")
 
 
 def check_mode(mode: str) -> Mode:
