@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import json
 import os
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from semantic_catalog.engine.category_links import CategoryPath, category_centroids
 from tests.encoders import CountingEncoder
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -86,3 +88,31 @@ def shared_data(*parts: str) -> Path:
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "example" / "shop" / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def demo():
+    """The demo's categories as paths, its products' vectors, and the intended A -> B leaf links."""
+    rows = json.loads((FIXTURES / "demo_catalog.json").read_text())
+    categories = {r["pk"]: r["fields"] for r in rows if r["model"] == "shop.category"}
+
+    def path(pk):
+        names = []
+        while pk:
+            names.append(categories[pk]["name"])
+            pk = categories[pk]["parent"]
+        return tuple(reversed(names))
+
+    nodes = [CategoryPath(str(pk), str(f["store"]), path(pk)) for pk, f in categories.items()]
+    products = {str(r["pk"]): r["fields"] for r in rows if r["model"] == "shop.product"}
+    encoder = CountingEncoder(device="cpu")
+    texts = [f"{p['name']}. {p['brand']}. {p['description']}" for p in products.values()]
+    vectors = dict(zip(products, encoder.encode(texts)))
+    centroids = category_centroids(nodes, {k: str(p["category"]) for k, p in products.items()}, vectors)
+    parents = {n.path[:-1] for n in nodes}
+    leaves = {store: [n for n in nodes if n.store == store and n.path not in parents] for store in ("1", "2")}
+    intended = {(m["a"], m["b"]) for m in json.loads((FIXTURES / "category_mapping.json").read_text())}
+    return {"nodes": nodes, "leaves": leaves, "centroids": centroids, "encoder": encoder, "intended": intended}
