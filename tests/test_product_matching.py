@@ -1,0 +1,76 @@
+"""Same-product matching across the demo's two stores, and the signals it reads from titles."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from semantic_catalog.engine.errors import InvalidQuery
+from semantic_catalog.engine.product_matching import ProductRecord, match_products, model_numbers, specs
+from tests.conftest import FIXTURES
+
+
+def test_model_numbers_and_specs_are_told_apart():
+    assert model_numbers("Milwaukee 48-22-2761 11-in-1 Screwdriver") == {"48222761"}
+    assert model_numbers("DEWALT DCS570P1 20V MAX 7-1/4 in. Saw with 5.0Ah Battery, 4-Pack") == {"DCS570P1"}
+    assert model_numbers("Vitamix 5200 Blender") == {"5200"} and model_numbers("Dyson V8 Vacuum") == set()
+    assert specs("Tape 1.88 in. x 45 yd., 20V, 4-Pack") == {"in": {"1.88"}, "yd": {"45"}, "v": {"20"}, "pack": {"4"}}
+    assert specs("Klíč 14x15 mm, 2,5 kg") == {"mm": {"15"}, "kg": {"2.5"}}
+
+
+@pytest.fixture(scope="module")
+def stores(demo):
+    from shop.fixtures import catalog_data
+
+    rows = json.loads((FIXTURES / "demo_catalog.json").read_text())
+    fields = {str(r["pk"]): r["fields"] for r in rows if r["model"] == "shop.product"}
+    records = [ProductRecord(pk, str(f["store"]), f["name"], f["brand"], float(f["price"])) for pk, f in fields.items()]
+    pk = {(f["store"], f["name"]): key for key, f in fields.items()}
+    twins: dict[str, list[str]] = {}
+    for store, table in ((1, catalog_data.BRIGHTFIELD_PRODUCTS), (2, catalog_data.TOOLER_PRODUCTS)):
+        for items in table.values():
+            for item in items:
+                if item[0]:
+                    twins.setdefault(item[0], []).append(pk[(store, item[2])])
+    vectors = dict(zip(fields, demo["encoder"].encode([f"{f['name']}. {f['brand']}" for f in fields.values()])))
+    return {
+        "a": [r for r in records if r.store == "1"],
+        "b": [r for r in records if r.store == "2"],
+        "vectors": vectors,
+        "truth": {tuple(v) for v in twins.values() if len(v) == 2},
+    }
+
+
+def test_demo_twins_are_found_with_high_precision(stores):
+    matches = match_products(stores["a"], stores["b"], stores["vectors"])
+    found = {(m.source, m.target) for m in matches}
+    precision = len(found & stores["truth"]) / len(found)
+    recall = len(found & stores["truth"]) / len(stores["truth"])
+    assert precision >= 0.9 and recall >= 0.85, (precision, recall)
+    assert len({m.source for m in matches}) == len(matches) == len({m.target for m in matches})
+    assert all(0.6 <= m.score <= 1 for m in matches) and [m.score for m in matches] == sorted(
+        (m.score for m in matches), reverse=True
+    )
+    loose = {(m.source, m.target) for m in match_products(stores["a"], stores["b"], stores["vectors"], threshold=0.3)}
+    assert len(loose) > len(found)  # a lower threshold trades precision for recall
+
+
+def test_near_variants_are_not_matches():
+    knife_8 = ProductRecord("a", "1", "Victorinox Fibrox Pro 8 in. Chef's Knife (40520)", "Victorinox", 45.0)
+    knife_10 = ProductRecord("b", "2", "Victorinox Fibrox Pro 10 in. Chef's Knife (40521)", "Victorinox", 49.0)
+    same = ProductRecord("c", "2", "Victorinox 8-Inch Fibrox Pro Chef Knife 40520, Black", "Victorinox", 44.0)
+    vectors = {"a": [1.0, 0.0], "b": [0.99, 0.141], "c": [0.97, 0.243]}
+    import numpy as np
+
+    vectors = {k: np.asarray(v, dtype=np.float32) for k, v in vectors.items()}
+    matches = match_products([knife_8], [knife_10, same], vectors)
+    assert [(m.source, m.target) for m in matches] == [("a", "c")]
+    assert match_products([knife_8], [knife_10], vectors) == []
+
+
+def test_bad_arguments(stores):
+    with pytest.raises(InvalidQuery, match="threshold"):
+        match_products(stores["a"], stores["b"], stores["vectors"], threshold=1.5)
+    with pytest.raises(InvalidQuery, match="candidates"):
+        match_products(stores["a"], stores["b"], stores["vectors"], candidates=0)
