@@ -27,7 +27,7 @@ SPEC = re.compile(rf"(\d+(?:[.,]\d+)?(?:[-/ ]\d+/\d+)?)\s*-?\s*({UNITS})\b\.?", 
 SPEC_TOKEN = re.compile(rf"^\d+(?:[.,]\d+)?-?({UNITS})$", re.IGNORECASE)
 
 
-# Best F1 on the demo's 48 same-item pairs (precision 0.933, recall 0.875; tests/test_product_matching.py);
+# Best F1 on the demo's 48 same-item pairs (precision 0.900, recall 0.938; tests/test_product_matching.py);
 # benchmarks/matching_quality.py reports it on ProMapCz, which was not used to choose it.
 DEFAULT_THRESHOLD = 0.6
 
@@ -78,17 +78,24 @@ def specs(text: str) -> dict[str, set[str]]:
     return found
 
 
+def brand(product: ProductRecord) -> str:
+    """The brand, or else the title's first word (listings usually start with it)."""
+    name = product.brand.strip() or next(iter(WORD.findall(product.title)), "")
+    return name.lower()
+
+
 def match_features(a: ProductRecord, b: ProductRecord, cosine: float) -> dict[str, float]:
     models_a, models_b = model_numbers(a.title), model_numbers(b.title)
     words_a, words_b = words(a.title), words(b.title)
     specs_a, specs_b = specs(a.title), specs(b.title)
     features = {
         "cosine": cosine,
-        "title_words": len(words_a & words_b) / max(1, len(words_a | words_b)),
+        # containment, not Jaccard: one shop adds colour or pack words the other leaves out
+        "title_words": len(words_a & words_b) / max(1, min(len(words_a), len(words_b))),
         "model_shared": float(bool(models_a & models_b)),
         "model_conflict": float(bool(models_a and models_b and not models_a & models_b)),
-        "brand_equal": float(bool(a.brand) and a.brand.strip().lower() == b.brand.strip().lower()),
-        "brand_conflict": float(bool(a.brand and b.brand) and a.brand.strip().lower() != b.brand.strip().lower()),
+        "brand_equal": float(bool(brand(a)) and brand(a) == brand(b)),
+        "brand_conflict": float(bool(a.brand.strip() and b.brand.strip()) and brand(a) != brand(b)),
         # the same measurement with different values: a near variant (10 in. vs 12 in.), not the item
         "spec_conflict": float(any(not specs_a[u] & specs_b[u] for u in specs_a.keys() & specs_b.keys())),
     }
