@@ -47,7 +47,6 @@ from semantic_catalog.engine.product_matching import (  # noqa: E402
 )
 
 PROMAP = ROOT.parent / "shared" / "data" / "multilingual" / "promap-cz" / "promapcz-test_data.csv"
-FIXTURES = ROOT / "example" / "shop" / "fixtures"
 
 
 def prf(true_positive: int, predicted: int, actual: int) -> dict[str, float]:
@@ -109,31 +108,22 @@ def promap(encoder: SentenceTransformerEncoder) -> dict:
 
 
 def demo_links(encoder: SentenceTransformerEncoder) -> dict:
-    rows = json.loads((FIXTURES / "demo_catalog.json").read_text())
-    categories = {r["pk"]: r["fields"] for r in rows if r["model"] == "shop.category"}
+    from shop.fixtures.demo_data import load_demo
 
-    def path(pk: int) -> tuple[str, ...]:
-        names = []
-        while pk:
-            names.append(categories[pk]["name"])
-            pk = categories[pk]["parent"]
-        return tuple(reversed(names))
-
-    nodes = [CategoryPath(str(pk), str(f["store"]), path(pk)) for pk, f in categories.items()]
-    products = {str(r["pk"]): r["fields"] for r in rows if r["model"] == "shop.product"}
-    texts = [f"{p['name']}. {p['brand']}. {p['description']}" for p in products.values()]
-    vectors = dict(zip(products, encoder.encode(texts)))
-    centroids = category_centroids(nodes, {k: str(p["category"]) for k, p in products.items()}, vectors)
+    data = load_demo()
+    nodes = [CategoryPath(pk, str(store), names) for pk, store, names in data.paths.values()]
+    vectors = dict(zip(data.products, encoder.encode([data.product_text(pk) for pk in data.products])))
+    centroids = category_centroids(nodes, {k: str(p["category"]) for k, p in data.products.items()}, vectors)
     parents = {n.path[:-1] for n in nodes}
     leaves = {s: [n for n in nodes if n.store == s and n.path not in parents] for s in ("1", "2")}
-    intended = {(m["a"], m["b"]) for m in json.loads((FIXTURES / "category_mapping.json").read_text())}
     text = {n.id: n.text for n in nodes}
-    report = {"intended_links": len(intended)}
+    report = {"intended_links": len(data.intended_links)}
     for mode in ("one_to_one", "one_to_many"):
         for label, weight in (("path_and_products", 0.5), ("path_only", 1.0)):
             links = link_categories(leaves["1"], leaves["2"], encoder, centroids, mode=mode, path_weight=weight)
             found = {(text[link.source], text[link.target]) for link in links}
-            report[f"{mode}/{label}"] = {"links": len(found), **prf(len(found & intended), len(found), len(intended))}
+            hits = len(found & data.intended_links)
+            report[f"{mode}/{label}"] = {"links": len(found), **prf(hits, len(found), len(data.intended_links))}
     return report
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import os
 from decimal import Decimal
 from pathlib import Path
@@ -90,29 +89,26 @@ def shared_data(*parts: str) -> Path:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-FIXTURES = Path(__file__).resolve().parents[1] / "example" / "shop" / "fixtures"
 
 
 @pytest.fixture(scope="session")
 def demo():
     """The demo's categories as paths, its products' vectors, and the intended A -> B leaf links."""
-    rows = json.loads((FIXTURES / "demo_catalog.json").read_text())
-    categories = {r["pk"]: r["fields"] for r in rows if r["model"] == "shop.category"}
+    from shop.fixtures.demo_data import load_demo
 
-    def path(pk):
-        names = []
-        while pk:
-            names.append(categories[pk]["name"])
-            pk = categories[pk]["parent"]
-        return tuple(reversed(names))
-
-    nodes = [CategoryPath(str(pk), str(f["store"]), path(pk)) for pk, f in categories.items()]
-    products = {str(r["pk"]): r["fields"] for r in rows if r["model"] == "shop.product"}
+    data = load_demo()
+    nodes = [CategoryPath(pk, str(store), names) for pk, store, names in data.paths.values()]
     encoder = CountingEncoder(device="cpu")
-    texts = [f"{p['name']}. {p['brand']}. {p['description']}" for p in products.values()]
-    vectors = dict(zip(products, encoder.encode(texts)))
-    centroids = category_centroids(nodes, {k: str(p["category"]) for k, p in products.items()}, vectors)
+    vectors = dict(zip(data.products, encoder.encode([data.product_text(pk) for pk in data.products])))
+    centroids = category_centroids(nodes, {k: str(p["category"]) for k, p in data.products.items()}, vectors)
     parents = {n.path[:-1] for n in nodes}
     leaves = {store: [n for n in nodes if n.store == store and n.path not in parents] for store in ("1", "2")}
-    intended = {(m["a"], m["b"]) for m in json.loads((FIXTURES / "category_mapping.json").read_text())}
-    return {"nodes": nodes, "leaves": leaves, "centroids": centroids, "encoder": encoder, "intended": intended}
+    return {
+        "data": data,
+        "nodes": nodes,
+        "leaves": leaves,
+        "vectors": vectors,
+        "centroids": centroids,
+        "encoder": encoder,
+        "intended": data.intended_links,
+    }

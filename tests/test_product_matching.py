@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from semantic_catalog.engine.errors import InvalidQuery
 from semantic_catalog.engine.product_matching import ProductRecord, match_products, model_numbers, specs
-from tests.conftest import FIXTURES
 
 
 def test_model_numbers_and_specs_are_told_apart():
@@ -21,24 +18,16 @@ def test_model_numbers_and_specs_are_told_apart():
 
 @pytest.fixture(scope="module")
 def stores(demo):
-    from shop.fixtures import catalog_data
-
-    rows = json.loads((FIXTURES / "demo_catalog.json").read_text())
-    fields = {str(r["pk"]): r["fields"] for r in rows if r["model"] == "shop.product"}
-    records = [ProductRecord(pk, str(f["store"]), f["name"], f["brand"], float(f["price"])) for pk, f in fields.items()]
-    pk = {(f["store"], f["name"]): key for key, f in fields.items()}
-    twins: dict[str, list[str]] = {}
-    for store, table in ((1, catalog_data.BRIGHTFIELD_PRODUCTS), (2, catalog_data.TOOLER_PRODUCTS)):
-        for items in table.values():
-            for item in items:
-                if item[0]:
-                    twins.setdefault(item[0], []).append(pk[(store, item[2])])
-    vectors = dict(zip(fields, demo["encoder"].encode([f"{f['name']}. {f['brand']}" for f in fields.values()])))
+    data = demo["data"]
+    records = [
+        ProductRecord(pk, str(f["store"]), f["name"], f["brand"], float(f["price"])) for pk, f in data.products.items()
+    ]
+    texts = [f"{f['name']}. {f['brand']}" for f in data.products.values()]
     return {
         "a": [r for r in records if r.store == "1"],
         "b": [r for r in records if r.store == "2"],
-        "vectors": vectors,
-        "truth": {tuple(v) for v in twins.values() if len(v) == 2},
+        "vectors": dict(zip(data.products, demo["encoder"].encode(texts))),
+        "truth": set(data.same_items),
     }
 
 

@@ -7,40 +7,20 @@ import pytest
 from semantic_catalog.engine.category_links import link_categories
 from semantic_catalog.engine.errors import InvalidQuery
 from semantic_catalog.engine.substitutions import ProductRef, find_substitutions
-from tests.conftest import FIXTURES
 
 
 @pytest.fixture(scope="module")
 def world(demo):
-    import json
-
-    from shop.fixtures import catalog_data
-
-    rows = json.loads((FIXTURES / "demo_catalog.json").read_text())
-    products = [
-        ProductRef(str(r["pk"]), str(r["fields"]["store"]), str(r["fields"]["category"]))
-        for r in rows
-        if r["model"] == "shop.product"
-    ]
-    pk_by_name = {
-        (r["fields"]["store"], r["fields"]["name"]): str(r["pk"]) for r in rows if r["model"] == "shop.product"
-    }
-    twins: dict[str, list[str]] = {}
-    for store, table in ((1, catalog_data.BRIGHTFIELD_PRODUCTS), (2, catalog_data.TOOLER_PRODUCTS)):
-        for items in table.values():
-            for item in items:
-                if item[0]:
-                    twins.setdefault(item[0], []).append(pk_by_name[(store, item[2])])
-    matches = [tuple(pks) for pks in twins.values() if len(pks) == 2]
+    data = demo["data"]
+    products = [ProductRef(pk, str(f["store"]), str(f["category"])) for pk, f in data.products.items()]
     links = link_categories(demo["leaves"]["1"], demo["leaves"]["2"], demo["encoder"], demo["centroids"])
-    texts = {r["pk"]: r["fields"] for r in rows if r["model"] == "shop.product"}
-    vectors = dict(
-        zip(
-            [p.id for p in products],
-            demo["encoder"].encode([f"{t['name']}. {t['brand']}. {t['description']}" for t in texts.values()]),
-        )
-    )
-    return {"products": products, "matches": matches, "links": links, "vectors": vectors, "nodes": demo["nodes"]}
+    return {
+        "products": products,
+        "matches": data.same_items,
+        "links": links,
+        "vectors": demo["vectors"],
+        "nodes": demo["nodes"],
+    }
 
 
 def run(world, level, matches=None, k=5):

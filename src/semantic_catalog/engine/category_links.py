@@ -15,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 
+from .assignment import one_to_one
 from .encoders.base import Encoder, normalise
 from .errors import InvalidQuery
 
@@ -122,12 +123,4 @@ def link_categories(
         for link in links:
             best.setdefault(link.source, link.score)
         return [link for link in links if link.score >= best[link.source] - margin]
-    used_source: set[str] = set()
-    used_target: set[str] = set()
-    chosen = []
-    for link in links:
-        if link.source not in used_source and link.target not in used_target:
-            chosen.append(link)
-            used_source.add(link.source)
-            used_target.add(link.target)
-    return chosen
+    return one_to_one(links)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .assignment import one_to_one
 from .errors import InvalidQuery
 
 WORD = re.compile(r"[^\W_]+(?:[-/.][^\W_]+)*", re.UNICODE)
@@ -144,12 +145,4 @@ def match_products(
             if score >= threshold:
                 scored.append(ProductMatch(a.id, target[j].id, score, features))
     scored.sort(key=lambda m: (-m.score, m.source, m.target))
-    matched_source: set[str] = set()
-    matched_target: set[str] = set()
-    result = []
-    for match in scored:
-        if match.source not in matched_source and match.target not in matched_target:
-            result.append(match)
-            matched_source.add(match.source)
-            matched_target.add(match.target)
-    return result
+    return one_to_one(scored)
