@@ -89,8 +89,6 @@ def shared_data(*parts: str) -> Path:
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-
-
 @pytest.fixture(scope="session")
 def demo():
     """The demo's categories as paths, its products' vectors, and the intended A -> B leaf links."""

@@ -1,0 +1,127 @@
+"""Storing cross-store analysis results: validate every row, then replace the previous run of the
+same kind in one transaction (or only report, on a dry run). Bad input changes nothing."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+
+from .engine.errors import SemanticCatalogError
+from .indexes import SemanticIndex
+from .models import AnalysisRun, CategoryLink, ProductMatch, Substitution
+
+SCORE_RANGE = {"links": (-1.0, 1.0), "substitutions": (-1.0, 1.0), "matches": (0.0, 1.0)}
+FIELDS = {
+    "links": ("source_store", "source_category", "target_store", "target_category", "score"),
+    "substitutions": ("product", "substitute", "level", "score", "rank"),
+    "matches": ("product", "match", "score"),
+}
+
+
+class ResultsRejected(SemanticCatalogError):
+    """The rows cannot be stored; ``problems`` says which and why (at most 20 are listed)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        shown = "; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20 else "")
+        super().__init__(f"{len(problems)} invalid rows, nothing was changed: {shown}")
+
+
+@dataclass
+class RunReport:
+    kind: str
+    rows: int
+    replaced: int = 0
+    dry_run: bool = False
+    run_id: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def _pairs(kind: str) -> tuple[str, str]:
+    return {"links": ("source_category", "target_category"), "substitutions": ("product", "substitute")}.get(
+        kind, ("product", "match")
+    )
+
+
+def check_rows(index: SemanticIndex, kind: str, rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Every problem of ``rows`` (empty when they can be stored)."""
+    if kind not in SCORE_RANGE:
+        return [f"unknown kind {kind!r}; use links, substitutions or matches"]
+    left, right = _pairs(kind)
+    low, high = SCORE_RANGE[kind]
+    problems: list[str] = []
+    seen: set[tuple] = set()
+    product_ids: set[str] = set()
+    for number, row in enumerate(rows, start=1):
+        where = f"{kind} row {number}"
+        missing = [name for name in FIELDS[kind] if row.get(name) in (None, "")]
+        if missing:
+            problems.append(f"{where}: missing {', '.join(missing)}")
+            continue
+        a, b, score = str(row[left]), str(row[right]), row["score"]
+        if a == b:
+            problems.append(f"{where}: {left} and {right} are the same ({a})")
+        if not isinstance(score, (int, float)) or not math.isfinite(score) or not low <= score <= high:
+            problems.append(f"{where}: score {score!r} is not a number from {low} to {high}")
+        key: tuple = (a, b)
+        if kind == "links" and str(row["source_store"]) == str(row["target_store"]):
+            problems.append(f"{where}: a link joins two stores; both sides are in store {row['source_store']}")
+        if kind == "substitutions":
+            if row["level"] not in (3, 4):
+                problems.append(f"{where}: level must be 3 or 4, not {row['level']!r}")
+            if not isinstance(row["rank"], int) or row["rank"] < 1:
+                problems.append(f"{where}: rank must be a whole number from 1, not {row['rank']!r}")
+            key = (a, b, row["level"])
+        if key in seen:
+            problems.append(f"{where}: duplicate of an earlier row {key}")
+        seen.add(key)
+        if kind != "links":
+            product_ids.update((a, b))
+    if product_ids:
+        pks, invalid = index.parse_ids(sorted(product_ids))
+        found = {str(pk) for pk in index.get_queryset().filter(pk__in=list(pks.values())).values_list("pk", flat=True)}
+        unknown = sorted(set(product_ids) - found)
+        if unknown:
+            problems.append(f"ids not in index {index.name!r}: {', '.join(unknown[:20])}")
+    return problems
+
+
+def save_run(
+    index: SemanticIndex,
+    kind: str,
+    rows: Sequence[dict[str, Any]],
+    model: str,
+    computed_at: datetime,
+    source: str = "server",
+    parameters: dict[str, Any] | None = None,
+    dry_run: bool = False,
+) -> RunReport:
+    """Store ``rows`` as the new run of ``kind`` for ``index``, replacing the previous one atomically."""
+    problems = check_rows(index, kind, rows)
+    if problems:
+        raise ResultsRejected(problems)
+    previous = AnalysisRun.objects.filter(index=index.name, kind=kind)
+    report = RunReport(kind, len(rows), replaced=previous.count(), dry_run=dry_run)
+    if dry_run:
+        return report
+    with transaction.atomic():
+        run = AnalysisRun.objects.create(
+            index=index.name,
+            kind=kind,
+            model=model,
+            source=source,
+            parameters=parameters or {},
+            computed_at=computed_at,
+        )
+        model_class = {"links": CategoryLink, "substitutions": Substitution, "matches": ProductMatch}[kind]
+        model_class.objects.bulk_create(
+            model_class(run=run, **{name: row[name] for name in FIELDS[kind]}) for row in rows
+        )
+        previous.exclude(pk=run.pk).delete()
+    report.run_id = run.pk
+    return report

@@ -1,0 +1,89 @@
+"""Storing analysis results: validated, replaced atomically, dry runs change nothing."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from semantic_catalog.models import AnalysisRun, ProductMatch, Substitution
+from semantic_catalog.registry import registry
+from semantic_catalog.results import ResultsRejected, save_run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def products(make_product):
+    return [
+        make_product("Cordless drill driver"),
+        make_product("Hammer drill", store="b"),
+        make_product("Impact driver", store="b"),
+    ]
+
+
+def subs(a, b, level=4, score=0.8, rank=1):
+    return {"product": str(a.pk), "substitute": str(b.pk), "level": level, "score": score, "rank": rank}
+
+
+def test_a_new_run_replaces_the_previous_one(products):
+    index = registry.get("products")
+    drill, hammer, impact = products
+    first = save_run(index, "substitutions", [subs(drill, hammer)], "all-MiniLM-L6-v2", timezone.now())
+    assert first.rows == 1 and first.replaced == 0
+    second = save_run(
+        index, "substitutions", [subs(drill, impact), subs(drill, hammer, level=3)], "m", timezone.now(), "f.json"
+    )
+    assert second.replaced == 1
+    assert AnalysisRun.objects.filter(kind="substitutions").count() == 1
+    assert set(Substitution.objects.values_list("substitute", "level")) == {(str(impact.pk), 4), (str(hammer.pk), 3)}
+    dry = save_run(
+        index,
+        "matches",
+        [{"product": str(drill.pk), "match": str(hammer.pk), "score": 0.9}],
+        "m",
+        timezone.now(),
+        dry_run=True,
+    )
+    assert dry.dry_run and dry.run_id is None and not ProductMatch.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "rows, words",
+    [
+        (lambda d, h: [subs(d, h, level=5)], "level must be 3 or 4"),
+        (lambda d, h: [subs(d, d)], "are the same"),
+        (lambda d, h: [subs(d, h, score=float("nan"))], "is not a number"),
+        (lambda d, h: [subs(d, h), subs(d, h)], "duplicate"),
+        (lambda d, h: [{**subs(d, h), "substitute": "99999"}], "ids not in index"),
+        (lambda d, h: [{"product": str(d.pk), "level": 4}], "missing substitute"),
+    ],
+)
+def test_bad_rows_are_rejected_and_change_nothing(products, rows, words):
+    index = registry.get("products")
+    drill, hammer, _ = products
+    save_run(index, "substitutions", [subs(drill, hammer)], "m", timezone.now())
+    with pytest.raises(ResultsRejected, match=words):
+        save_run(index, "substitutions", rows(drill, hammer), "m", timezone.now())
+    assert Substitution.objects.count() == 1 and AnalysisRun.objects.count() == 1
+
+
+def test_links_must_join_two_stores(products):
+    index = registry.get("products")
+    same = {"source_store": "1", "source_category": "4", "target_store": "1", "target_category": "9", "score": 0.7}
+    with pytest.raises(ResultsRejected, match="joins two stores"):
+        save_run(index, "links", [same], "m", timezone.now())
+    ok = save_run(index, "links", [{**same, "target_store": "2"}], "m", timezone.now())
+    assert ok.run_id and AnalysisRun.objects.get().category_links.count() == 1
+
+
+def test_results_are_listed_read_only_in_the_admin(products, client):
+    from django.contrib.auth.models import User
+
+    index = registry.get("products")
+    drill, hammer, _ = products
+    save_run(index, "substitutions", [subs(drill, hammer)], "m", timezone.now())
+    client.force_login(User.objects.create_superuser("root", "r@example.com", "pw"))
+    for model in ("analysisrun", "categorylink", "substitution", "productmatch"):
+        page = client.get(f"/admin/semantic_catalog/{model}/")
+        assert page.status_code == 200, model
+    assert client.get("/admin/semantic_catalog/substitution/add/").status_code == 403
