@@ -17,6 +17,12 @@ class ProductIndex(SemanticIndex):
     filter_fields = ["store", "brand", "price", FilterField("category", getter=category_ids, type="int", many=True)]
     display_fields = ["name", "brand", "price", "store", "category"]
     updated_field = "updated_at"  # lets exports take only rows changed since a time
+    # for cross-store analysis (semantic_analyze): links, substitutes, same-product matches
+    store_field = "store"
+    category_field = "category"
+    title_field = "name"
+    brand_field = "brand"
+    price_field = "price"
 
     def get_queryset(self):
         return Product.objects.filter(active=True).select_related("store", "category__parent__parent__parent")

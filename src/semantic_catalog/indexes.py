@@ -26,6 +26,7 @@ from django.template import Context, Engine
 
 from .engine.documents import Document
 from .engine.filters import FieldSpec, FieldType
+from .engine.product_matching import ProductRecord
 
 _TEMPLATE_ENGINE = Engine(autoescape=False)
 
@@ -68,7 +69,9 @@ class SemanticIndex:
     ``text_fields`` / ``text_template`` (Django template syntax, the row as context, ``object`` too) or
     override ``get_text``; ``filter_fields``; ``display_fields`` (returned with each hit);
     ``text_version`` (bump when you change how text is built: a rebuild then makes a new collection);
-    ``updated_field`` (a DateTimeField with auto_now, for exports of rows changed since a time).
+    ``updated_field`` (a DateTimeField with auto_now, for exports of rows changed since a time);
+    for cross-store analysis ``store_field``, ``category_field`` (a foreign key to a tree with
+    ``category_parent_field`` / ``category_name_field``), ``title_field``, ``brand_field``, ``price_field``.
     """
 
     model: ClassVar[type[models.Model] | None] = None
@@ -80,6 +83,15 @@ class SemanticIndex:
     display_fields: ClassVar[Sequence[str]] = ()
     text_version: ClassVar[int] = 1
     updated_field: ClassVar[str] = ""
+    # Cross-store analysis (category links, substitutions, matches): where a row's store, category
+    # tree and identity live. Override store_of / category_chain / product_record for other layouts.
+    store_field: ClassVar[str] = ""
+    category_field: ClassVar[str] = ""
+    category_parent_field: ClassVar[str] = "parent"
+    category_name_field: ClassVar[str] = "name"
+    title_field: ClassVar[str] = ""
+    brand_field: ClassVar[str] = ""
+    price_field: ClassVar[str] = ""
 
     def __init__(self) -> None:
         if self.model is None:
@@ -186,6 +198,34 @@ class SemanticIndex:
 
     def documents(self, objects: Iterable[models.Model]) -> list[Document]:
         return [self.to_document(obj) for obj in objects]
+
+    def _analysis_needs(self, attribute: str) -> None:
+        if not getattr(self, attribute):
+            raise ImproperlyConfigured(
+                f"{type(self).__name__}: set {attribute} (or override its method) for cross-store analysis."
+            )
+
+    def store_of(self, obj: models.Model) -> str:
+        """The store (shop) a row belongs to, as a string."""
+        self._analysis_needs("store_field")
+        return str(getattr(obj, self._model_field(self.store_field).attname))
+
+    def category_chain(self, obj: models.Model) -> list[tuple[str, str]]:
+        """``(id, name)`` of the row's category and its ancestors, root first (empty: no category)."""
+        self._analysis_needs("category_field")
+        chain = []
+        node = getattr(obj, self.category_field)
+        while node is not None:
+            chain.append((str(node.pk), str(getattr(node, self.category_name_field))))
+            node = getattr(node, self.category_parent_field)
+        return chain[::-1]
+
+    def product_record(self, obj: models.Model) -> ProductRecord:
+        """What same-product matching reads: title (``title_field``, else ``str(obj)``), brand, price."""
+        title = str(getattr(obj, self.title_field)) if self.title_field else str(obj)
+        brand = str(getattr(obj, self.brand_field) or "") if self.brand_field else ""
+        price = getattr(obj, self.price_field) if self.price_field else None
+        return ProductRecord(str(obj.pk), self.store_of(obj), title, brand, float(price) if price else None)
 
     # Python API: search, similar, recommend, mark_dirty (implemented in search.py / sync.py).
 
