@@ -45,3 +45,32 @@ def test_semantic_analyze_on_the_demo_catalog(demo):
     assert AnalysisRun.objects.filter(kind="matches").count() == 1  # replaced, not added
     with pytest.raises(CommandError, match="level must be 3 or 4"):
         run("semantic_analyze", "--index", "products", "--levels", "2")
+
+
+def test_substitutes_matches_and_links_over_http(client, demo):
+    from shop.models import Category
+
+    call_command("loaddata", "demo_catalog", verbosity=0)
+    run("semantic_index", "--no-progress")
+    run("semantic_analyze", "--index", "products")
+    product, twin = next(iter(ProductMatch.objects.values_list("product", "match")))
+    base = "/api/semantic/products"
+    narrow = client.get(f"{base}/{product}/substitutions", {"level": 4, "limit": 3}).json()
+    broad = client.get(f"{base}/{product}/substitutions", {"level": 3, "limit": 50}).json()
+    assert narrow["level"] == 4 and 0 < narrow["count"] <= 3 and broad["count"] >= narrow["count"]
+    assert [hit["retrievers"]["rank"] for hit in narrow["results"]] == list(range(1, narrow["count"] + 1))
+    assert {"name", "price", "store"} <= set(narrow["results"][0]["fields"])
+    assert twin not in {hit["id"] for hit in broad["results"]} and product not in {h["id"] for h in broad["results"]}
+    assert twin in {hit["id"] for hit in client.get(f"{base}/{product}/matches").json()["results"]}
+    assert product in {hit["id"] for hit in client.get(f"{base}/{twin}/matches").json()["results"]}
+
+    assert client.get(f"{base}/{product}/substitutions", {"level": 5}).status_code == 400
+    assert "level must be 3 or 4" in client.get(f"{base}/{product}/substitutions", {"level": "x"}).json()["detail"]
+    assert client.get(f"{base}/999999/substitutions").status_code == 404
+    assert client.get(f"{base}/999999/matches").status_code == 404
+
+    drills = Category.objects.get(name="Cordless Drills")
+    body = client.get(f"{base}/categories/{drills.pk}/links").json()
+    linked = {Category.objects.get(pk=link["category"]).path for link in body["links"]}
+    assert "Workshop > Electric Tools > Drilling > Battery Drill Drivers" in linked
+    assert all(link["store"] != str(drills.store_id) for link in body["links"])

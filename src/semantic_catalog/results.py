@@ -1,5 +1,6 @@
-"""Storing cross-store analysis results: validate every row, then replace the previous run of the
-same kind in one transaction (or only report, on a dry run). Bad input changes nothing."""
+"""Cross-store analysis results: stored (every row validated, then the previous run of the same kind
+replaced in one transaction, or only reported on a dry run; bad input changes nothing) and read
+back for a product or a category."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 
-from .engine.errors import SemanticCatalogError
+from .engine.errors import InvalidQuery, SemanticCatalogError
+from .engine.substitutions import check_level
 from .indexes import SemanticIndex
 from .models import AnalysisRun, CategoryLink, ProductMatch, Substitution
+from .search import ObjectNotFound, Result, check_limit, existing_ids
 
 SCORE_RANGE = {"links": (-1.0, 1.0), "substitutions": (-1.0, 1.0), "matches": (0.0, 1.0)}
 FIELDS = {
@@ -125,3 +129,47 @@ def save_run(
         previous.exclude(pk=run.pk).delete()
     report.run_id = run.pk
     return report
+
+
+# -- reading the current results ---------------------------------------------------------------------
+
+
+def _hydrated(index: SemanticIndex, scored: list[tuple[str, float, dict[str, int]]], limit: int) -> list[Result]:
+    """Rows of the queryset in the given order (rows that left it since the run are dropped)."""
+    rows, _ = index.rows_by_id(i for i, _, _ in scored)
+    results = [Result(rows[i], i, score, ranks, index.display(rows[i])) for i, score, ranks in scored if i in rows]
+    return results[:limit]
+
+
+def substitutes(index: SemanticIndex, pk: Any, level: Any, limit: Any = None) -> list[Result]:
+    """The latest run's substitutes of one product at level 3 or 4, best first."""
+    try:
+        level = check_level(int(level))
+    except (TypeError, ValueError):
+        raise InvalidQuery(f"level must be 3 or 4, not {level!r}.") from None
+    size = check_limit(limit)
+    (key,) = existing_ids(index, [pk], "substitutions", ObjectNotFound)
+    rows = Substitution.objects.filter(run__index=index.name, product=key, level=level).order_by("rank")
+    return _hydrated(index, [(r.substitute, r.score, {"rank": r.rank}) for r in rows[: size + 20]], size)
+
+
+def matches(index: SemanticIndex, pk: Any) -> list[Result]:
+    """The same item in other stores, from the latest matches run (either side of a pair)."""
+    (key,) = existing_ids(index, [pk], "matches", ObjectNotFound)
+    rows = ProductMatch.objects.filter(run__index=index.name).filter(Q(product=key) | Q(match=key))
+    pairs = sorted(((r.match if r.product == key else r.product), r.score) for r in rows)
+    return _hydrated(index, [(other, score, {}) for other, score in pairs], len(pairs))
+
+
+def category_links(index: SemanticIndex, category: str) -> list[dict[str, Any]]:
+    """Categories of other stores linked to ``category`` in the latest links run, best first."""
+    rows = CategoryLink.objects.filter(run__index=index.name).filter(
+        Q(source_category=category) | Q(target_category=category)
+    )
+    linked = [
+        {"category": r.target_category, "store": r.target_store, "score": r.score}
+        if r.source_category == category
+        else {"category": r.source_category, "store": r.source_store, "score": r.score}
+        for r in rows
+    ]
+    return sorted(linked, key=lambda link: -link["score"])

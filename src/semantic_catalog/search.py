@@ -183,7 +183,7 @@ def search(
     return hydrate(index, hits, size)
 
 
-def _existing_ids(index: SemanticIndex, ids: Sequence[Any], what: str, error: type[UnknownIds]) -> list[str]:
+def existing_ids(index: SemanticIndex, ids: Sequence[Any], what: str, error: type[UnknownIds]) -> list[str]:
     keys = [str(i) for i in ids]
     pks, invalid = index.parse_ids(keys)
     if invalid:
@@ -215,7 +215,7 @@ def similar(
     """Items nearest to one item, never the item itself."""
     size = check_limit(limit)
     conditions = _filters(index, filters)
-    (key,) = _existing_ids(index, [pk], "similar", ObjectNotFound)
+    (key,) = existing_ids(index, [pk], "similar", ObjectNotFound)
     collection = require_searchable(index)
     (vector,) = _stored_vectors(index, collection.table, [key])
     hits = get_store().vector_search(collection.table, vector, size + HYDRATION_MARGIN, conditions, exclude_ids=[key])
@@ -236,8 +236,8 @@ def recommend(
     if len(positive) + len(negative) > MAX_RECOMMEND_IDS:
         raise InvalidQuery(f"At most {MAX_RECOMMEND_IDS} positive and negative ids together.")
     conditions = _filters(index, filters)
-    pos = _existing_ids(index, positive, "positive", UnknownIds)
-    neg = _existing_ids(index, negative, "negative", UnknownIds) if negative else []
+    pos = existing_ids(index, positive, "positive", UnknownIds)
+    neg = existing_ids(index, negative, "negative", UnknownIds) if negative else []
     collection = require_searchable(index)
     vector = engine_search.recommendation_vector(
         _stored_vectors(index, collection.table, pos), _stored_vectors(index, collection.table, neg)

@@ -15,4 +15,7 @@ urlpatterns = [
     path("<str:index>/export", views.ExportView.as_view(), name="export"),
     path("<str:index>/import", views.ImportView.as_view(), name="import"),
     path("<str:index>/<str:pk>/similar", views.SimilarView.as_view(), name="similar"),
+    path("<str:index>/<str:pk>/substitutions", views.SubstitutionsView.as_view(), name="substitutions"),
+    path("<str:index>/<str:pk>/matches", views.MatchesView.as_view(), name="matches"),
+    path("<str:index>/categories/<str:category>/links", views.CategoryLinksView.as_view(), name="category-links"),
 ]

@@ -28,6 +28,7 @@ from ..exporting import export_records, parse_since
 from ..importing import ImportRejected, import_vectors
 from ..indexes import SemanticIndex
 from ..registry import UnknownIndex, registry
+from ..results import category_links, matches, substitutes
 from ..search import ObjectNotFound, Result, recommend, search, similar
 from ..status import index_status
 from .serializers import ErrorSerializer, RecommendRequestSerializer, ResultsSerializer, hit_data
@@ -118,6 +119,39 @@ class SimilarView(SemanticAPIView):
         semantic_index = registry.get(index)
         results = similar(semantic_index, pk, filter_params(request), request.query_params.get("limit"))
         return self.results(semantic_index, results, of=pk)
+
+
+LEVEL_DOC = OpenApiParameter("level", OpenApiTypes.INT, enum=[3, 4], default=4, description="category level")
+
+
+class SubstitutionsView(SemanticAPIView):
+    """Products that can stand in for this one (latest analysis run), at category level 3 or 4."""
+
+    @extend_schema(parameters=[LEVEL_DOC, LIMIT_DOC], responses={200: ResultsSerializer, **ERRORS})
+    def get(self, request: Request, index: str, pk: str) -> Response:
+        semantic_index = registry.get(index)
+        level = request.query_params.get("level", "4")
+        found = substitutes(semantic_index, pk, level, request.query_params.get("limit"))
+        return self.results(semantic_index, found, of=pk, level=int(level))
+
+
+class MatchesView(SemanticAPIView):
+    """The very same item in other stores (latest analysis run)."""
+
+    @extend_schema(responses={200: ResultsSerializer, **ERRORS})
+    def get(self, request: Request, index: str, pk: str) -> Response:
+        semantic_index = registry.get(index)
+        return self.results(semantic_index, matches(semantic_index, pk), of=pk)
+
+
+class CategoryLinksView(SemanticAPIView):
+    """Categories of other stores linked to this one (latest analysis run), best first."""
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERRORS})
+    def get(self, request: Request, index: str, category: str) -> Response:
+        semantic_index = registry.get(index)
+        links = category_links(semantic_index, category)
+        return Response({"index": semantic_index.name, "category": category, "count": len(links), "links": links})
 
 
 class RecommendView(SemanticAPIView):
