@@ -13,6 +13,8 @@ echo "==> loading the demo catalog (2 stores, their category trees, products)"
 $PY manage.py loaddata demo_catalog -v1
 echo "==> indexing (the bundled all-MiniLM-L6-v2 model; unchanged rows are skipped on re-runs)"
 $PY manage.py semantic_index
+echo "==> cross-store analysis: category links, same-product matches, substitutes (the product page shows them)"
+$PY manage.py semantic_analyze
 $PY manage.py semantic_status
 if ! $PY manage.py shell -v 0 -c "from django.contrib.auth.models import User; raise SystemExit(not User.objects.filter(username='admin').exists())" 2>/dev/null; then
   DJANGO_SUPERUSER_PASSWORD=admin $PY manage.py createsuperuser --noinput --username admin --email admin@example.com

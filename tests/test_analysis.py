@@ -48,7 +48,7 @@ def test_semantic_analyze_on_the_demo_catalog(demo):
 
 
 def test_substitutes_matches_and_links_over_http(client, demo):
-    from shop.models import Category
+    from shop.models import Category, Product
 
     call_command("loaddata", "demo_catalog", verbosity=0)
     run("semantic_index", "--no-progress")
@@ -74,3 +74,10 @@ def test_substitutes_matches_and_links_over_http(client, demo):
     linked = {Category.objects.get(pk=link["category"]).path for link in body["links"]}
     assert "Workshop > Electric Tools > Drilling > Battery Drill Drivers" in linked
     assert all(link["store"] != str(drills.store_id) for link in body["links"])
+
+    page = client.get(f"/product/{product}/").content.decode()  # the demo's product page
+    assert 'id="also-sold-at"' in page and 'id="alternatives"' in page
+    other = Product.objects.select_related("store").get(pk=twin)
+    assert other.store.name.replace("&", "&amp;") in page and f"/product/{twin}/" in page.split('id="also-sold-at"')[1].split("</section>")[0]
+    alternatives = page.split('id="alternatives"')[1].split("</div>\n<h2>")[0]
+    assert alternatives.count('class="card"') == 4

@@ -1,4 +1,5 @@
-"""Demo pages: search with a semantic / keyword / hybrid toggle and filters; a product with similar items."""
+"""Demo pages: search with a semantic / keyword / hybrid toggle and filters; a product with similar
+items, alternatives (substitutes) and the same item at the other store."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.shortcuts import render
 
 from semantic_catalog.engine.errors import SemanticCatalogError
 from semantic_catalog.registry import registry
+from semantic_catalog.results import matches, substitutes
 
 from .models import Category, Product, Store
 
@@ -63,9 +65,22 @@ def product_page(request: HttpRequest, pk: int) -> HttpResponse:
         product = index.get_queryset().get(pk=pk)
     except Product.DoesNotExist:
         raise Http404("No such product (or it is no longer on sale).") from None
-    similar, error = [], ""
+    similar, alternatives, sold_elsewhere, error = [], [], [], ""
     try:
         similar = index.similar(product.pk, limit=8)
+        # From the latest `semantic_analyze` run: narrow substitutes first, broad ones to fill up.
+        alternatives = substitutes(index, product.pk, 4, limit=4)
+        seen = {hit.id for hit in alternatives}
+        broad = [hit for hit in substitutes(index, product.pk, 3, limit=8) if hit.id not in seen]
+        alternatives += broad[: max(0, 4 - len(alternatives))]
+        sold_elsewhere = matches(index, product.pk)
     except SemanticCatalogError as exc:
         error = str(exc)
-    return render(request, "shop/product.html", {"product": product, "similar": similar, "error": error})
+    context = {
+        "product": product,
+        "similar": similar,
+        "alternatives": alternatives,
+        "sold_elsewhere": sold_elsewhere,
+        "error": error,
+    }
+    return render(request, "shop/product.html", context)
