@@ -78,6 +78,7 @@ def test_substitutes_matches_and_links_over_http(client, demo):
     page = client.get(f"/product/{product}/").content.decode()  # the demo's product page
     assert 'id="also-sold-at"' in page and 'id="alternatives"' in page
     other = Product.objects.select_related("store").get(pk=twin)
-    assert other.store.name.replace("&", "&amp;") in page and f"/product/{twin}/" in page.split('id="also-sold-at"')[1].split("</section>")[0]
+    also_sold_at = page.split('id="also-sold-at"')[1].split("</section>")[0]
+    assert other.store.name.replace("&", "&amp;") in also_sold_at and f"/product/{twin}/" in also_sold_at
     alternatives = page.split('id="alternatives"')[1].split("</div>\n<h2>")[0]
     assert alternatives.count('class="card"') == 4
