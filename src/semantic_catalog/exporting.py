@@ -27,7 +27,7 @@ def parse_since(value: str | None) -> datetime | None:
 def export_records(
     index: SemanticIndex, since: datetime | None = None, limit: int | None = None
 ) -> Iterator[dict[str, Any]]:
-    """Yield ``{"id", "index", "text", "fields", "content_hash"}`` per row, in primary-key order,
+    """Yield ``{"id", "index", "text", "fields", "content_hash", "analysis"}`` per row, in primary-key order,
     reading the table in chunks (never the whole table in memory)."""
     queryset = index.get_queryset().order_by("pk")
     if since is not None:
@@ -49,4 +49,5 @@ def export_records(
             "text": document.text,
             "fields": document.fields,
             "content_hash": document.content_hash,
+            "analysis": index.analysis_data(obj),
         }

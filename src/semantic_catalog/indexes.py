@@ -227,6 +227,22 @@ class SemanticIndex:
         price = getattr(obj, self.price_field) if self.price_field else None
         return ProductRecord(str(obj.pk), self.store_of(obj), title, brand, float(price) if price else None)
 
+    def analysis_data(self, obj: models.Model) -> dict[str, Any] | None:
+        """What the offline ``semantic-catalog analyze`` needs of a row; None when the index does not
+        declare a store and a category tree."""
+        try:
+            record = self.product_record(obj)
+            chain = self.category_chain(obj)
+        except ImproperlyConfigured:
+            return None
+        return {
+            "store": record.store,
+            "category": chain,
+            "title": record.title,
+            "brand": record.brand,
+            "price": record.price,
+        }
+
     # Python API: search, similar, recommend, mark_dirty (implemented in search.py / sync.py).
 
     def search(self, query: str, mode: str = "hybrid", filters: dict[str, Any] | None = None, limit: int | None = None):

@@ -1,7 +1,8 @@
 """Files of the offline path: catalog exports (records to embed) and vector files (what comes back).
 
 Exports are JSONL (one record per line) or Parquet, chosen by the file suffix; each record is
-``{"id", "index", "text", "fields", "content_hash"}``. Vector files are Parquet parts with
+``{"id", "index", "text", "fields", "content_hash"}``, plus ``"analysis"`` (store, category chain,
+title, brand, price) when the index declares them for cross-store analysis. Vector files are Parquet parts with
 ``id, index, content_hash, model, dimension, vector``; a folder of parts is one result, written a
 batch at a time so a crash loses at most the batch in flight.
 """
@@ -29,6 +30,7 @@ EXPORT_SCHEMA = pa.schema(
         ("text", pa.string()),
         ("fields", pa.string()),
         ("content_hash", pa.string()),
+        ("analysis", pa.string()),  # JSON, or null: store, category chain, title, brand, price
     ]
 )
 VECTOR_COLUMNS = ("id", "index", "content_hash", "model", "dimension", "vector")
@@ -65,7 +67,14 @@ def write_records(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
     with pq.ParquetWriter(path, EXPORT_SCHEMA) as writer:
         batch: list[dict[str, Any]] = []
         for record in records:
-            batch.append({**record, "fields": json.dumps(record["fields"], ensure_ascii=False, default=str)})
+            analysis = record.get("analysis")
+            batch.append(
+                {
+                    **record,
+                    "fields": json.dumps(record["fields"], ensure_ascii=False, default=str),
+                    "analysis": None if analysis is None else json.dumps(analysis, ensure_ascii=False, default=str),
+                }
+            )
             if len(batch) >= WRITE_BATCH:
                 writer.write_table(pa.Table.from_pylist(batch, schema=EXPORT_SCHEMA))
                 count += len(batch)
@@ -110,6 +119,8 @@ def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
             record = _checked(record, f"{path} row {row}")
             if isinstance(record["fields"], str):
                 record["fields"] = json.loads(record["fields"])
+            if isinstance(record.get("analysis"), str):
+                record["analysis"] = json.loads(record["analysis"])
             yield record
 
 
