@@ -82,3 +82,68 @@ def test_substitutes_matches_and_links_over_http(client, demo):
     assert other.store.name.replace("&", "&amp;") in also_sold_at and f"/product/{twin}/" in also_sold_at
     alternatives = page.split('id="alternatives"')[1].split("</div>\n<h2>")[0]
     assert alternatives.count('class="card"') == 4
+
+
+def test_offline_analyze_then_validated_import(tmp_path, client):
+    """export -> `semantic-catalog analyze` (no Django) -> semantic_import / HTTP, with bad files refused."""
+    import json
+
+    from django.contrib.auth.models import User
+
+    from semantic_catalog.cli import main as cli
+
+    call_command("loaddata", "demo_catalog", verbosity=0)
+    run("semantic_index", "--no-progress")
+    run("semantic_export", "--index", "products", "--output-dir", str(tmp_path))
+    export = next(tmp_path.glob("products-*.jsonl"))
+    out = tmp_path / "results"
+    assert cli(["analyze", str(export), "--out", str(out), "--backend", "torch", "--quiet"]) == 0
+    files = {p.name: json.loads(p.read_text()) for p in out.glob("*.json")}
+    assert set(files) == {"category_links.json", "substitutions.json", "product_matches.json"}
+    assert files["substitutions.json"]["model"] == "all-MiniLM-L6-v2" and files["substitutions.json"]["computed_at"]
+
+    assert "would store" in run("semantic_import", str(out), "--index", "products", "--dry-run")
+    assert not AnalysisRun.objects.exists()
+    printed = run("semantic_import", str(out), "--index", "products")
+    assert printed.count("stored") == 3
+    assert Substitution.objects.count() == len(files["substitutions.json"]["rows"])
+    assert ProductMatch.objects.count() == len(files["product_matches.json"]["rows"]) > 0
+    assert str(AnalysisRun.objects.get(kind="links").source).endswith("category_links.json")
+
+    def broken(name, change):
+        payload = json.loads((out / name).read_text())
+        change(payload)
+        path = tmp_path / f"bad-{len(list(tmp_path.glob('bad-*')))}-{name}"
+        path.write_text(json.dumps(payload))
+        return path
+
+    bad = {
+        "model": broken("substitutions.json", lambda p: p.update(model="e5-large")),
+        "index": broken("substitutions.json", lambda p: p.update(index="recipes")),
+        "level": broken("substitutions.json", lambda p: p["rows"][0].update(level=5)),
+        "category": broken("category_links.json", lambda p: p["rows"][0].update(source_category="999999")),
+        "self": broken("product_matches.json", lambda p: p["rows"][0].update(match=p["rows"][0]["product"])),
+    }
+    messages = {
+        "model": "computed with model 'e5-large'",
+        "index": "is for index 'recipes'",
+        "level": "level must be 3 or 4",
+        "category": "is not a category of index",
+        "self": "are the same",
+    }
+    counts = (AnalysisRun.objects.count(), Substitution.objects.count(), ProductMatch.objects.count())
+    for key, path in bad.items():
+        with pytest.raises(CommandError, match=messages[key]):
+            run("semantic_import", str(path), "--index", "products")
+    assert (AnalysisRun.objects.count(), Substitution.objects.count(), ProductMatch.objects.count()) == counts
+
+    body = (out / "product_matches.json").read_text()
+    url = "/api/semantic/import/analysis"
+    assert client.post(url, body, content_type="application/json").status_code in (401, 403)
+    client.force_login(User.objects.create_superuser("root", "r@example.com", "pw"))
+    dry = client.post(url + "?dry_run=1", body, content_type="application/json").json()
+    assert dry["dry_run"] is True and dry["rows"] == len(files["product_matches.json"]["rows"])
+    rejected = client.post(url, bad["model"].read_text(), content_type="application/json")
+    assert rejected.status_code == 400 and "e5-large" in rejected.json()["detail"]
+    assert client.post(url, body, content_type="application/json").json()["run_id"]
+    assert AnalysisRun.objects.filter(kind="matches").count() == 1

@@ -177,7 +177,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .engine.documents import Document
     from .engine.evaluation import DEPTH, read_judgments, read_queries, results_table, run_modes
     from .engine.indexer import index_documents
-    from .engine.offline import BadFile, read_records, read_vector_rows, vector_problem
+    from .engine.offline import read_records
     from .engine.search import MODES, check_mode, search
     from .engine.stores.lancedb import LanceDBStore
 
@@ -190,23 +190,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     store.drop_collection(collection)
     store.create_collection(collection, encoder.dimension, [])
     if args.vectors:
-        known = {(d.id, d.content_hash): d for d in documents}
-        reused: dict[str, tuple[Document, list[float]]] = {}
-        for where, row in read_vector_rows(args.vectors):
-            problem = vector_problem(row)
-            if problem:
-                raise BadFile(f"{where}: {problem}.")
-            if row["model"] != encoder.name:
-                raise BadFile(
-                    f"{where}: embedded with {row['model']!r}, but this run encodes queries with {encoder.name!r}; "
-                    "pass the --model / --backend / --onnx-dir you gave `embed`."
-                )
-            document = known.get((str(row["id"]), row["content_hash"]))
-            if document is not None:
-                reused[document.id] = (document, row["vector"])
+        by_id = {d.id: d for d in documents}
+        reused = load_vectors(args.vectors, encoder.name, {(d.id, d.content_hash): d.id for d in documents})
         if reused:
-            pairs = list(reused.values())
-            store.upsert(collection, [d for d, _ in pairs], np.asarray([v for _, v in pairs], dtype=np.float32))
+            store.upsert(collection, [by_id[i] for i in reused], np.stack(list(reused.values())))
     with tqdm(total=len(documents), desc="index", unit="doc", disable=args.quiet) as bar:
         for start in range(0, len(documents), 4096):
             chunk = documents[start : start + 4096]
@@ -245,6 +232,67 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         report = {"records": args.records, "model": encoder.name, "documents": len(documents), "results": results}
         Path(args.output).write_text(json.dumps(report, indent=2))
         print(f"wrote {args.output}")
+    return 0
+
+
+def load_vectors(path: str, model: str, wanted: dict[tuple[str, str], str]) -> dict[str, np.ndarray]:
+    """Vectors of `embed` for the records ``wanted`` ((id, content hash) -> id); all must be of ``model``."""
+    from .engine.offline import BadFile, read_vector_rows, vector_problem
+
+    vectors: dict[str, np.ndarray] = {}
+    for where, row in read_vector_rows(path):
+        problem = vector_problem(row)
+        if problem:
+            raise BadFile(f"{where}: {problem}.")
+        if row["model"] != model:
+            raise BadFile(
+                f"{where}: embedded with {row['model']!r}, but this run encodes with {model!r}; "
+                "pass the --model / --backend / --onnx-dir you gave `embed`."
+            )
+        key = wanted.get((str(row["id"]), row["content_hash"]))
+        if key is not None:
+            vectors[key] = np.asarray(row["vector"], dtype=np.float32)
+    return vectors
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Category links, same-product matches and substitutes from an export, written as JSON files."""
+    from .engine.cross_store import KINDS, analyze_catalog, catalog_from_rows, write_result_files
+    from .engine.offline import BadFile, read_records
+
+    records = [r for r in read_records(args.input)]
+    indexes = {r["index"] for r in records}
+    if len(indexes) != 1:
+        raise BadFile(f"{args.input}: expected the records of one index, found {sorted(indexes)}.")
+    rows = [(str(r["id"]), r["analysis"]) for r in records if r.get("analysis")]
+    if not rows:
+        raise BadFile(
+            f"{args.input}: no record carries 'analysis' data; declare store_field and category_field on the "
+            "index and export again."
+        )
+    kinds = [kind for kind in KINDS if getattr(args, kind)] or list(KINDS)
+    levels = [int(level) for level in args.levels.split(",") if level.strip()]
+    encoder = encoder_factory(args)()
+    vectors: dict[str, np.ndarray] = {}
+    if args.vectors:
+        vectors = load_vectors(
+            args.vectors, encoder.name, {(str(r["id"]), r["content_hash"]): str(r["id"]) for r in records}
+        )
+    missing = [r for r in records if str(r["id"]) not in vectors]
+    if missing:
+        print(f"encoding {len(missing)} records with {encoder.name}", file=sys.stderr)
+        vectors.update(zip((str(r["id"]) for r in missing), encoder.encode([r["text"] for r in missing])))
+    parameters = {
+        "k": args.k,
+        "link_threshold": args.link_threshold,
+        "match_threshold": args.match_threshold,
+        "levels": levels,
+    }
+    results = analyze_catalog(
+        catalog_from_rows(rows, vectors), encoder, kinds, levels, args.k, args.link_threshold, args.match_threshold
+    )
+    for path in write_result_files(args.out, indexes.pop(), encoder.name, results, parameters):
+        print(f"wrote {path}")
     return 0
 
 
@@ -298,6 +346,19 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", default=None, help="write the results as JSON here")
     add_model_arguments(evaluate, "texts per model call")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    analyze = sub.add_parser("analyze", help="category links, matches and substitutes from an export file")
+    analyze.add_argument("input", help="export file (JSONL or Parquet) from semantic_export or `pull`")
+    analyze.add_argument("--out", required=True, help="folder for category_links.json, substitutions.json, ...")
+    analyze.add_argument("--vectors", default=None, help="reuse vectors from `embed` (same model)")
+    for kind in ("links", "substitutions", "matches"):
+        analyze.add_argument(f"--{kind}", action="store_true", help=f"compute {kind} (default: all three)")
+    analyze.add_argument("--levels", default="3,4", help="substitution levels (3 and/or 4)")
+    analyze.add_argument("--k", type=int, default=5, help="substitutes per product and level")
+    analyze.add_argument("--link-threshold", type=float, default=0.6)
+    analyze.add_argument("--match-threshold", type=float, default=0.6)
+    add_model_arguments(analyze, "texts per model call")
+    analyze.set_defaults(func=cmd_analyze)
 
     onnx = sub.add_parser("export-onnx", help="export a sentence-transformers model to ONNX for torch-free servers")
     onnx.add_argument("--model", default=None, help="name or path (default: bundled MiniLM)")

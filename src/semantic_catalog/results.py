@@ -173,3 +173,66 @@ def category_links(index: SemanticIndex, category: str) -> list[dict[str, Any]]:
         for r in rows
     ]
     return sorted(linked, key=lambda link: -link["score"])
+
+
+# -- importing result files ----------------------------------------------------------------------------
+
+
+def _catalog_stores(index: SemanticIndex) -> tuple[dict[str, str], dict[str, str]]:
+    """Store of every product and of every category of the index's rows."""
+    products: dict[str, str] = {}
+    categories: dict[str, str] = {}
+    for obj in index.get_queryset().iterator(chunk_size=1000):
+        data = index.analysis_data(obj)
+        if data is None:
+            raise InvalidQuery(
+                f"Index {index.name!r} declares no store_field / category_field to check results against."
+            )
+        products[str(obj.pk)] = data["store"]
+        for category_id, _ in data["category"]:
+            categories[str(category_id)] = data["store"]
+    return products, categories
+
+
+def store_problems(index: SemanticIndex, kind: str, rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Rows that contradict the catalog's stores: links of unknown categories or with the wrong store,
+    matches within one store."""
+    product_store, category_store = _catalog_stores(index)
+    problems = []
+    for number, row in enumerate(rows, start=1):
+        where = f"{kind} row {number}"
+        if kind == "links":
+            for side in ("source", "target"):
+                category, store = str(row.get(f"{side}_category")), str(row.get(f"{side}_store"))
+                if category not in category_store:
+                    problems.append(f"{where}: {side} category {category} is not a category of index {index.name!r}")
+                elif category_store[category] != store:
+                    problems.append(
+                        f"{where}: category {category} belongs to store {category_store[category]}, not {store}"
+                    )
+        elif kind == "matches":
+            a, b = product_store.get(str(row.get("product"))), product_store.get(str(row.get("match")))
+            if a is not None and a == b:
+                problems.append(f"{where}: both products are in store {a}; a match joins two stores")
+    return problems
+
+
+def import_results(
+    index: SemanticIndex, payload: Any, source: str, active_model: str, dry_run: bool = False
+) -> RunReport:
+    """Validate a result file's content (from ``semantic-catalog analyze``) and store it as a new run."""
+    from .engine.cross_store import check_result_payload
+
+    payload = check_result_payload(payload, source)
+    if payload["index"] != index.name:
+        raise ResultsRejected([f"{source} is for index {payload['index']!r}, not {index.name!r}"])
+    if payload["model"] != active_model:
+        raise ResultsRejected(
+            [f"{source} was computed with model {payload['model']!r}; index {index.name!r} serves {active_model!r}"]
+        )
+    kind, rows = payload["kind"], payload["rows"]
+    problems = check_rows(index, kind, rows) + store_problems(index, kind, rows)
+    if problems:
+        raise ResultsRejected(problems)
+    computed_at = datetime.fromisoformat(str(payload["computed_at"]))
+    return save_run(index, kind, rows, payload["model"], computed_at, source, payload.get("parameters") or {}, dry_run)

@@ -10,6 +10,7 @@ app_name = "semantic_catalog"
 urlpatterns = [
     path("status", views.StatusView.as_view(), name="status"),
     path("schema", SpectacularAPIView.as_view(), name="schema"),
+    path("import/analysis", views.AnalysisImportView.as_view(), name="import-analysis"),
     path("<str:index>/search", views.SearchView.as_view(), name="search"),
     path("<str:index>/recommend", views.RecommendView.as_view(), name="recommend"),
     path("<str:index>/export", views.ExportView.as_view(), name="export"),

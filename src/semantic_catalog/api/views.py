@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import asdict
 from itertools import chain
 from typing import Any
 
@@ -20,7 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..collections import IndexNotReady
+from ..collections import IndexNotReady, require_searchable
 from ..conf import semantic_settings
 from ..engine.errors import InvalidQuery, NotIndexedYet, UnknownIds
 from ..engine.offline import BadFile, write_records
@@ -28,7 +29,7 @@ from ..exporting import export_records, parse_since
 from ..importing import ImportRejected, import_vectors
 from ..indexes import SemanticIndex
 from ..registry import UnknownIndex, registry
-from ..results import category_links, matches, substitutes
+from ..results import ResultsRejected, category_links, import_results, matches, substitutes
 from ..search import ObjectNotFound, Result, recommend, search, similar
 from ..status import index_status
 from .serializers import ErrorSerializer, RecommendRequestSerializer, ResultsSerializer, hit_data
@@ -208,9 +209,9 @@ class ExportView(SemanticAPIView):
 
 
 class ImportView(SemanticAPIView):
-    read_only = False
     """Upload a Parquet vector file (the raw request body); ``dry_run=1`` reports without changing anything."""
 
+    read_only = False
     permission_setting = "IMPORT_PERMISSION_CLASSES"
 
     @extend_schema(
@@ -233,6 +234,35 @@ class ImportView(SemanticAPIView):
             except ImportRejected as exc:
                 return Response({"detail": str(exc), "report": exc.report.as_dict()}, status=400)
         return Response(report.as_dict())
+
+
+class AnalysisImportView(SemanticAPIView):
+    """Upload one result file of `semantic-catalog analyze` (the JSON body); it replaces the previous run
+    of its kind for its index. ``dry_run=1`` validates and reports without changing anything."""
+
+    read_only = False
+    permission_setting = "IMPORT_PERMISSION_CLASSES"
+
+    @extend_schema(
+        parameters=[OpenApiParameter("dry_run", OpenApiTypes.BOOL, default=False)],
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        try:
+            payload = json.loads(request.body)
+        except ValueError:
+            raise InvalidQuery("The body must be a result file (JSON) of `semantic-catalog analyze`.") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("index"), str):
+            raise InvalidQuery("The result file names no 'index'.")
+        semantic_index = registry.get(payload["index"])
+        dry_run = request.query_params.get("dry_run", "0").lower() in ("1", "true", "yes")
+        model = require_searchable(semantic_index).encoder
+        try:
+            report = import_results(semantic_index, payload, "upload", model, dry_run)
+        except ResultsRejected as exc:
+            return Response({"detail": str(exc), "problems": exc.problems}, status=400)
+        return Response(asdict(report))
 
 
 class StatusView(SemanticAPIView):

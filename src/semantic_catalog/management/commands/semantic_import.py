@@ -1,21 +1,37 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
+from django.db import transaction
 
+from ...collections import require_searchable
+from ...engine.cross_store import FILE_NAMES, read_result_file
 from ...engine.errors import SemanticCatalogError
 from ...importing import ImportRejected, ImportReport, import_vectors
+from ...results import ResultsRejected, import_results
 from ._base import IndexCommand
 
 COUNTS = ("new", "updated", "unchanged", "stale", "unknown", "invalid")
 
 
+def result_files(path: Path) -> list[Path]:
+    """Analysis result files at ``path`` (a .json file, or those in a folder); empty for vectors."""
+    if path.suffix.lower() == ".json":
+        return [path]
+    if path.is_dir():
+        return [path / name for name in FILE_NAMES.values() if (path / name).exists()]
+    return []
+
+
 class Command(IndexCommand):
     help = (
         "Import vectors from `semantic-catalog embed` (a Parquet file or folder). Validates model, dimension, "
-        "ids, content hashes, NaNs, duplicates; --dry-run reports and changes nothing; otherwise all or nothing."
+        "ids, content hashes, NaNs, duplicates; --dry-run reports and changes nothing; otherwise all or nothing. "
+        "Also imports `semantic-catalog analyze` results: a category_links.json, substitutions.json or "
+        "product_matches.json file, or a folder of them, each replacing its previous run."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -27,6 +43,10 @@ class Command(IndexCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         (index,) = self.selected({"indexes": [options["index"]]})
+        files = result_files(Path(options["path"]))
+        if files:
+            self._import_results(index, files, options["dry_run"])
+            return
         try:
             report = import_vectors(index, options["path"], options["dry_run"], options["skip_invalid"])
         except ImportRejected as exc:
@@ -35,6 +55,21 @@ class Command(IndexCommand):
         except SemanticCatalogError as exc:
             raise CommandError(str(exc)) from exc
         self._print(report, options["json"])
+
+    def _import_results(self, index: Any, files: list[Path], dry_run: bool) -> None:
+        """Every file is checked before any is stored: one bad file stores nothing."""
+        try:
+            model = require_searchable(index).encoder
+            payloads = [read_result_file(path) for path in files]
+            with transaction.atomic():
+                reports = [import_results(index, p, str(f), model, dry_run) for p, f in zip(payloads, files)]
+        except ResultsRejected as exc:
+            raise CommandError(str(exc)) from exc
+        except SemanticCatalogError as exc:
+            raise CommandError(str(exc)) from exc
+        for report in reports:
+            verb = "would store" if report.dry_run else "stored"
+            self.stdout.write(f"{index.name}: {verb} {report.rows} {report.kind} (replacing {report.replaced} run(s))")
 
     def _print(self, report: ImportReport, as_json: bool) -> None:
         if as_json:
