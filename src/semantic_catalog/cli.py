@@ -260,7 +260,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .engine.cross_store import KINDS, analyze_catalog, catalog_from_rows, write_result_files
     from .engine.offline import BadFile, read_records
 
-    records = [r for r in read_records(args.input)]
+    records = list(read_records(args.input))
     indexes = {r["index"] for r in records}
     if len(indexes) != 1:
         raise BadFile(f"{args.input}: expected the records of one index, found {sorted(indexes)}.")
