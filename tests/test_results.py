@@ -87,3 +87,22 @@ def test_results_are_listed_read_only_in_the_admin(products, client):
         page = client.get(f"/admin/semantic_catalog/{model}/")
         assert page.status_code == 200, model
     assert client.get("/admin/semantic_catalog/substitution/add/").status_code == 403
+
+
+def test_an_index_without_stores_says_what_to_declare(products):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from semantic_catalog.indexes import SemanticIndex
+    from shop.models import Product
+
+    class Plain(SemanticIndex):
+        model = Product
+        name = "plain"
+        text_fields = ["name"]
+
+    plain, declared = Plain(), registry.get("products")
+    assert not plain.analysis_ready and plain.analysis_data(products[0]) is None
+    with pytest.raises(ImproperlyConfigured, match="set store_field"):
+        plain.store_of(products[0])
+    data = declared.analysis_data(products[0])
+    assert declared.analysis_ready and data["title"] == "Cordless drill driver" and data["category"]

@@ -227,17 +227,23 @@ class SemanticIndex:
         price = getattr(obj, self.price_field) if self.price_field else None
         return ProductRecord(str(obj.pk), self.store_of(obj), title, brand, float(price) if price else None)
 
+    @property
+    def analysis_ready(self) -> bool:
+        """Whether rows have a store and a category tree (declared fields or overridden methods)."""
+        cls = type(self)
+        has_store = bool(self.store_field) or cls.store_of is not SemanticIndex.store_of
+        has_tree = bool(self.category_field) or cls.category_chain is not SemanticIndex.category_chain
+        return has_store and has_tree
+
     def analysis_data(self, obj: models.Model) -> dict[str, Any] | None:
         """What the offline ``semantic-catalog analyze`` needs of a row; None when the index does not
         declare a store and a category tree."""
-        try:
-            record = self.product_record(obj)
-            chain = self.category_chain(obj)
-        except ImproperlyConfigured:
+        if not self.analysis_ready:
             return None
+        record = self.product_record(obj)
         return {
             "store": record.store,
-            "category": chain,
+            "category": self.category_chain(obj),
             "title": record.title,
             "brand": record.brand,
             "price": record.price,
