@@ -29,12 +29,11 @@ def analyze(
     dry_run: bool = False,
 ) -> list[RunReport]:
     """Compute and save the asked kinds. Substitutions use the links and matches computed here."""
+    if not index.analysis_ready:
+        raise ImproperlyConfigured(f"{type(index).__name__}: set store_field and category_field for analysis.")
     collection = require_searchable(index)
     encoder = get_encoder(collection.encoder)
-    objects = list(index.get_queryset())
-    rows = [(str(obj.pk), index.analysis_data(obj)) for obj in objects]
-    if any(data is None for _, data in rows):
-        raise ImproperlyConfigured(f"{type(index).__name__}: set store_field and category_field for analysis.")
+    rows = [(str(obj.pk), index.analysis_data(obj)) for obj in index.get_queryset()]
     stored = get_store().fetch(collection.table, [pk for pk, _ in rows], with_vectors=True)
     catalog = catalog_from_rows(rows, {i: r.vector for i, r in stored.items()})  # type: ignore[arg-type]
     parameters = {"k": k, "link_threshold": link_threshold, "match_threshold": match_threshold, "levels": list(levels)}

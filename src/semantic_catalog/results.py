@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
 
+from .engine.documents import SearchHit
 from .engine.errors import InvalidQuery, SemanticCatalogError
 from .engine.substitutions import check_level
 from .indexes import SemanticIndex
 from .models import AnalysisRun, CategoryLink, ProductMatch, Substitution
-from .search import ObjectNotFound, Result, check_limit, existing_ids
+from .search import ObjectNotFound, Result, check_limit, existing_ids, hydrate
 
 SCORE_RANGE = {"links": (-1.0, 1.0), "substitutions": (-1.0, 1.0), "matches": (0.0, 1.0)}
 FIELDS = {
@@ -43,7 +44,6 @@ class RunReport:
     replaced: int = 0
     dry_run: bool = False
     run_id: int | None = None
-    problems: list[str] = field(default_factory=list)
 
 
 def _pairs(kind: str) -> tuple[str, str]:
@@ -134,13 +134,6 @@ def save_run(
 # -- reading the current results ---------------------------------------------------------------------
 
 
-def _hydrated(index: SemanticIndex, scored: list[tuple[str, float, dict[str, int]]], limit: int) -> list[Result]:
-    """Rows of the queryset in the given order (rows that left it since the run are dropped)."""
-    rows, _ = index.rows_by_id(i for i, _, _ in scored)
-    results = [Result(rows[i], i, score, ranks, index.display(rows[i])) for i, score, ranks in scored if i in rows]
-    return results[:limit]
-
-
 def substitutes(index: SemanticIndex, pk: Any, level: Any, limit: Any = None) -> list[Result]:
     """The latest run's substitutes of one product at level 3 or 4, best first."""
     try:
@@ -150,15 +143,15 @@ def substitutes(index: SemanticIndex, pk: Any, level: Any, limit: Any = None) ->
     size = check_limit(limit)
     (key,) = existing_ids(index, [pk], "substitutions", ObjectNotFound)
     rows = Substitution.objects.filter(run__index=index.name, product=key, level=level).order_by("rank")
-    return _hydrated(index, [(r.substitute, r.score, {"rank": r.rank}) for r in rows[: size + 20]], size)
+    return hydrate(index, [SearchHit(r.substitute, r.score, {"rank": r.rank}) for r in rows[: size + 20]], size)
 
 
 def matches(index: SemanticIndex, pk: Any) -> list[Result]:
     """The same item in other stores, from the latest matches run (either side of a pair)."""
     (key,) = existing_ids(index, [pk], "matches", ObjectNotFound)
     rows = ProductMatch.objects.filter(run__index=index.name).filter(Q(product=key) | Q(match=key))
-    pairs = sorted(((r.match if r.product == key else r.product), r.score) for r in rows)
-    return _hydrated(index, [(other, score, {}) for other, score in pairs], len(pairs))
+    hits = sorted((SearchHit(r.match if r.product == key else r.product, r.score) for r in rows), key=lambda h: h.id)
+    return hydrate(index, hits, len(hits))
 
 
 def category_links(index: SemanticIndex, category: str) -> list[dict[str, Any]]:
@@ -196,7 +189,9 @@ def _catalog_stores(index: SemanticIndex) -> tuple[dict[str, str], dict[str, str
 
 def store_problems(index: SemanticIndex, kind: str, rows: Sequence[dict[str, Any]]) -> list[str]:
     """Rows that contradict the catalog's stores: links of unknown categories or with the wrong store,
-    matches within one store."""
+    matches within one store. (Substitutes may come from any store: nothing to check.)"""
+    if kind not in ("links", "matches"):
+        return []
     product_store, category_store = _catalog_stores(index)
     problems = []
     for number, row in enumerate(rows, start=1):
