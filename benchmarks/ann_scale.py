@@ -13,6 +13,7 @@ p50 / p99 of indexed and flat search, and recall@10 of real query vectors agains
 (numpy over all vectors).
 
     .venv/bin/python benchmarks/ann_scale.py [--rows 1000000] [--queries 200]
+    .venv/bin/python benchmarks/ann_scale.py --rows 0     # the real part only (ann_scale_real.json)
 
 Needs ../shared/data/search/homedepot (skips with a message otherwise); runs search_quality.py's
 indexing first if its cached collection is missing. Writes benchmarks/results/ann_scale.json.
@@ -88,7 +89,13 @@ def real_part(query_vectors: np.ndarray) -> tuple[dict, np.ndarray]:
         "recall@10": recall_at_10(found, exact),
         "indexed": timing,
         "flat": exact_timing,
+        "search_settings": {"default " + str(store.ann_search): {"recall@10": recall_at_10(found, exact), **timing}},
     }
+    # The default `ann_search` against LanceDB's own defaults and re-scoring with full vectors.
+    for label, options in (("lancedb_default", {}), ("refine_factor_2", {"refine_factor": 2})):
+        other = LanceDBStore(search_quality.CACHE, ann_search=options)
+        other_found, other_timing = timed_searches(other, name, query_vectors, exact=False)
+        report["search_settings"][label] = {"recall@10": recall_at_10(other_found, exact), **other_timing}
     print("real:", report)
     return report, vectors
 
@@ -150,7 +157,7 @@ def main() -> None:
     report = {"queries": len(query_vectors), "real": real_report}
     if args.rows:
         report["scale"] = scale_part(real_vectors, query_vectors, args.rows)
-    write_report("ann_scale", report)
+    write_report("ann_scale" if args.rows else "ann_scale_real", report)
 
 
 if __name__ == "__main__":
