@@ -199,15 +199,15 @@ def test_convex_fusion_scores_keyword_hits_on_meaning_too():
 
     keyword = [SearchHit("a", 9.0), SearchHit("b", 5.0), SearchHit("c", 1.0)]
     semantic = [SearchHit("d", 0.9), SearchHit("c", 0.8)]
-    similarity = {"a": 0.1, "b": 0.6, "c": 0.8, "d": 0.9}  # normalised: a 0, b 0.625, c 0.875, d 1
+    similarity = {"a": 0.1, "b": 0.6, "c": 0.8, "d": 0.9}  # scaled by the best: a 1/9, b 2/3, c 8/9, d 1
     by_keyword = convex_fusion(keyword, semantic, similarity, limit=4, keyword_weight=1.0)
     assert [h.id for h in by_keyword][:2] == ["a", "b"]
     by_meaning = convex_fusion(keyword, semantic, similarity, limit=4, keyword_weight=0.0)
     assert [h.id for h in by_meaning] == ["d", "c", "b", "a"]
     mixed = convex_fusion(keyword, semantic, similarity, limit=4, keyword_weight=0.6)
-    assert [h.id for h in mixed] == ["a", "b", "d", "c"]  # 0.6, 0.55, 0.4, 0.35
-    assert mixed[1].score == pytest.approx(0.6 * 0.5 + 0.4 * 0.625)
-    assert mixed[3].retrievers == {"keyword": 3, "semantic": 2}
+    assert [h.id for h in mixed] == ["a", "b", "c", "d"]  # 0.644, 0.6, 0.422, 0.4
+    assert mixed[1].score == pytest.approx(0.6 * 5 / 9 + 0.4 * 2 / 3)
+    assert mixed[2].retrievers == {"keyword": 3, "semantic": 2}
 
 
 def test_hybrid_fusion_choice_and_bad_fusion(store, encoder):

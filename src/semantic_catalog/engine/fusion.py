@@ -1,9 +1,9 @@
 """Fusing keyword and semantic result lists into one hybrid ranking.
 
 Two methods: reciprocal rank fusion (ranks only; robust when the two retrievers are equally good)
-and a convex combination of min-max normalised scores (uses how much better one hit is than the
-next; better when one retriever is much stronger, as keyword search is on product titles; see
-benchmarks/search_quality.py).
+and a convex combination of scores scaled by each list's best score (uses how much better one hit is
+than the next; better when one retriever is much stronger, as keyword search is on product titles;
+see benchmarks/search_quality.py).
 """
 
 from __future__ import annotations
@@ -37,10 +37,17 @@ def reciprocal_rank_fusion(
     return _ranked(scores, ranks, limit)
 
 
-def _min_max(scores: Mapping[str, float]) -> dict[str, float]:
+def _scaled(scores: Mapping[str, float]) -> dict[str, float]:
+    """Divide by the best score, so the top hit is 1 and the others keep their ratio to it.
+
+    Unlike min-max scaling, this does not stretch a list whose scores are close together (cosines of
+    0.55 to 0.60) over the whole 0..1 range. Falls back to min-max when the best score is not positive.
+    """
     if not scores:
         return {}
     low, high = min(scores.values()), max(scores.values())
+    if high > 0:
+        return {i: s / high for i, s in scores.items()}
     return {i: (s - low) / (high - low) if high > low else 1.0 for i, s in scores.items()}
 
 
@@ -51,14 +58,14 @@ def convex_fusion(
     limit: int,
     keyword_weight: float = DEFAULT_KEYWORD_WEIGHT,
 ) -> list[SearchHit]:
-    """score = w * keyword + (1 - w) * semantic, each min-max normalised over the candidates.
+    """score = w * keyword + (1 - w) * semantic, each divided by its best score among the candidates.
 
     ``similarity`` must hold the query's cosine similarity for every candidate (both lists), so a
     keyword hit the semantic list missed is still scored on meaning; a semantic hit without a keyword
     match scores 0 on keywords.
     """
-    keyword_scores = _min_max({h.id: h.score for h in keyword})
-    semantic_scores = _min_max({i: similarity[i] for i in dict.fromkeys([h.id for h in [*keyword, *semantic]])})
+    keyword_scores = _scaled({h.id: h.score for h in keyword})
+    semantic_scores = _scaled({i: similarity[i] for i in dict.fromkeys([h.id for h in [*keyword, *semantic]])})
     ranks: dict[str, dict[str, int]] = {}
     for retriever, hits in (("keyword", keyword), ("semantic", semantic)):
         for rank, hit in enumerate(hits, start=1):
