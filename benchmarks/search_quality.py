@@ -13,8 +13,12 @@ two ways, as the data set's README asks:
 The bm25s reference uses bm25s's recommended setup: its English stop words and the Snowball English
 stemmer (PyStemmer), k1=1.5, b=0.75. Its default token pattern drops one-character tokens (the "2"
 of "2 in."), which matter in product search; "bm25s-1char" is the same keeping one-character
-tokens, as LanceDB's tokenizer does. ``--tune`` prints hybrid's nDCG@10 over a grid of fusion
-settings (RRF k, convex keyword weight) on the dev queries: the grid the defaults were chosen from.
+tokens, as LanceDB's tokenizer does. "semantic+adapter" and "hybrid+adapter" add a query adapter
+(``semantic_catalog.engine.query_adapter``) learned from judged queries, measured by
+``--adapter-folds`` (default 5) cross-validation: each query is searched with an adapter trained on
+the other folds only, so no query is scored by an adapter that saw its judgments. ``--tune`` prints
+hybrid's nDCG@10 over a grid of fusion settings (RRF k, convex keyword weight) on the dev queries:
+the grid the defaults were chosen from.
 
     .venv/bin/python benchmarks/search_quality.py [--queries N] [--tune] [--model NAME_OR_PATH]
 
@@ -51,6 +55,7 @@ from semantic_catalog.engine.fusion import (  # noqa: E402
     convex_fusion,
     reciprocal_rank_fusion,
 )
+from semantic_catalog.engine.query_adapter import folds, train_query_adapter, training_data  # noqa: E402
 from semantic_catalog.engine.search import search  # noqa: E402
 from semantic_catalog.engine.stores.lancedb import LanceDBStore, sql_literal  # noqa: E402
 
@@ -176,6 +181,27 @@ def similarities(
     return result
 
 
+def adapter_runs(
+    store: LanceDBStore, data: HomeDepot, vectors: dict[str, np.ndarray], setting: dict, count: int, model: str
+) -> tuple[dict[str, dict[str, list[str]]], float]:
+    """Out-of-fold top-100 ids per query for semantic and hybrid with a query adapter; training seconds."""
+    gains = {q: {uid: rel - GAIN_OFFSET for uid, rel in judged.items()} for q, judged in data.judgments.items()}
+    queries, doc_vectors = training_data(store, COLLECTION, vectors, gains)
+    runs: dict[str, dict[str, list[str]]] = {"semantic+adapter": {}, "hybrid+adapter": {}}
+    seconds = 0.0
+    for held_out in folds(list(queries), count):
+        held = set(held_out)
+        started = time.perf_counter()
+        adapter = train_query_adapter([t for q, t in queries.items() if q not in held], doc_vectors, model)
+        seconds += time.perf_counter() - started
+        for qid in tqdm(held_out, desc="adapter fold", unit="query"):
+            adapted = adapter.apply(vectors[qid])
+            for mode in ("semantic", "hybrid"):
+                hits = search(store, COLLECTION, adapted, data.queries[qid], mode, DEPTH, **setting)  # type: ignore[arg-type]
+                runs[f"{mode}+adapter"][qid] = [h.id for h in hits]
+    return runs, seconds / count
+
+
 TUNING_GRID = [{"fusion": "rrf", "rrf_k": k} for k in (5, 10, 20, 60)] + [
     {"fusion": "convex", "keyword_weight": w} for w in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 ]
@@ -202,6 +228,7 @@ def main() -> None:
     parser.add_argument("--keyword-weight", type=float, default=DEFAULT_KEYWORD_WEIGHT)
     parser.add_argument("--rrf-k", type=int, default=DEFAULT_RRF_K)
     parser.add_argument("--tune", action="store_true", help="print hybrid nDCG@10 over a grid of fusion settings")
+    parser.add_argument("--adapter-folds", type=int, default=5, help="cross-validation folds for the adapter (0: skip)")
     parser.add_argument("--model", default=None, help="a sentence-transformers model name or path (default: bundled)")
     args = parser.parse_args()
 
@@ -219,6 +246,10 @@ def main() -> None:
     bm25s_pools = {}
     for name, pattern in BM25S_PATTERNS.items():
         runs[name], bm25s_pools[name] = bm25s_runs(data, pattern)
+    adapter_seconds = None
+    if args.adapter_folds:
+        adapted, adapter_seconds = adapter_runs(store, data, vectors, setting, args.adapter_folds, encoder.name)
+        runs.update(adapted)
     full = {mode: evaluate(r, data.judgments, RELEVANT_AT, GAIN_OFFSET) for mode, r in runs.items()}
 
     pools = pool_scores(store, data, vectors)
@@ -237,11 +268,14 @@ def main() -> None:
     pool = {m: round(pool_ndcg(data, r), 4) for m, r in pool_rankings.items()}
 
     print(f"\n{len(data.judgments)} dev queries, {len(data.titles)} titles, model {encoder.name}")
-    print(f"{'method':<12}{'pool nDCG@10':>14}{'nDCG@10':>10}{'recall@10':>11}{'recall@100':>12}{'MRR':>8}")
-    for mode in ("keyword", *BM25S_PATTERNS, "semantic", "hybrid"):
+    print(f"{'method':<17}{'pool nDCG@10':>14}{'nDCG@10':>10}{'recall@10':>11}{'recall@100':>12}{'MRR':>8}")
+    for mode in ("keyword", *BM25S_PATTERNS, "semantic", "hybrid", "semantic+adapter", "hybrid+adapter"):
+        if mode not in full:
+            continue
         row = full[mode]
+        pooled = f"{pool[mode]:>14.4f}" if mode in pool else f"{'':>14}"
         print(
-            f"{mode:<12}{pool[mode]:>14.4f}{row['ndcg@10']:>10.4f}{row['recall@10']:>11.4f}"
+            f"{mode:<17}{pooled}{row['ndcg@10']:>10.4f}{row['recall@10']:>11.4f}"
             f"{row['recall@100']:>12.4f}{row['mrr']:>8.4f}"
         )
     best_single = max(full["keyword"]["ndcg@10"], full["semantic"]["ndcg@10"])
@@ -256,10 +290,16 @@ def main() -> None:
         "judged_pool_ndcg@10": pool,
         "full_corpus": {m: {k: round(v, 4) for k, v in row.items()} for m, row in full.items()},
         "hybrid_gain_over_best_single": round(full["hybrid"]["ndcg@10"] - best_single, 4),
+        "adapter_folds": args.adapter_folds,
+        "adapter_train_seconds_per_fold": None if adapter_seconds is None else round(adapter_seconds, 1),
         "keyword_minus_bm25s": round(full["keyword"]["ndcg@10"] - full["bm25s"]["ndcg@10"], 4),
         "keyword_minus_bm25s_pool": round(pool["keyword"] - pool["bm25s"], 4),
         "keyword_minus_bm25s_1char": round(full["keyword"]["ndcg@10"] - full["bm25s-1char"]["ndcg@10"], 4),
     }
+    if "hybrid+adapter" in full:
+        best_adapted = max(full["keyword"]["ndcg@10"], full["semantic+adapter"]["ndcg@10"])
+        report["hybrid_adapter_gain_over_best_single"] = round(full["hybrid+adapter"]["ndcg@10"] - best_adapted, 4)
+        print(f"hybrid+adapter - best single (cross-validated): {report['hybrid_adapter_gain_over_best_single']:+.4f}")
     print(
         f"hybrid - best single (full corpus): {report['hybrid_gain_over_best_single']:+.4f}; "
         f"keyword - bm25s: {report['keyword_minus_bm25s']:+.4f} full, {report['keyword_minus_bm25s_pool']:+.4f} pool; "

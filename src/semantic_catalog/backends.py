@@ -15,6 +15,7 @@ from .conf import semantic_settings
 from .engine.encoders.base import Encoder
 from .engine.errors import ConfigurationError, SemanticCatalogError
 from .engine.loading import load_backend
+from .engine.query_adapter import QueryAdapter
 from .engine.stores.base import VectorStore
 
 _cache: dict[str, Any] = {}
@@ -61,6 +62,31 @@ def get_encoder(name: str | None = None) -> Encoder:
             "to keep using its collections, or rebuild them with the current ENCODER."
         )
     return _build("ENCODERS", Encoder, {"name": name}, {"BACKEND": config["BACKEND"], "OPTIONS": config.get("OPTIONS")})
+
+
+def get_query_adapter(model: str) -> QueryAdapter | None:
+    """The QUERY_ADAPTER for query vectors of ``model``; None when none is set or it is for another model.
+
+    An adapter trained for a model that no configured encoder has is a configuration error, so a
+    changed ENCODER cannot silently leave an old adapter unused.
+    """
+    path = semantic_settings.QUERY_ADAPTER
+    if not path:
+        return None
+    key = f"QUERY_ADAPTER:{path}"
+    adapter = _cache.get(key)
+    if adapter is None:
+        try:
+            adapter = QueryAdapter.load(path)
+        except ConfigurationError as exc:
+            raise BackendImproperlyConfigured(f"SEMANTIC_CATALOG['QUERY_ADAPTER']: {exc}") from exc
+        if adapter.model not in available_encoder_names():
+            raise BackendImproperlyConfigured(
+                f"SEMANTIC_CATALOG['QUERY_ADAPTER'] {path} was trained for model {adapter.model!r}, which no "
+                f"configured encoder has ({', '.join(sorted(available_encoder_names()))}); retrain it or remove it."
+            )
+        _cache[key] = adapter
+    return adapter if adapter.model == model else None
 
 
 def available_encoder_names() -> set[str]:

@@ -4,7 +4,9 @@ semantic-catalog embed products.jsonl --out vectors/ [--model NAME_OR_PATH] [--b
 semantic-catalog export-onnx --out onnx-model/ [--model NAME_OR_PATH] [--int8]
 semantic-catalog pull URL --index products --out products.parquet --token TOKEN
 semantic-catalog push URL --index products vectors/ --token TOKEN [--dry-run]
-semantic-catalog evaluate products.jsonl --queries q.csv --judgments j.csv [--vectors vectors/] [--output r.json]
+semantic-catalog evaluate products.jsonl --queries q.csv --judgments j.csv [--vectors vectors/] [--adapter a.npz]
+semantic-catalog adapt products.jsonl --queries q.csv --judgments j.csv --out adapter.npz [--folds 5]
+semantic-catalog analyze products.jsonl --out results/
 """
 
 from __future__ import annotations
@@ -168,21 +170,18 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Index an export file in a local LanceDB (reusing `embed` vectors when given) and score every mode."""
+def local_index(args: argparse.Namespace) -> tuple[Any, Any, str, int]:
+    """Index an export file in a local LanceDB (reusing `embed` vectors when given): encoder, store,
+    collection name and document count."""
     import tempfile
 
     from tqdm import tqdm
 
     from .engine.documents import Document
-    from .engine.evaluation import DEPTH, read_judgments, read_queries, results_table, run_modes
     from .engine.indexer import index_documents
     from .engine.offline import read_records
-    from .engine.search import MODES, check_mode, search
     from .engine.stores.lancedb import LanceDBStore
 
-    modes = [check_mode(m.strip()) for m in args.modes.split(",") if m.strip()] or list(MODES)
-    queries, judgments = read_queries(args.queries), read_judgments(args.judgments)
     documents = [Document(str(r["id"]), r["text"], r.get("fields") or {}) for r in read_records(args.records)]
     encoder = encoder_factory(args)()
     store = LanceDBStore(args.db or tempfile.mkdtemp(prefix="semantic-catalog-evaluate-"), ann_threshold=None)
@@ -200,21 +199,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             index_documents(store, collection, encoder, chunk)
             bar.update(len(chunk))
     store.optimize(collection)
+    return encoder, store, collection, len(documents)
 
-    vectors: dict[str, np.ndarray] = {}
 
-    def run(text: str, mode: str) -> list[str]:
-        vector = None
-        if mode != "keyword":
-            vector = vectors.get(text)
-            if vector is None:
-                vector = vectors[text] = encoder.encode_query(text)
+def searcher(args: argparse.Namespace, store: Any, collection: str) -> Any:
+    """search(vector, text, mode) -> ranked ids, with the command's fusion options."""
+    from .engine.evaluation import DEPTH
+    from .engine.search import search
+
+    def run(vector: np.ndarray | None, text: str, mode: str) -> list[str]:
         hits = search(
             store,
             collection,
-            vector,
+            None if mode == "keyword" else vector,
             text,
-            mode,
+            mode,  # type: ignore[arg-type]
             DEPTH,
             candidates=args.candidates,
             rrf_k=args.rrf_k,
@@ -223,13 +222,92 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         )
         return [hit.id for hit in hits]
 
+    return run
+
+
+def load_adapter(path: str, model: str) -> Any:
+    from .engine.query_adapter import QueryAdapter
+
+    adapter = QueryAdapter.load(path)
+    if adapter.model != model:
+        raise SemanticCatalogError(
+            f"{path} adapts queries of {adapter.model!r}, but the model here is {model!r}: "
+            "pass the --model you trained it with, or train a new one with `adapt`."
+        )
+    return adapter
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Index an export file in a local LanceDB (reusing `embed` vectors when given) and score every mode."""
+    from tqdm import tqdm
+
+    from .engine.evaluation import read_judgments, read_queries, results_table, run_modes
+    from .engine.search import MODES, check_mode
+
+    modes = [check_mode(m.strip()) for m in args.modes.split(",") if m.strip()] or list(MODES)
+    queries, judgments = read_queries(args.queries), read_judgments(args.judgments)
+    encoder, store, collection, count = local_index(args)
+    adapter = load_adapter(args.adapter, encoder.name) if args.adapter else None
+    search = searcher(args, store, collection)
+    texts = sorted({text for text in queries.values() if text.strip()})
+    vectors = dict(zip(texts, encoder.encode_queries(texts))) if set(modes) - {"keyword"} else {}
+    if adapter is not None and vectors:
+        vectors = dict(zip(vectors, adapter.apply(np.stack(list(vectors.values())))))
+
+    def run(text: str, mode: str) -> list[str]:
+        return search(vectors.get(text), text, mode)
+
     def progress(items: Any, desc: str) -> Any:
         return tqdm(items, desc=desc, unit="query", disable=args.quiet)
 
     results = run_modes(run, queries, judgments, modes, args.relevant_at, args.gain_offset, progress)
     print(results_table(results))
     if args.output:
-        report = {"records": args.records, "model": encoder.name, "documents": len(documents), "results": results}
+        report = {"records": args.records, "model": encoder.name, "documents": count, "results": results}
+        report["adapter"] = args.adapter
+        Path(args.output).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    """Learn a query adapter from judged queries; with --folds, first measure it by cross-validation."""
+    from tqdm import tqdm
+
+    from .engine.evaluation import evaluate, read_judgments, read_queries, results_table
+    from .engine.query_adapter import AdapterSettings, folds, train_query_adapter, training_data
+
+    settings = AdapterSettings(epochs=args.epochs, l2=args.l2, hard_negatives=args.hard_negatives)
+    queries, judgments = read_queries(args.queries), read_judgments(args.judgments)
+    judged = {q: text for q, text in queries.items() if q in judgments and text.strip()}
+    encoder, store, collection, _ = local_index(args)
+    vectors = dict(zip(judged, encoder.encode_queries(list(judged.values()))))
+    gains = {q: {doc: rel - args.gain_offset for doc, rel in judgments[q].items()} for q in judged}
+    training, doc_vectors = training_data(store, collection, vectors, gains, settings.hard_negatives)
+    print(f"{len(training)} of {len(queries)} queries have a relevant, indexed product to learn from")
+    report: dict[str, Any] = {"records": args.records, "model": encoder.name, "queries": len(training)}
+    if args.folds:
+        search = searcher(args, store, collection)
+        runs: dict[str, dict[str, list[str]]] = {}
+        for number, held_out in enumerate(folds(list(training), args.folds), start=1):
+            held = set(held_out)
+            adapter = train_query_adapter(
+                [t for q, t in training.items() if q not in held], doc_vectors, encoder.name, settings
+            )
+            for qid in tqdm(held_out, desc=f"fold {number}/{args.folds}", disable=args.quiet):
+                adapted = adapter.apply(vectors[qid])
+                for mode in ("keyword", "semantic", "hybrid"):
+                    runs.setdefault(mode, {})[qid] = search(vectors[qid], judged[qid], mode)
+                for mode in ("semantic", "hybrid"):
+                    runs.setdefault(f"{mode}+adapter", {})[qid] = search(adapted, judged[qid], mode)
+        results = {m: evaluate(r, judgments, args.relevant_at, args.gain_offset) for m, r in runs.items()}
+        print(f"cross-validated over {args.folds} folds (each query scored by an adapter that never saw it):")
+        print(results_table(results))
+        report["cross_validation"] = {"folds": args.folds, "results": results}
+    adapter = train_query_adapter(list(training.values()), doc_vectors, encoder.name, settings)
+    adapter.save(args.out)
+    print(f"wrote {args.out}: adapter for {encoder.name} from {len(training)} queries")
+    if args.output:
         Path(args.output).write_text(json.dumps(report, indent=2))
         print(f"wrote {args.output}")
     return 0
@@ -331,21 +409,21 @@ def build_parser() -> argparse.ArgumentParser:
     embed.set_defaults(func=cmd_embed)
 
     evaluate = sub.add_parser("evaluate", help="score search modes on your judgments, from an export file")
-    evaluate.add_argument("records", help="export file (JSONL or Parquet) from semantic_export or `pull`")
-    evaluate.add_argument("--queries", required=True, help="CSV (query_id,query) or JSONL")
-    evaluate.add_argument("--judgments", required=True, help="CSV (query_id,id,relevance) or JSONL")
-    evaluate.add_argument("--vectors", default=None, help="reuse vectors from `embed` (same model) instead of encoding")
-    evaluate.add_argument("--db", default=None, help="LanceDB folder to build in (default: a new temporary one)")
+    add_judged_arguments(evaluate)
     evaluate.add_argument("--modes", default="semantic,keyword,hybrid", help="comma-separated (default: all)")
-    evaluate.add_argument("--relevant-at", type=float, default=1.0, help="relevance counted as relevant (>=)")
-    evaluate.add_argument("--gain-offset", type=float, default=0.0, help="nDCG gain = relevance - offset")
-    evaluate.add_argument("--candidates", type=int, default=100, help="hits per retriever fused by hybrid")
-    evaluate.add_argument("--fusion", default="convex", choices=["convex", "rrf"], help="hybrid fusion")
-    evaluate.add_argument("--keyword-weight", type=float, default=0.6, help="keyword share in convex fusion")
-    evaluate.add_argument("--rrf-k", type=int, default=60, help="reciprocal rank fusion constant")
+    evaluate.add_argument("--adapter", default=None, help="a query adapter file from `adapt` to apply to queries")
     evaluate.add_argument("--output", default=None, help="write the results as JSON here")
-    add_model_arguments(evaluate, "texts per model call")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    adapt = sub.add_parser("adapt", help="learn a query adapter from your judgments, from an export file")
+    add_judged_arguments(adapt)
+    adapt.add_argument("--out", required=True, help="adapter file to write (.npz); set it as QUERY_ADAPTER")
+    adapt.add_argument("--folds", type=int, default=5, help="cross-validation folds to measure it first (0: skip)")
+    adapt.add_argument("--epochs", type=int, default=5, help="passes over the queries (default 5)")
+    adapt.add_argument("--l2", type=float, default=1e-2, help="pull toward no change; higher = closer (default 0.01)")
+    adapt.add_argument("--hard-negatives", type=int, default=10, help="unjudged top hits per query used as negatives")
+    adapt.add_argument("--output", default=None, help="write the cross-validation results as JSON here")
+    adapt.set_defaults(func=cmd_adapt)
 
     analyze = sub.add_parser("analyze", help="category links, matches and substitutes from an export file")
     analyze.add_argument("input", help="export file (JSONL or Parquet) from semantic_export or `pull`")
@@ -382,6 +460,22 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--dry-run", action="store_true", help="report what would change, change nothing")
             command.add_argument("--skip-invalid", action="store_true", help="apply valid records, skip invalid ones")
     return parser
+
+
+def add_judged_arguments(command: argparse.ArgumentParser) -> None:
+    """Arguments of the commands that search an export file with judged queries (evaluate, adapt)."""
+    command.add_argument("records", help="export file (JSONL or Parquet) from semantic_export or `pull`")
+    command.add_argument("--queries", required=True, help="CSV (query_id,query) or JSONL")
+    command.add_argument("--judgments", required=True, help="CSV (query_id,id,relevance) or JSONL")
+    command.add_argument("--vectors", default=None, help="reuse vectors from `embed` (same model) instead of encoding")
+    command.add_argument("--db", default=None, help="LanceDB folder to build in (default: a new temporary one)")
+    command.add_argument("--relevant-at", type=float, default=1.0, help="relevance counted as relevant (>=)")
+    command.add_argument("--gain-offset", type=float, default=0.0, help="nDCG gain = relevance - offset")
+    command.add_argument("--candidates", type=int, default=100, help="hits per retriever fused by hybrid")
+    command.add_argument("--fusion", default="convex", choices=["convex", "rrf"], help="hybrid fusion")
+    command.add_argument("--keyword-weight", type=float, default=0.6, help="keyword share in convex fusion")
+    command.add_argument("--rrf-k", type=int, default=60, help="reciprocal rank fusion constant")
+    add_model_arguments(command, "texts per model call")
 
 
 def main(argv: list[str] | None = None) -> int:

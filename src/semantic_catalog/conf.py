@@ -52,6 +52,8 @@ DEFAULTS: dict[str, Any] = {
     "HYBRID_FUSION": "convex",
     "HYBRID_KEYWORD_WEIGHT": 0.6,
     "RRF_K": 60,
+    # A query adapter file from `semantic-catalog adapt` (learned from judged queries), or None.
+    "QUERY_ADAPTER": None,
     "QUERY_CACHE_SIZE": 1024,
     # DRF permission classes (dotted paths) per endpoint group.
     "SEARCH_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],

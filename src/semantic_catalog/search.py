@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from django.db import models
 
-from .backends import get_encoder, get_store
+from .backends import get_encoder, get_query_adapter, get_store
 from .collections import require_searchable
 from .conf import semantic_settings
 from .engine import search as engine_search
@@ -84,12 +84,15 @@ def clear_query_cache() -> None:
 
 
 def query_vector(text: str, model: str | None = None) -> np.ndarray:
-    """Embed a query once per model; repeated queries come from the LRU cache."""
+    """Embed a query once per model (through QUERY_ADAPTER when set); repeats come from the LRU cache."""
     encoder = get_encoder(model)
     key = (encoder.name, text)
     vector = _vectors.get(key)
     if vector is None:
         vector = encoder.encode_query(text)
+        adapter = get_query_adapter(encoder.name)
+        if adapter is not None:
+            vector = adapter.apply(vector)
         vector.setflags(write=False)
         _vectors.put(key, vector)
     return vector

@@ -40,8 +40,13 @@ class Encoder(ABC):
         return normalise(vectors)
 
     def encode_query(self, text: str) -> np.ndarray:
-        """Encode one search query; models with query prompts override this."""
+        """Encode one search query; models with query prompts override this and ``encode_queries``."""
         return self.encode([text])[0]
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode many search queries in batches (evaluation, adapter training); same vectors as
+        ``encode_query``."""
+        return self.encode(texts)
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:

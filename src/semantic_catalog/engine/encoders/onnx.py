@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,11 @@ class OnnxEncoder(Encoder):
         if not self.query_prompt:
             return super().encode_query(text)
         return normalise(self._embed([self.query_prompt + text]))[0]
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if not self.query_prompt or not texts:
+            return super().encode_queries(texts)
+        return normalise(self._embed([self.query_prompt + t for t in texts]))
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Pooled (not normalised) vectors, in the order of ``texts``."""

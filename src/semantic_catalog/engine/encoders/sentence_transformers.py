@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -114,3 +115,12 @@ class SentenceTransformerEncoder(Encoder):
             return super().encode_query(text)
         vector = self.model.encode([self.query_prompt + text], convert_to_numpy=True, normalize_embeddings=True)
         return np.asarray(vector[0], dtype=np.float32)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if not self.query_prompt or not texts:
+            return super().encode_queries(texts)
+        prompted = [self.query_prompt + t for t in texts]
+        vectors = self.model.encode(
+            prompted, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True
+        )
+        return np.asarray(vectors, dtype=np.float32)
