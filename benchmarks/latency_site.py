@@ -21,7 +21,8 @@ if os.environ.get("LATENCY_ONNX_DIR"):  # --encoder onnx / onnx-int8: the same m
         "BACKEND": "semantic_catalog.engine.encoders.onnx.OnnxEncoder",
         "OPTIONS": {
             "model_dir": os.environ["LATENCY_ONNX_DIR"],
-            "file": os.environ.get("LATENCY_ONNX_FILE", "model.onnx"),
+            "file": "model.onnx",  # documents: the same vectors as torch
+            "query_file": os.environ.get("LATENCY_ONNX_QUERY_FILE", "model.onnx"),  # int8 for onnx-int8
             "num_threads": 1,
         },
     }

@@ -6,7 +6,9 @@ past the default 50,000-row threshold) and served by gunicorn (1 worker process 
 caches are per process, and the model and the store release the GIL; the encoder uses one torch
 thread, see latency_site.py). For each mode, at concurrency 1 and 4, a fresh server gets the
 first N dev queries twice: a cold pass (every query new to the server) and a repeat pass (the same
-queries again: query vectors come from the cache). Reported per pass: p50, p99 and queries/s.
+queries again: query vectors come from the cache). The modes take turns, slice by slice, within each
+pass (see ``measure``), so their ratios do not depend on when each ran. Reported per pass: p50, p99
+and queries/s (requests over the seconds spent on that mode).
 
 The naive baseline: encode the query and run LanceDB's flat search on every request, no cache, no
 index (see latency_site.naive_search).
@@ -15,8 +17,9 @@ index (see latency_site.naive_search).
     .venv/bin/python benchmarks/search_latency.py --encoder onnx-int8 --modes hybrid,naive,naive-server-encoder
 
 ``--encoder onnx`` serves our modes with the bundled model's fp32 ONNX export (``OnnxEncoder``, same
-vectors, same collection; exported once into the cache folder), ``--encoder onnx-int8`` with its
-int8 quantisation; the naive baseline keeps sentence-transformers on torch. Mode
+vectors, same collection; exported once into the cache folder), ``--encoder onnx-int8`` the same
+with queries encoded by its int8 quantisation (``query_file``); the naive baseline keeps
+sentence-transformers on torch. Mode
 ``naive-server-encoder`` is the naive baseline with the server's encoder, to show how much of the
 gain is the encoder's.
 
@@ -123,8 +126,12 @@ def request(client: httpx.Client, mode: str, text: str) -> float:
     return elapsed
 
 
-def run_pass(url: str, mode: str, queries: list[str], concurrency: int) -> dict[str, float]:
-    """Each client thread keeps one connection (so one server worker) and takes every n-th query."""
+ROUNDS = 10  # each pass runs the queries in this many slices, the modes taking turns on every slice
+
+
+def timed_pass(url: str, mode: str, queries: list[str], concurrency: int) -> tuple[list[float], float]:
+    """Latencies and wall seconds of one pass; each client thread keeps one connection (so one
+    server worker) and takes every n-th query."""
 
     def client_loop(offset: int) -> list[float]:
         with httpx.Client(base_url=url, timeout=60) as client:
@@ -133,14 +140,43 @@ def run_pass(url: str, mode: str, queries: list[str], concurrency: int) -> dict[
     started = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
         latencies = [t for part in pool.map(client_loop, range(concurrency)) for t in part]
-    wall = time.perf_counter() - started
-    latencies.sort()
+    return latencies, time.perf_counter() - started
+
+
+def summary(latencies: list[float], wall: float) -> dict[str, float]:
+    latencies = sorted(latencies)
     return {
         "p50_ms": round(statistics.median(latencies) * 1000, 2),
         "p99_ms": round(latencies[int(0.99 * (len(latencies) - 1))] * 1000, 2),
         "qps": round(len(latencies) / wall, 1),
         "requests": len(latencies),
     }
+
+
+def measure(modes: list[str], queries: list[str], concurrency: int, workers: int, threads: int) -> dict:
+    """A fresh server per mode; a cold pass then a repeat pass, each interleaved: slice by slice, every
+    mode runs the same slice in turn, so a machine that slows down for a while slows all modes alike
+    and the ratios between modes hold (on this shared VM, back-to-back runs differed by up to 30%)."""
+    servers = {mode: start_server(workers, threads) for mode in modes}
+    try:
+        for mode, (_, url) in servers.items():
+            warm_up(url, mode, workers)
+        results: dict[str, dict[str, dict[str, float]]] = {mode: {} for mode in modes}
+        for name in ("cold", "repeat"):
+            latencies: dict[str, list[float]] = {mode: [] for mode in modes}
+            wall = dict.fromkeys(modes, 0.0)
+            for start in range(ROUNDS):
+                for mode, (_, url) in servers.items():
+                    part, seconds = timed_pass(url, mode, queries[start::ROUNDS], concurrency)
+                    latencies[mode] += part
+                    wall[mode] += seconds
+            for mode in modes:
+                results[mode][f"c{concurrency}_{name}"] = summary(latencies[mode], wall[mode])
+        return results
+    finally:
+        for server, _ in servers.values():
+            server.terminate()
+            server.wait()
 
 
 def warm_up(url: str, mode: str, workers: int) -> None:
@@ -166,7 +202,7 @@ def main() -> None:
         if not (ONNX_DIR / "model.int8.onnx").exists():
             export_onnx(None, ONNX_DIR, quantize=True)
         os.environ["LATENCY_ONNX_DIR"] = str(ONNX_DIR)
-        os.environ["LATENCY_ONNX_FILE"] = "model.int8.onnx" if args.encoder == "onnx-int8" else "model.onnx"
+        os.environ["LATENCY_ONNX_QUERY_FILE"] = "model.int8.onnx" if args.encoder == "onnx-int8" else "model.onnx"
 
     data = load(args.queries)
     prepare(data.titles)
@@ -177,20 +213,12 @@ def main() -> None:
     table = require_searchable(registry.get("products")).table
     has_index = get_store().has_vector_index(table)
     queries = list(data.queries.values())
-    results: dict[str, dict[str, dict[str, float]]] = {}
-    for mode in args.modes.split(","):
-        for concurrency in (1, 4):
-            server, url = start_server(args.workers, args.threads)
-            try:
-                warm_up(url, mode, args.workers)
-                cold = run_pass(url, mode, queries, concurrency)
-                repeat = run_pass(url, mode, queries, concurrency)
-            finally:
-                server.terminate()
-                server.wait()
-            results.setdefault(mode, {})[f"c{concurrency}_cold"] = cold
-            results[mode][f"c{concurrency}_repeat"] = repeat
-            print(f"{mode:<20} concurrency {concurrency}: cold {cold}  repeat {repeat}", flush=True)
+    modes = args.modes.split(",")
+    results: dict[str, dict[str, dict[str, float]]] = {mode: {} for mode in modes}
+    for concurrency in (1, 4):
+        for mode, passes in measure(modes, queries, concurrency, args.workers, args.threads).items():
+            results[mode].update(passes)
+            print(f"{mode:<20} concurrency {concurrency}: {passes}", flush=True)
     ratios: dict[str, dict[str, dict[str, float]]] = {}
     for baseline in ("naive", "naive-server-encoder"):
         if baseline in results:

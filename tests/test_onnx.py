@@ -98,6 +98,20 @@ def test_int8_onnx_stays_close_to_the_torch_model(int8, torch_vectors):
     assert cosines.mean() >= 0.98, cosines.mean()
 
 
+def test_query_file_encodes_queries_only(export_dir, fp32, int8):
+    """file=model.onnx, query_file=model.int8.onnx: documents keep the fp32 vectors, queries take int8's."""
+    mixed = OnnxEncoder(export_dir, file="model.onnx", query_file="model.int8.onnx", batch_size=32)
+    assert np.array_equal(mixed.encode(TITLES[:20]), fp32.encode(TITLES[:20]))
+    queries = ["cordless drill", "white paint for a bathroom"]
+    assert np.allclose(mixed.encode_queries(queries), int8.encode_queries(queries), atol=1e-6)
+    assert np.allclose(mixed.encode_query(queries[1]), int8.encode_query(queries[1]), atol=1e-6)
+    assert not np.allclose(mixed.encode_query(queries[1]), fp32.encode_query(queries[1]), atol=1e-4)
+    assert mixed.encode_queries([]).shape == (0, 384)
+    missing = OnnxEncoder(export_dir, file="model.onnx", query_file="model.q4.onnx")
+    with pytest.raises(ConfigurationError, match="model.q4.onnx is missing"):
+        missing.encode_query("drill")
+
+
 def test_onnx_encoder_gives_unit_float32_vectors_in_input_order(fp32):
     texts = [EXTRA[4], "drill", EXTRA[0], "", "garden hose 30 m", EXTRA[1], "a"]
     small_batches = OnnxEncoder(fp32.model_dir, file="model.onnx", batch_size=3)

@@ -27,7 +27,10 @@ class OnnxEncoder(Encoder):
     Options: ``model_dir`` (the export folder), ``name`` (default: the name recorded at export, so vectors made
     with the torch model and with its export share a collection), ``batch_size``, ``num_threads`` (onnxruntime
     intra-op threads; None lets onnxruntime decide), ``query_prompt`` / ``document_prompt``, ``file`` (the
-    .onnx file inside ``model_dir``; default the one the export config names, e.g. ``model.int8.onnx``).
+    .onnx file inside ``model_dir``; default the one the export config names, e.g. ``model.int8.onnx``),
+    ``query_file`` (the file for search queries; default ``file``). A web server can encode documents
+    with ``model.onnx`` (the same vectors as torch) and queries with the faster ``model.int8.onnx``:
+    one query's vector moves a little, the stored vectors do not (README, Serving searches fast).
     """
 
     def __init__(
@@ -39,6 +42,7 @@ class OnnxEncoder(Encoder):
         query_prompt: str = "",
         document_prompt: str = "",
         file: str | None = None,
+        query_file: str | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigurationError("OnnxEncoder batch_size must be at least 1.")
@@ -48,6 +52,7 @@ class OnnxEncoder(Encoder):
         self.config = _read_config(self.model_dir)
         self.name = name or str(self.config.get("name") or self.model_dir.name)
         self.file = file or str(self.config.get("file") or "model.onnx")
+        self.query_file = query_file or self.file
         self.batch_size = batch_size
         self.num_threads = num_threads
         self.query_prompt = query_prompt
@@ -61,7 +66,7 @@ class OnnxEncoder(Encoder):
             self._dimension = int(self.config["dimension"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigurationError(f"{self.model_dir / CONFIG_FILE} has no valid 'dimension'.") from exc
-        self._runtime: tuple[Any, Any, list[str]] | None = None
+        self._runtimes: dict[str, tuple[Any, Any, list[str]]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -70,14 +75,20 @@ class OnnxEncoder(Encoder):
 
     @property
     def runtime(self) -> tuple[Any, Any, list[str]]:
-        """(onnxruntime session, tokenizer, session input names), created once, thread-safe."""
-        if self._runtime is None:
-            with self._lock:
-                if self._runtime is None:
-                    self._runtime = self._load()
-        return self._runtime
+        """(onnxruntime session, tokenizer, session input names) of ``file``."""
+        return self.runtime_of(self.file)
 
-    def _load(self) -> tuple[Any, Any, list[str]]:
+    def runtime_of(self, file: str) -> tuple[Any, Any, list[str]]:
+        """The runtime of one .onnx file of the folder, created once, thread-safe."""
+        runtime = self._runtimes.get(file)
+        if runtime is None:
+            with self._lock:
+                runtime = self._runtimes.get(file)
+                if runtime is None:
+                    runtime = self._runtimes[file] = self._load(file)
+        return runtime
+
+    def _load(self, file: str) -> tuple[Any, Any, list[str]]:
         try:
             import onnxruntime
             from tokenizers import Tokenizer
@@ -86,7 +97,7 @@ class OnnxEncoder(Encoder):
                 f"OnnxEncoder needs onnxruntime and tokenizers ({exc.name} is missing): "
                 "pip install 'django-semantic-catalog[onnx]'."
             ) from exc
-        model_path = self.model_dir / self.file
+        model_path = self.model_dir / file
         tokenizer_path = self.model_dir / TOKENIZER_FILE
         for path in (model_path, tokenizer_path):
             if not path.is_file():
@@ -112,18 +123,17 @@ class OnnxEncoder(Encoder):
         return self._embed(texts)
 
     def encode_query(self, text: str) -> np.ndarray:
-        if not self.query_prompt:
-            return super().encode_query(text)
-        return normalise(self._embed([self.query_prompt + text]))[0]
+        return self.encode_queries([text])[0]
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        if not self.query_prompt or not texts:
-            return super().encode_queries(texts)
-        return normalise(self._embed([self.query_prompt + t for t in texts]))
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        prompt = self.query_prompt or self.document_prompt  # no query prompt: encoded like documents
+        return normalise(self._embed([prompt + t for t in texts], self.query_file))
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        """Pooled (not normalised) vectors, in the order of ``texts``."""
-        session, tokenizer, input_names = self.runtime
+    def _embed(self, texts: list[str], file: str | None = None) -> np.ndarray:
+        """Pooled (not normalised) vectors, in the order of ``texts``, from ``file`` (default ``file``)."""
+        session, tokenizer, input_names = self.runtime_of(file or self.file)
         if self.lowercase:
             texts = [t.lower() for t in texts]
         encodings = tokenizer.encode_batch(texts)
