@@ -183,3 +183,5 @@ def test_cli_adapt_measures_by_cross_validation_and_writes_an_adapter(tmp_path, 
     QueryAdapter(np.eye(384, dtype=np.float32), "e5-large").save(tmp_path / "other.npz")
     assert cli(["evaluate", str(records), *common, "--adapter", str(tmp_path / "other.npz")]) == 2
     assert "adapts queries of 'e5-large'" in capsys.readouterr().err
+    assert cli(["evaluate", str(records), *common, "--adapter", str(tmp_path / "missing.npz")]) == 2
+    assert "no such file" in capsys.readouterr().err

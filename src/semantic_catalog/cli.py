@@ -225,16 +225,12 @@ def searcher(args: argparse.Namespace, store: Any, collection: str) -> Any:
     return run
 
 
-def load_adapter(path: str, model: str) -> Any:
-    from .engine.query_adapter import QueryAdapter
-
-    adapter = QueryAdapter.load(path)
+def check_adapter_model(adapter: Any, path: str, model: str) -> None:
     if adapter.model != model:
         raise SemanticCatalogError(
             f"{path} adapts queries of {adapter.model!r}, but the model here is {model!r}: "
             "pass the --model you trained it with, or train a new one with `adapt`."
         )
-    return adapter
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -242,12 +238,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .engine.evaluation import read_judgments, read_queries, results_table, run_modes
+    from .engine.query_adapter import QueryAdapter
     from .engine.search import MODES, check_mode
 
     modes = [check_mode(m.strip()) for m in args.modes.split(",") if m.strip()] or list(MODES)
     queries, judgments = read_queries(args.queries), read_judgments(args.judgments)
+    adapter = QueryAdapter.load(args.adapter) if args.adapter else None  # a bad file stops before indexing
     encoder, store, collection, count = local_index(args)
-    adapter = load_adapter(args.adapter, encoder.name) if args.adapter else None
+    if adapter is not None:
+        check_adapter_model(adapter, args.adapter, encoder.name)
     search = searcher(args, store, collection)
     texts = sorted({text for text in queries.values() if text.strip()})
     vectors = dict(zip(texts, encoder.encode_queries(texts))) if set(modes) - {"keyword"} else {}
