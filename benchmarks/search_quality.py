@@ -57,7 +57,7 @@ from semantic_catalog.engine.fusion import (  # noqa: E402
     convex_fusion,
     reciprocal_rank_fusion,
 )
-from semantic_catalog.engine.query_adapter import folds, train_query_adapter, training_data  # noqa: E402
+from semantic_catalog.engine.query_adapter import out_of_fold_adapters, training_data  # noqa: E402
 from semantic_catalog.engine.search import search  # noqa: E402
 from semantic_catalog.engine.stores.lancedb import LanceDBStore, sql_literal  # noqa: E402
 
@@ -190,18 +190,15 @@ def adapter_runs(
     """Out-of-fold top-100 ids per query for semantic and hybrid with a query adapter; training seconds."""
     gains = {q: {uid: rel - GAIN_OFFSET for uid, rel in judged.items()} for q, judged in data.judgments.items()}
     queries, doc_vectors = training_data(store, COLLECTION, vectors, gains)
+    started = time.perf_counter()
+    adapters = out_of_fold_adapters(queries, doc_vectors, model, count)
+    seconds = time.perf_counter() - started
     runs: dict[str, dict[str, list[str]]] = {"semantic+adapter": {}, "hybrid+adapter": {}}
-    seconds = 0.0
-    for held_out in folds(list(queries), count):
-        held = set(held_out)
-        started = time.perf_counter()
-        adapter = train_query_adapter([t for q, t in queries.items() if q not in held], doc_vectors, model)
-        seconds += time.perf_counter() - started
-        for qid in tqdm(held_out, desc="adapter fold", unit="query"):
-            adapted = adapter.apply(vectors[qid])
-            for mode in ("semantic", "hybrid"):
-                hits = search(store, COLLECTION, adapted, data.queries[qid], mode, DEPTH, **setting)  # type: ignore[arg-type]
-                runs[f"{mode}+adapter"][qid] = [h.id for h in hits]
+    for qid, adapter in tqdm(adapters.items(), desc="adapter folds", unit="query"):
+        adapted = adapter.apply(vectors[qid])
+        for mode in ("semantic", "hybrid"):
+            hits = search(store, COLLECTION, adapted, data.queries[qid], mode, DEPTH, **setting)  # type: ignore[arg-type]
+            runs[f"{mode}+adapter"][qid] = [h.id for h in hits]
     return runs, seconds / count
 
 

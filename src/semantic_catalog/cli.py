@@ -274,7 +274,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .engine.evaluation import evaluate, read_judgments, read_queries, results_table
-    from .engine.query_adapter import AdapterSettings, folds, train_query_adapter, training_data
+    from .engine.query_adapter import AdapterSettings, out_of_fold_adapters, train_query_adapter, training_data
 
     settings = AdapterSettings(epochs=args.epochs, l2=args.l2, hard_negatives=args.hard_negatives)
     queries, judgments = read_queries(args.queries), read_judgments(args.judgments)
@@ -288,17 +288,13 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     if args.folds:
         search = searcher(args, store, collection)
         runs: dict[str, dict[str, list[str]]] = {}
-        for number, held_out in enumerate(folds(list(training), args.folds), start=1):
-            held = set(held_out)
-            adapter = train_query_adapter(
-                [t for q, t in training.items() if q not in held], doc_vectors, encoder.name, settings
-            )
-            for qid in tqdm(held_out, desc=f"fold {number}/{args.folds}", disable=args.quiet):
-                adapted = adapter.apply(vectors[qid])
-                for mode in ("keyword", "semantic", "hybrid"):
-                    runs.setdefault(mode, {})[qid] = search(vectors[qid], judged[qid], mode)
-                for mode in ("semantic", "hybrid"):
-                    runs.setdefault(f"{mode}+adapter", {})[qid] = search(adapted, judged[qid], mode)
+        adapters = out_of_fold_adapters(training, doc_vectors, encoder.name, args.folds, settings)
+        for qid, adapter in tqdm(adapters.items(), desc=f"{args.folds}-fold search", disable=args.quiet):
+            adapted = adapter.apply(vectors[qid])
+            for mode in ("keyword", "semantic", "hybrid"):
+                runs.setdefault(mode, {})[qid] = search(vectors[qid], judged[qid], mode)
+            for mode in ("semantic", "hybrid"):
+                runs.setdefault(f"{mode}+adapter", {})[qid] = search(adapted, judged[qid], mode)
         results = {m: evaluate(r, judgments, args.relevant_at, args.gain_offset) for m, r in runs.items()}
         print(f"cross-validated over {args.folds} folds (each query scored by an adapter that never saw it):")
         print(results_table(results))

@@ -154,20 +154,15 @@ def train_query_adapter(
     delta = torch.zeros(dimension, dimension, requires_grad=True)
     optimiser = torch.optim.Adam([delta], lr=settings.learning_rate)
     order = list(range(len(queries)))
-    shuffle = random.Random(settings.seed).shuffle
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(settings.seed)
-    try:
-        for _ in range(settings.epochs):
-            shuffle(order)
-            for start in range(0, len(order), settings.batch_size):
-                batch = [queries[i] for i in order[start : start + settings.batch_size]]
-                loss = _batch_loss(batch, documents, row, delta, settings) + settings.l2 * (delta**2).sum()
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-    finally:
-        torch.random.set_rng_state(generator_state)
+    shuffle = random.Random(settings.seed).shuffle  # the only randomness: the loss and Adam are deterministic
+    for _ in range(settings.epochs):
+        shuffle(order)
+        for start in range(0, len(order), settings.batch_size):
+            batch = [queries[i] for i in order[start : start + settings.batch_size]]
+            loss = _batch_loss(batch, documents, row, delta, settings) + settings.l2 * (delta**2).sum()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
     matrix = (torch.eye(dimension) + delta.detach()).numpy()
     info = {**asdict(settings), "queries": len(queries), "documents": len(ids)}
     return QueryAdapter(matrix.astype(np.float32), model, info)
@@ -190,6 +185,22 @@ def _batch_loss(
             target[i, column[row[doc]]] = gain**2
     target = target / target.sum(dim=1, keepdim=True)
     return -(target * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+def out_of_fold_adapters(
+    queries: Mapping[str, TrainingQuery],
+    doc_vectors: Mapping[str, np.ndarray],
+    model: str,
+    count: int,
+    settings: AdapterSettings = AdapterSettings(),
+) -> dict[str, QueryAdapter]:
+    """Cross-validation: each query id -> an adapter trained on the other ``count - 1`` folds only."""
+    adapters: dict[str, QueryAdapter] = {}
+    for held_out in folds(list(queries), count):
+        held = set(held_out)
+        others = [t for q, t in queries.items() if q not in held]
+        adapters.update(dict.fromkeys(held_out, train_query_adapter(others, doc_vectors, model, settings)))
+    return adapters
 
 
 def folds(query_ids: Sequence[str], count: int, seed: int = 0) -> list[list[str]]:

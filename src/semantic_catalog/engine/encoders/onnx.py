@@ -73,13 +73,9 @@ class OnnxEncoder(Encoder):
     def dimension(self) -> int:
         return self._dimension
 
-    @property
-    def runtime(self) -> tuple[Any, Any, list[str]]:
-        """(onnxruntime session, tokenizer, session input names) of ``file``."""
-        return self.runtime_of(self.file)
-
     def runtime_of(self, file: str) -> tuple[Any, Any, list[str]]:
-        """The runtime of one .onnx file of the folder, created once, thread-safe."""
+        """(onnxruntime session, tokenizer, session input names) of one .onnx file of the folder,
+        created once, thread-safe."""
         runtime = self._runtimes.get(file)
         if runtime is None:
             with self._lock:
