@@ -13,9 +13,11 @@ from demo.settings import *  # noqa: F403
 
 ROOT_URLCONF = "latency_urls"
 DEBUG = False
-# One torch thread per process: a single query gains nothing from more, and spare cores serve the
-# store's searches and the other requests (the README's advice for web servers).
-SEMANTIC_CATALOG["ENCODER"]["OPTIONS"]["num_threads"] = 1  # noqa: F405
+# One torch thread per server process: a single query gains nothing from more, and spare cores serve
+# the store's searches and the other requests (the README's advice for web servers). Indexing the
+# titles (search_latency.prepare) sets LATENCY_ENCODER_THREADS to use every core.
+ENCODER_THREADS = int(os.environ.get("LATENCY_ENCODER_THREADS", "1"))
+SEMANTIC_CATALOG["ENCODER"]["OPTIONS"]["num_threads"] = ENCODER_THREADS  # noqa: F405
 if os.environ.get("LATENCY_ONNX_DIR"):  # --encoder onnx / onnx-int8: the same model exported, same name
     SEMANTIC_CATALOG["ENCODER"] = {  # noqa: F405
         "BACKEND": "semantic_catalog.engine.encoders.onnx.OnnxEncoder",
@@ -23,6 +25,6 @@ if os.environ.get("LATENCY_ONNX_DIR"):  # --encoder onnx / onnx-int8: the same m
             "model_dir": os.environ["LATENCY_ONNX_DIR"],
             "file": "model.onnx",  # documents: the same vectors as torch
             "query_file": os.environ.get("LATENCY_ONNX_QUERY_FILE", "model.onnx"),  # int8 for onnx-int8
-            "num_threads": 1,
+            "num_threads": ENCODER_THREADS,
         },
     }

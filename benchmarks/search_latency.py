@@ -56,13 +56,14 @@ def environment() -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "latency_site",
         "DJANGO_DEBUG": "0",
         "HF_HUB_OFFLINE": "1",
+        "LATENCY_ENCODER_THREADS": "1",  # the server's encoder (see latency_site)
         "PYTHONPATH": os.pathsep.join([str(ROOT / "benchmarks"), str(ROOT / "example"), str(ROOT / "src")]),
     }
 
 
 def prepare(titles: dict[str, str]) -> None:
     """Products from the titles and their index, once (a no-op when the cached site is complete)."""
-    os.environ.update(environment())
+    os.environ.update(environment(), LATENCY_ENCODER_THREADS=str(os.cpu_count() or 1))  # indexing: all cores
     sys.path[:0] = [str(ROOT / "example"), str(ROOT / "src")]
     import django
 

@@ -272,14 +272,17 @@ def test_ann_options_are_checked(tmp_path):
         LanceDBStore(tmp_path / "x", ann_index={"index_type": "KD_TREE"})
 
 
-def test_keyword_hits_carry_their_cosine_for_hybrid(store, encoder):
-    """LanceDB reads the vectors in the full-text query; the result equals the base class's fetch."""
+def test_hybrid_candidates_carry_the_keyword_hits_cosine(store, encoder):
+    """LanceDB reads both lists, and the keyword hits' vectors, in one round trip; the result equals
+    the base class's separate searches and fetch."""
     texts = ["Cordless drill driver", "Drill bit set for wood", "Garden hose reel"]
     index_documents(store, "c", encoder, [Document(str(i), t, {"store": 1}) for i, t in enumerate(texts)])
     vector = encoder.encode_query("drill")
-    hits = store.keyword_search_with_similarity("c", "drill", vector, 10)
-    generic = VectorStore.keyword_search_with_similarity(store, "c", "drill", vector, 10)
-    assert [h.id for h in hits] == [h.id for h in generic] == [h.id for h in store.keyword_search("c", "drill", 10)]
+    semantic, keyword = store.hybrid_candidates("c", vector, "drill", 10)
+    generic_semantic, generic = VectorStore.hybrid_candidates(store, "c", vector, "drill", 10)
+    assert [h.id for h in keyword] == [h.id for h in generic] == [h.id for h in store.keyword_search("c", "drill", 10)]
+    assert semantic == generic_semantic == store.vector_search("c", vector, 10)
+    assert len(semantic) == 3 and semantic[0].id in {"0", "1"}
     expected = encoder.encode(texts[:2]) @ vector
-    assert sorted(h.similarity for h in hits) == pytest.approx(sorted(expected), abs=1e-5)
-    assert [h.similarity for h in hits] == pytest.approx([h.similarity for h in generic], abs=1e-6)
+    assert sorted(h.similarity for h in keyword) == pytest.approx(sorted(expected), abs=1e-5)
+    assert [h.similarity for h in keyword] == pytest.approx([h.similarity for h in generic], abs=1e-6)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import numpy as np
@@ -17,8 +16,6 @@ from .stores.base import VectorStore
 
 Mode = Literal["semantic", "keyword", "hybrid"]
 MODES: tuple[str, ...] = ("semantic", "keyword", "hybrid")
-# Runs hybrid's vector search beside its keyword search; threads start on first use.
-_retrievers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="semantic-search")
 
 
 def check_mode(mode: str) -> Mode:
@@ -54,14 +51,9 @@ def search(
     if mode == "semantic":
         return store.vector_search(collection, query_vector, limit, filters)
     depth = max(limit, candidates)
-    # The two retrievers run side by side (the store's native code releases the GIL).
-    semantic_future = _retrievers.submit(store.vector_search, collection, query_vector, depth, filters)
+    semantic, keyword = store.hybrid_candidates(collection, query_vector, query, depth, filters)
     if fusion == "rrf":
-        keyword = store.keyword_search(collection, query, depth, filters)
-        ranked = {"semantic": semantic_future.result(), "keyword": keyword}
-        return reciprocal_rank_fusion(ranked, limit, k=rrf_k)
-    keyword = store.keyword_search_with_similarity(collection, query, query_vector, depth, filters)
-    semantic = semantic_future.result()
+        return reciprocal_rank_fusion({"semantic": semantic, "keyword": keyword}, limit, k=rrf_k)
     similarity = {hit.id: hit.similarity for hit in keyword} | {hit.id: hit.score for hit in semantic}
     return convex_fusion(keyword, semantic, similarity, limit, keyword_weight)  # type: ignore[arg-type]
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
 
 from ..documents import Document, SearchHit, StoredRecord
 from ..filters import FieldSpec, Filter
+
+# Runs the default hybrid_candidates' vector search beside its keyword search; threads start on first use.
+_retrievers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="semantic-search")
 
 
 class VectorStore(ABC):
@@ -74,19 +78,22 @@ class VectorStore(ABC):
     ) -> list[SearchHit]:
         """Full-text matches by relevance (BM25-like score), best first."""
 
-    def keyword_search_with_similarity(
-        self, name: str, query: str, vector: np.ndarray, limit: int, filters: Sequence[Filter] = ()
-    ) -> list[SearchHit]:
-        """``keyword_search`` whose hits also carry their cosine ``similarity`` to ``vector`` (for
-        hybrid fusion). This default fetches the hits' vectors; stores override it to read them in the
-        same query."""
-        hits = self.keyword_search(name, query, limit, filters)
-        records = self.fetch(name, [h.id for h in hits], with_vectors=True)
-        return [
+    def hybrid_candidates(
+        self, name: str, vector: np.ndarray, query: str, limit: int, filters: Sequence[Filter] = ()
+    ) -> tuple[list[SearchHit], list[SearchHit]]:
+        """Both of hybrid search's lists: ``vector_search`` and ``keyword_search`` hits, the keyword
+        hits also carrying their cosine ``similarity`` to ``vector`` (for fusion). This default runs the
+        two searches side by side and then fetches the keyword hits' vectors; stores override it to do
+        it all in one round trip."""
+        semantic = _retrievers.submit(self.vector_search, name, vector, limit, filters)
+        keyword = self.keyword_search(name, query, limit, filters)
+        records = self.fetch(name, [h.id for h in keyword], with_vectors=True)
+        keyword = [
             replace(h, similarity=float(np.dot(records[h.id].vector, vector)))  # type: ignore[arg-type]
-            for h in hits
+            for h in keyword
             if h.id in records
         ]
+        return semantic.result(), keyword
 
     def version(self, name: str) -> str | None:
         """A token that changes whenever the collection's data changes (lets callers cache search

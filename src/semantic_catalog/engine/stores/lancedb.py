@@ -10,12 +10,18 @@ then builds an approximate index (IVF-HNSW with scalar quantisation by default) 
 new rows to it. Rows written since the last ``optimize`` are still searched exactly, so a result is
 never stale, and a filtered query that the index answers with fewer than ``limit`` hits is re-run
 exactly, so filters never shrink results.
+
+Searches and fetches go through LanceDB's async API, each as one coroutine on LanceDB's own background
+loop: its sync query builders cross to that loop up to seven times per query (mostly to re-read the
+schema), which cost more than the search itself on a small index. Both connections share one session
+(one index cache).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -125,38 +131,67 @@ class LanceDBStore(VectorStore):
         self.ann_index = ann_index
         self.ann_search = dict(DEFAULT_ANN_SEARCH if ann_search is None else ann_search)
         self._db: Any = None
+        self._async_db: Any = None
+        self._session: Any = None
         self._tables: dict[str, Any] = {}
+        self._async_tables: dict[str, Any] = {}
         self._specs: dict[str, dict[str, FieldSpec]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # opening a table may connect first
 
     # -- connection and tables -------------------------------------------------------------
 
+    def _connect(self, connect: Any) -> Any:
+        import lancedb
+
+        if self._session is None:
+            self._session = lancedb.Session()
+        if "://" not in self.uri:
+            Path(self.uri).mkdir(parents=True, exist_ok=True)
+        return connect(
+            self.uri,
+            read_consistency_interval=timedelta(seconds=self.read_consistency_seconds),
+            storage_options=self.storage_options,
+            session=self._session,
+        )
+
     @property
     def db(self) -> Any:
+        """The sync connection: collections, writes and maintenance."""
         if self._db is None:
             import lancedb
 
-            if "://" not in self.uri:
-                Path(self.uri).mkdir(parents=True, exist_ok=True)
-            self._db = lancedb.connect(
-                self.uri,
-                read_consistency_interval=timedelta(seconds=self.read_consistency_seconds),
-                storage_options=self.storage_options,
-            )
+            with self._lock:
+                self._db = self._db or self._connect(lancedb.connect)
         return self._db
 
     def _table(self, name: str) -> Any:
         table = self._tables.get(name)
         if table is None:
             with self._lock:
-                try:
-                    table = self.db.open_table(name)
-                except (FileNotFoundError, ValueError) as exc:
-                    raise CollectionMissing(
-                        f"Collection {name!r} does not exist in {self.uri}; build it (semantic_index --rebuild)."
-                    ) from exc
+                table = self._open(lambda: self.db.open_table(name), name)
                 self._tables[name] = table
         return table
+
+    def _async_table(self, name: str) -> Any:
+        """The table on the async connection: searches and fetches."""
+        table = self._async_tables.get(name)
+        if table is None:
+            import lancedb
+
+            with self._lock:
+                if self._async_db is None:
+                    self._async_db = _run(self._connect(lancedb.connect_async))
+                table = self._open(lambda: _run(self._async_db.open_table(name)), name)
+                self._async_tables[name] = table
+        return table
+
+    def _open(self, open_table: Any, name: str) -> Any:
+        try:
+            return open_table()
+        except (FileNotFoundError, ValueError) as exc:
+            raise CollectionMissing(
+                f"Collection {name!r} does not exist in {self.uri}; build it (semantic_index --rebuild)."
+            ) from exc
 
     def _field_specs(self, name: str) -> dict[str, FieldSpec]:
         specs = self._specs.get(name)
@@ -198,6 +233,7 @@ class LanceDBStore(VectorStore):
 
     def drop_collection(self, name: str) -> None:
         self._tables.pop(name, None)
+        self._async_tables.pop(name, None)
         self._specs.pop(name, None)
         if self.has_collection(name):
             self.db.drop_table(name)
@@ -262,7 +298,7 @@ class LanceDBStore(VectorStore):
 
     def version(self, name: str) -> str | None:
         """The Lance table version: every write (and optimize) commits a new one."""
-        return str(self._table(name).version)
+        return str(_run(self._async_table(name).version()))
 
     def has_vector_index(self, name: str) -> bool:
         return any(index.columns == ["vector"] for index in self._table(name).list_indices())
@@ -270,14 +306,14 @@ class LanceDBStore(VectorStore):
     # -- reads ---------------------------------------------------------------------------------
 
     def fetch(self, name: str, ids: Sequence[str], with_vectors: bool = False) -> dict[str, StoredRecord]:
-        table = self._table(name)
+        table = self._async_table(name)
         columns = ["id", "content_hash", "text_hash"] + (["vector"] if with_vectors else [])
         records: dict[str, StoredRecord] = {}
         unique = list(dict.fromkeys(ids))
         for start in range(0, len(unique), ID_CHUNK):
             chunk = unique[start : start + ID_CHUNK]
             where = f"id IN ({', '.join(sql_literal(i) for i in chunk)})"
-            rows = table.search().where(where).select(columns).limit(len(chunk)).to_arrow()
+            rows = _run(table.query().where(where).select(columns).limit(len(chunk)).to_arrow())
             vectors = vector_matrix(rows.column("vector")) if with_vectors else None
             columns_as_lists = (rows.column(c).to_pylist() for c in ("id", "content_hash", "text_hash"))
             for i, (row_id, chash, thash) in enumerate(zip(*columns_as_lists)):
@@ -301,27 +337,7 @@ class LanceDBStore(VectorStore):
         exclude_ids: Sequence[str] = (),
     ) -> list[SearchHit]:
         where = where_clause(filters, exclude_ids, self._field_specs(name))
-        rows = self._vector_query(name, vector, limit, where, exact=False)
-        if where and rows.num_rows < limit:
-            # An approximate index visits only some partitions; a selective filter may leave too few there.
-            rows = self._vector_query(name, vector, limit, where, exact=True)
-        return [
-            SearchHit(row_id, 1.0 - float(distance), {"semantic": rank})
-            for rank, (row_id, distance) in enumerate(
-                zip(rows.column("id").to_pylist(), rows.column("_distance").to_pylist()), start=1
-            )
-        ]
-
-    def _vector_query(self, name: str, vector: np.ndarray, limit: int, where: str | None, exact: bool) -> pa.Table:
-        query = self._table(name).search(np.asarray(vector, dtype=np.float32)).distance_type("dot")
-        if exact:
-            query = query.bypass_vector_index()
-        else:
-            for option, value in self.ann_search.items():
-                query = getattr(query, option)(max(value, limit) if option == "ef" else value)
-        if where:
-            query = query.where(where, prefilter=True)
-        return query.limit(limit).select(["id", "_distance"]).to_arrow()
+        return _vector_hits(_run(self._vector_rows(self._async_table(name), vector, limit, where)))
 
     def keyword_search(
         self,
@@ -331,29 +347,72 @@ class LanceDBStore(VectorStore):
         filters: Sequence[Filter] = (),
         exclude_ids: Sequence[str] = (),
     ) -> list[SearchHit]:
-        rows = self._keyword_query(name, query, limit, where_clause(filters, exclude_ids, self._field_specs(name)))
-        return self._keyword_hits(rows)
+        where = where_clause(filters, exclude_ids, self._field_specs(name))
+        return _keyword_hits(_run(self._keyword_rows(self._async_table(name), query, limit, where)))
 
-    def keyword_search_with_similarity(
-        self, name: str, query: str, vector: np.ndarray, limit: int, filters: Sequence[Filter] = ()
-    ) -> list[SearchHit]:
+    def hybrid_candidates(
+        self, name: str, vector: np.ndarray, query: str, limit: int, filters: Sequence[Filter] = ()
+    ) -> tuple[list[SearchHit], list[SearchHit]]:
+        """Both searches run concurrently in one round trip; the full-text query also reads the hits'
+        vectors, so fusion needs no second lookup."""
         where = where_clause(filters, (), self._field_specs(name))
-        rows = self._keyword_query(name, query, limit, where, ("vector",))
-        similarities = vector_matrix(rows.column("vector")) @ np.asarray(vector, dtype=np.float32)
-        return self._keyword_hits(rows, similarities)
+        table = self._async_table(name)
 
-    def _keyword_query(
-        self, name: str, query: str, limit: int, where: str | None, extra: tuple[str, ...] = ()
-    ) -> pa.Table:
-        builder = self._table(name).search(query, query_type="fts")
+        async def both() -> list[pa.Table]:
+            return await asyncio.gather(
+                self._vector_rows(table, vector, limit, where), self._keyword_rows(table, query, limit, where, True)
+            )
+
+        semantic, keyword = _run(both())
+        similarities = vector_matrix(keyword.column("vector")) @ np.asarray(vector, dtype=np.float32)
+        return _vector_hits(semantic), _keyword_hits(keyword, similarities)
+
+    # The coroutines below take the opened async table: opening one inside the loop would deadlock.
+
+    async def _vector_rows(self, table: Any, vector: np.ndarray, limit: int, where: str | None) -> pa.Table:
+        rows = await self._vector_query(table, vector, limit, where, exact=False)
+        if where and rows.num_rows < limit:
+            # An approximate index visits only some partitions; a selective filter may leave too few there.
+            rows = await self._vector_query(table, vector, limit, where, exact=True)
+        return rows
+
+    def _vector_query(self, table: Any, vector: np.ndarray, limit: int, where: str | None, exact: bool) -> Any:
+        query = table.query().nearest_to(np.asarray(vector, dtype=np.float32)).distance_type("dot")
+        if exact:
+            query = query.bypass_vector_index()
+        else:
+            for option, value in self.ann_search.items():
+                query = getattr(query, option)(max(value, limit) if option == "ef" else value)
         if where:
-            builder = builder.where(where, prefilter=True)
-        return builder.limit(limit).select(["id", "_score", *extra]).to_arrow()
+            query = query.where(where)  # a prefilter: applied before the limit
+        return query.limit(limit).select(["id", "_distance"]).to_arrow()
 
     @staticmethod
-    def _keyword_hits(rows: pa.Table, similarities: np.ndarray | None = None) -> list[SearchHit]:
-        ids, scores = rows.column("id").to_pylist(), rows.column("_score").to_pylist()
-        return [
-            SearchHit(row_id, float(score), {"keyword": rank}, None if similarities is None else float(similarities[i]))
-            for i, (rank, row_id, score) in enumerate(zip(range(1, len(ids) + 1), ids, scores))
-        ]
+    def _keyword_rows(table: Any, query: str, limit: int, where: str | None, vectors: bool = False) -> Any:
+        builder = table.query().nearest_to_text(query)
+        if where:
+            builder = builder.where(where)  # a prefilter: applied before the limit
+        return builder.limit(limit).select(["id", "_score", *(["vector"] if vectors else [])]).to_arrow()
+
+
+def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine on LanceDB's background event loop (the one its sync API uses) and wait."""
+    from lancedb.background_loop import LOOP
+
+    return LOOP.run(coroutine)
+
+
+def _vector_hits(rows: pa.Table) -> list[SearchHit]:
+    ids, distances = rows.column("id").to_pylist(), rows.column("_distance").to_pylist()
+    return [
+        SearchHit(row_id, 1.0 - float(distance), {"semantic": rank})
+        for rank, (row_id, distance) in enumerate(zip(ids, distances), start=1)
+    ]
+
+
+def _keyword_hits(rows: pa.Table, similarities: np.ndarray | None = None) -> list[SearchHit]:
+    ids, scores = rows.column("id").to_pylist(), rows.column("_score").to_pylist()
+    return [
+        SearchHit(row_id, float(score), {"keyword": rank}, None if similarities is None else float(similarities[i]))
+        for i, (rank, row_id, score) in enumerate(zip(range(1, len(ids) + 1), ids, scores))
+    ]
