@@ -29,6 +29,42 @@ def test_search_returns_hits_with_display_fields(client, catalog):
     assert set(top["retrievers"]) <= {"semantic", "keyword"} and top["score"] > 0
 
 
+def test_api_reads_display_fields_as_values_the_same_as_from_instances(client, catalog, monkeypatch):
+    """The HTTP API loads only the display columns (no instances); it returns exactly what the Python
+    API's instances give, and an index overriding display() still gets instances."""
+    from semantic_catalog.registry import registry
+    from semantic_catalog.search import search
+    from shop.models import Product
+
+    index = registry.get("products")
+    expected = [(r.id, r.fields) for r in search(index, "drill", "hybrid", limit=3)]
+    assert expected[0][1]["price"] in (99.0, 19.0) and isinstance(expected[0][1]["store"], int)
+    body = client.get(SEARCH, {"q": "drill", "mode": "hybrid", "limit": 3}).json()
+    assert [(r["id"], r["fields"]) for r in body["results"]] == expected
+    values_only = search(index, "drill", "hybrid", limit=3, objects=False)
+    assert [r.object for r in values_only] == [None] * 3 and [(r.id, r.fields) for r in values_only] == expected
+
+    monkeypatch.setattr(type(index), "display", lambda self, obj: {"label": obj.name.upper()}, raising=False)
+    assert index.display_by_id([expected[0][0]]) is None
+    top = client.get(SEARCH, {"q": "drill", "mode": "hybrid", "limit": 1}).json()["results"][0]
+    assert top["fields"] == {"label": Product.objects.get(pk=top["id"]).name.upper()}
+
+
+def test_display_fields_must_be_columns():
+    from django.core.exceptions import ImproperlyConfigured
+
+    from semantic_catalog.indexes import SemanticIndex
+    from shop.models import Category
+
+    class CategoryIndex(SemanticIndex):
+        model = Category
+        text_fields = ["name"]
+        display_fields = ["name", "products"]  # a reverse relation: many rows per category
+
+    with pytest.raises(ImproperlyConfigured, match="display field 'products' is not a column"):
+        CategoryIndex()
+
+
 def test_filters_are_pushed_down(client, catalog, shop):
     body = client.get(SEARCH, {"q": "tool", "mode": "semantic", "store": shop["b"].pk, "limit": 10}).json()
     assert [hit["id"] for hit in body["results"]] == [str(catalog["hose"].pk)]

@@ -73,6 +73,49 @@ def test_rebuild_switches_collections_only_when_complete(offline, make_product, 
     assert Collection.objects.get(table=old.table).state == "retired"
 
 
+def test_searches_see_a_switch_here_at_once_and_another_process_within_the_cache_time(
+    offline, make_product, settings, monkeypatch
+):
+    """Searches remember the active collection for COLLECTION_CACHE_SECONDS (no SQL per search); a
+    switch in this process is seen at once, one made elsewhere (a bare SQL update) once it expires."""
+    from django.core.exceptions import ImproperlyConfigured
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    import semantic_catalog.collections as collections
+
+    make_product("Cordless drill")
+    run("semantic_index")
+    index = registry.get("products")
+    first = collections.require_searchable(index)
+    with CaptureQueriesContext(connection) as queries:
+        assert collections.require_searchable(index).table == first.table
+    assert len(queries) == 0
+
+    run("semantic_index", "--rebuild")  # activates here: no stale answer
+    second = collections.require_searchable(index)
+    assert second.table != first.table and second.table == active_collection(index).table
+    assert [r.object.name for r in index.search("drill", mode="keyword")] == ["Cordless drill"]
+
+    # Another process switches back: this one keeps the collection it knows until the time is up.
+    Collection.objects.filter(pk=second.pk).update(state="retired")
+    Collection.objects.filter(pk=first.pk).update(state="active")
+    assert collections.require_searchable(index).table == second.table
+    later = collections.time.monotonic() + 2.5
+    monkeypatch.setattr(collections.time, "monotonic", lambda: later)
+    assert collections.require_searchable(index).table == first.table
+    assert [r.object.name for r in index.search("drill", mode="keyword")] == ["Cordless drill"]
+
+    settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG, "COLLECTION_CACHE_SECONDS": 0}
+    Collection.objects.filter(pk=first.pk).update(state="retired")
+    Collection.objects.filter(pk=second.pk).update(state="active")
+    assert collections.require_searchable(index).table == second.table  # asked SQL again
+
+    settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG, "COLLECTION_CACHE_SECONDS": "2"}
+    with pytest.raises(ImproperlyConfigured, match="COLLECTION_CACHE_SECONDS"):
+        collections.require_searchable(index)
+
+
 def test_semantic_sync_drains_and_retries_failed(offline, make_product):
     drill = make_product("Cordless drill")
     assert SyncEvent.objects.filter(object_id=str(drill.pk)).count() == 1

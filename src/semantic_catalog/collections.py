@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 import uuid
 
 from django.db import transaction
 from django.utils import timezone
 
 from .backends import available_encoder_names, get_encoder, get_store
+from .conf import semantic_settings
 from .engine.errors import SemanticCatalogError
 from .indexes import SemanticIndex
 from .models import Collection
@@ -27,6 +30,30 @@ def active_collection(index: SemanticIndex) -> Collection | None:
     return Collection.objects.filter(index=index.name, state=Collection.State.ACTIVE).first()
 
 
+# Searches remember which collection is active for COLLECTION_CACHE_SECONDS (index name -> (when, row)):
+# asking SQL on every search cost as much as a cached search. Writes always ask SQL.
+_searchable: dict[str, tuple[float, Collection]] = {}
+_searchable_lock = threading.Lock()
+
+
+def forget_active_collections() -> None:
+    """Make the next search ask SQL which collection is active (called on every switch here)."""
+    with _searchable_lock:
+        _searchable.clear()
+
+
+def _searchable_collection(index: SemanticIndex) -> Collection | None:
+    seconds = semantic_settings.COLLECTION_CACHE_SECONDS
+    entry = _searchable.get(index.name)
+    if entry is not None and time.monotonic() - entry[0] < seconds:
+        return entry[1]
+    collection = active_collection(index)
+    if collection is not None and seconds > 0:
+        with _searchable_lock:
+            _searchable[index.name] = (time.monotonic(), collection)
+    return collection
+
+
 def _create(index: SemanticIndex, state: str, model: str | None = None, dimension: int | None = None) -> Collection:
     """A new collection for the configured encoder, or for ``model`` / ``dimension`` (imported vectors)."""
     if model is None:
@@ -43,7 +70,13 @@ def _create(index: SemanticIndex, state: str, model: str | None = None, dimensio
     )
     get_store().create_collection(collection.table, collection.dimension, index.field_specs)
     collection.save()
+    _forget_on_commit()
     return collection
+
+
+def _forget_on_commit() -> None:
+    forget_active_collections()
+    transaction.on_commit(forget_active_collections)  # again once other threads can see the change
 
 
 def ensure_active(index: SemanticIndex) -> Collection:
@@ -57,8 +90,10 @@ def ensure_active(index: SemanticIndex) -> Collection:
 
 
 def require_searchable(index: SemanticIndex) -> Collection:
-    """The active collection, checked to be queryable with the configured encoder."""
-    collection = active_collection(index)
+    """The active collection, checked to be queryable with the configured encoder. Another process's
+    switch reaches this one within COLLECTION_CACHE_SECONDS; until then it searches the collection just
+    retired, which is kept until the next switch."""
+    collection = _searchable_collection(index)
     if collection is None:
         raise IndexNotReady(
             f"Index {index.name!r} has not been built yet: run `manage.py semantic_index --index {index.name}`."
@@ -121,6 +156,7 @@ def activate(collection: Collection) -> list[Collection]:
         collection.state = Collection.State.ACTIVE
         collection.activated_at = timezone.now()
         collection.save(update_fields=["state", "activated_at"])
+        _forget_on_commit()
     for old in older:
         drop(old)
     return older
@@ -130,3 +166,4 @@ def drop(collection: Collection) -> None:
     """Remove a collection's table and its row."""
     get_store().drop_collection(collection.table)
     collection.delete()
+    _forget_on_commit()

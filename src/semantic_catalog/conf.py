@@ -55,6 +55,8 @@ DEFAULTS: dict[str, Any] = {
     # A query adapter file from `semantic-catalog adapt` (learned from judged queries), or None.
     "QUERY_ADAPTER": None,
     "QUERY_CACHE_SIZE": 1024,
+    # How long a process keeps using the collection it found active before asking SQL again.
+    "COLLECTION_CACHE_SECONDS": 2.0,
     # DRF permission classes (dotted paths) per endpoint group.
     "SEARCH_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "STATUS_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
@@ -105,6 +107,12 @@ class SemanticSettings:
             raise ImproperlyConfigured(f"SEMANTIC_CATALOG['HYBRID_FUSION'] must be 'convex' or 'rrf', not {value!r}.")
         if name == "HYBRID_KEYWORD_WEIGHT" and not (isinstance(value, (int, float)) and 0 <= value <= 1):
             raise ImproperlyConfigured(f"SEMANTIC_CATALOG['HYBRID_KEYWORD_WEIGHT'] must be from 0 to 1, not {value!r}.")
+        if name == "COLLECTION_CACHE_SECONDS" and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+        ):
+            raise ImproperlyConfigured(
+                f"SEMANTIC_CATALOG['COLLECTION_CACHE_SECONDS'] must be a number of seconds, 0 or more, not {value!r}."
+            )
         return value
 
     @property

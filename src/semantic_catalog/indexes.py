@@ -106,7 +106,13 @@ class SemanticIndex:
         self._template = _TEMPLATE_ENGINE.from_string(self.text_template) if self.text_template else None
         self._filters = [self._resolve_filter(f) for f in self.filter_fields]
         for display in self.display_fields:
-            self._model_field(display)
+            field = self._model_field(display)
+            if field.many_to_many or field.one_to_many or not field.concrete:
+                raise ImproperlyConfigured(
+                    f"{type(self).__name__}: display field {display!r} is not a column of "
+                    f"{self.model.__name__}; display fields are the model's own fields or foreign keys "  # type: ignore[union-attr]
+                    "(override display() to show more)."
+                )
 
     # -- declaration helpers -----------------------------------------------------------------
 
@@ -172,6 +178,18 @@ class SemanticIndex:
             value = getattr(obj, field.attname if field.is_relation else name)
             values[name] = _jsonable(value)
         return values
+
+    def display_by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]] | None:
+        """``display()`` of the queryset's rows among ``ids``, keyed by id string, read as plain values:
+        no model instances and no joins, several times cheaper than ``rows_by_id`` for a page of hits.
+        ``None`` when a subclass overrides ``display()`` (which needs the instances)."""
+        if type(self).display is not SemanticIndex.display:
+            return None
+        pks, _ = self.parse_ids(ids)
+        names = list(self.display_fields)
+        columns = [self._model_field(name).attname for name in names]
+        rows = self.get_queryset().filter(pk__in=list(pks.values())).values_list("pk", *columns)
+        return {str(pk): {name: _jsonable(v) for name, v in zip(names, values)} for pk, *values in rows}
 
     def pk_from_string(self, value: str) -> Any:
         """Convert an id from the store or a URL back to the model's primary key type."""
@@ -251,15 +269,22 @@ class SemanticIndex:
 
     # Python API: search, similar, recommend, mark_dirty (implemented in search.py / sync.py).
 
-    def search(self, query: str, mode: str = "hybrid", filters: dict[str, Any] | None = None, limit: int | None = None):
+    def search(
+        self,
+        query: str,
+        mode: str = "hybrid",
+        filters: dict[str, Any] | None = None,
+        limit: int | None = None,
+        objects: bool = True,
+    ):
         from .search import search
 
-        return search(self, query, mode=mode, filters=filters, limit=limit)
+        return search(self, query, mode=mode, filters=filters, limit=limit, objects=objects)
 
-    def similar(self, pk: Any, filters: dict[str, Any] | None = None, limit: int | None = None):
+    def similar(self, pk: Any, filters: dict[str, Any] | None = None, limit: int | None = None, objects: bool = True):
         from .search import similar
 
-        return similar(self, pk, filters=filters, limit=limit)
+        return similar(self, pk, filters=filters, limit=limit, objects=objects)
 
     def recommend(
         self,
@@ -267,10 +292,11 @@ class SemanticIndex:
         negative: Sequence[Any] = (),
         filters: dict[str, Any] | None = None,
         limit: int | None = None,
+        objects: bool = True,
     ):
         from .search import recommend
 
-        return recommend(self, positive, negative, filters=filters, limit=limit)
+        return recommend(self, positive, negative, filters=filters, limit=limit, objects=objects)
 
     def mark_dirty(self, objects: models.QuerySet | Iterable[Any]) -> int:
         from .sync import mark_dirty

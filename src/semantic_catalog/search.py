@@ -16,7 +16,7 @@ import numpy as np
 from django.db import models
 
 from .backends import get_encoder, get_query_adapter, get_store
-from .collections import require_searchable
+from .collections import forget_active_collections, require_searchable
 from .conf import semantic_settings
 from .engine import search as engine_search
 from .engine.documents import SearchHit
@@ -35,9 +35,10 @@ class ObjectNotFound(UnknownIds):
 
 @dataclass(frozen=True)
 class Result:
-    """One hit: the model instance, its id, score, retriever ranks and display fields."""
+    """One hit: the model instance (``None`` when asked for ``objects=False``), its id, score,
+    retriever ranks and display fields."""
 
-    object: models.Model
+    object: models.Model | None
     id: str
     score: float
     retrievers: dict[str, int] = field(default_factory=dict)
@@ -79,8 +80,10 @@ _hits = LRUCache()
 
 
 def clear_query_cache() -> None:
+    """Forget query vectors, search hits and which collections are active (in this process)."""
     _vectors.clear()
     _hits.clear()
+    forget_active_collections()
 
 
 def query_vector(text: str, model: str | None = None) -> np.ndarray:
@@ -131,16 +134,23 @@ def _filters(index: SemanticIndex, filters: Mapping[str, Any] | Iterable[tuple[s
 # -- hydration ---------------------------------------------------------------------------------------
 
 
-def hydrate(index: SemanticIndex, hits: Sequence[SearchHit], limit: int) -> list[Result]:
-    """Load hit rows from the index's queryset in hit order; rows outside it are dropped."""
+def hydrate(index: SemanticIndex, hits: Sequence[SearchHit], limit: int, objects: bool = True) -> list[Result]:
+    """Load hit rows from the index's queryset in hit order; rows outside it are dropped. With
+    ``objects=False`` only the display fields are read (what the HTTP API returns)."""
     if not hits:
         return []
-    by_id, _ = index.rows_by_id(hit.id for hit in hits)
+    ids = [hit.id for hit in hits]
+    displayed = None if objects else index.display_by_id(ids)
+    if displayed is None:
+        rows, _ = index.rows_by_id(ids)
+        displayed = {key: index.display(obj) for key, obj in rows.items()}
+    else:
+        rows = {}
     results = []
     for hit in hits:
-        obj = by_id.get(hit.id)
-        if obj is not None:
-            results.append(Result(obj, hit.id, hit.score, dict(hit.retrievers), index.display(obj)))
+        fields = displayed.get(hit.id)
+        if fields is not None:
+            results.append(Result(rows.get(hit.id), hit.id, hit.score, dict(hit.retrievers), fields))
             if len(results) == limit:
                 break
     return results
@@ -155,6 +165,7 @@ def search(
     mode: str = "hybrid",
     filters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
     limit: int | None = None,
+    objects: bool = True,
 ) -> list[Result]:
     """Semantic, keyword or hybrid search with the filters pushed into the store."""
     text = check_query(query)
@@ -183,7 +194,7 @@ def search(
         )
         if version is not None:
             _hits.put(key, hits)
-    return hydrate(index, hits, size)
+    return hydrate(index, hits, size, objects)
 
 
 def existing_ids(index: SemanticIndex, ids: Sequence[Any], what: str, error: type[UnknownIds]) -> list[str]:
@@ -214,6 +225,7 @@ def similar(
     pk: Any,
     filters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
     limit: int | None = None,
+    objects: bool = True,
 ) -> list[Result]:
     """Items nearest to one item, never the item itself."""
     size = check_limit(limit)
@@ -222,7 +234,7 @@ def similar(
     collection = require_searchable(index)
     (vector,) = _stored_vectors(index, collection.table, [key])
     hits = get_store().vector_search(collection.table, vector, size + HYDRATION_MARGIN, conditions, exclude_ids=[key])
-    return hydrate(index, hits, size)
+    return hydrate(index, hits, size, objects)
 
 
 def recommend(
@@ -231,6 +243,7 @@ def recommend(
     negative: Sequence[Any] = (),
     filters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
     limit: int | None = None,
+    objects: bool = True,
 ) -> list[Result]:
     """More like ``positive``, less like ``negative``; none of the given ids is returned."""
     size = check_limit(limit)
@@ -247,4 +260,4 @@ def recommend(
     )
     exclude = list(dict.fromkeys(pos + neg))
     hits = get_store().vector_search(collection.table, vector, size + HYDRATION_MARGIN, conditions, exclude)
-    return hydrate(index, hits, size)
+    return hydrate(index, hits, size, objects)

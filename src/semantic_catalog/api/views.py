@@ -110,7 +110,8 @@ class SearchView(SemanticAPIView):
         semantic_index = registry.get(index)
         mode = request.query_params.get("mode", "hybrid")
         query = request.query_params.get("q", "")
-        results = search(semantic_index, query, mode, filter_params(request), request.query_params.get("limit"))
+        limit = request.query_params.get("limit")
+        results = search(semantic_index, query, mode, filter_params(request), limit, objects=False)
         return self.results(semantic_index, results, mode=mode, query=query)
 
 
@@ -118,7 +119,7 @@ class SimilarView(SemanticAPIView):
     @extend_schema(parameters=[LIMIT_DOC, FILTER_DOC], responses={200: ResultsSerializer, **ERRORS})
     def get(self, request: Request, index: str, pk: str) -> Response:
         semantic_index = registry.get(index)
-        results = similar(semantic_index, pk, filter_params(request), request.query_params.get("limit"))
+        results = similar(semantic_index, pk, filter_params(request), request.query_params.get("limit"), objects=False)
         return self.results(semantic_index, results, of=pk)
 
 
@@ -164,7 +165,9 @@ class RecommendView(SemanticAPIView):
             problems = "; ".join(f"{field}: {' '.join(map(str, errors))}" for field, errors in body.errors.items())
             raise InvalidQuery(f"Invalid request body: {problems}")
         data = body.validated_data
-        results = recommend(semantic_index, data["positive"], data["negative"], data["filters"], data.get("limit"))
+        results = recommend(
+            semantic_index, data["positive"], data["negative"], data["filters"], data.get("limit"), objects=False
+        )
         return self.results(semantic_index, results)
 
 
