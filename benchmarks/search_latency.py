@@ -187,6 +187,17 @@ def warm_up(url: str, mode: str, workers: int) -> None:
         list(pool.map(lambda t: request(httpx.Client(base_url=url, timeout=120), mode, t), texts))
 
 
+def cpu_reference_ms() -> float:
+    """Median ms of a fixed pure-Python loop, so runs on different (virtual) machines can be compared."""
+    times = []
+    for _ in range(5):
+        started, total = time.perf_counter(), 0
+        for i in range(1_000_000):
+            total += i
+        times.append(time.perf_counter() - started)
+    return round(statistics.median(times) * 1000, 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=1000)
@@ -236,6 +247,7 @@ def main() -> None:
         "encoder": args.encoder,
         "vector_index": has_index,
         "cpu_count": os.cpu_count(),
+        "cpu_reference_ms": cpu_reference_ms(),  # measured after the passes
         "results": results,
         "qps_over": ratios,
     }
