@@ -105,6 +105,8 @@ class SemanticIndex:
             )
         self._template = _TEMPLATE_ENGINE.from_string(self.text_template) if self.text_template else None
         self._filters = [self._resolve_filter(f) for f in self.filter_fields]
+        # (name, attribute) of each display field: its column, the id for a foreign key.
+        self._display_columns: list[tuple[str, str]] = []
         for display in self.display_fields:
             field = self._model_field(display)
             if field.many_to_many or field.one_to_many or not field.concrete:
@@ -113,6 +115,7 @@ class SemanticIndex:
                     f"{self.model.__name__}; display fields are the model's own fields or foreign keys "  # type: ignore[union-attr]
                     "(override display() to show more)."
                 )
+            self._display_columns.append((display, field.attname))
 
     # -- declaration helpers -----------------------------------------------------------------
 
@@ -172,12 +175,7 @@ class SemanticIndex:
 
     def display(self, obj: models.Model) -> dict[str, Any]:
         """The declared display fields of one row, JSON-ready."""
-        values: dict[str, Any] = {}
-        for name in self.display_fields:
-            field = self._model_field(name)
-            value = getattr(obj, field.attname if field.is_relation else name)
-            values[name] = _jsonable(value)
-        return values
+        return {name: _jsonable(getattr(obj, attname)) for name, attname in self._display_columns}
 
     def display_by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]] | None:
         """``display()`` of the queryset's rows among ``ids``, keyed by id string, read as plain values:
@@ -186,8 +184,8 @@ class SemanticIndex:
         if type(self).display is not SemanticIndex.display:
             return None
         pks, _ = self.parse_ids(ids)
-        names = list(self.display_fields)
-        columns = [self._model_field(name).attname for name in names]
+        names = [name for name, _ in self._display_columns]
+        columns = [attname for _, attname in self._display_columns]
         rows = self.get_queryset().filter(pk__in=list(pks.values())).values_list("pk", *columns)
         return {str(pk): {name: _jsonable(v) for name, v in zip(names, values)} for pk, *values in rows}
 
