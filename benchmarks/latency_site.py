@@ -18,13 +18,15 @@ DEBUG = False
 # titles (search_latency.prepare) sets LATENCY_ENCODER_THREADS to use every core.
 ENCODER_THREADS = int(os.environ.get("LATENCY_ENCODER_THREADS", "1"))
 SEMANTIC_CATALOG["ENCODER"]["OPTIONS"]["num_threads"] = ENCODER_THREADS  # noqa: F405
-if os.environ.get("LATENCY_ONNX_DIR"):  # --encoder onnx / onnx-int8: the same model exported, same name
+if os.environ.get("LATENCY_ENCODER_BACKEND"):  # --encoder torch: the encoder's backend forced to torch
+    SEMANTIC_CATALOG["ENCODER"]["OPTIONS"]["backend"] = os.environ["LATENCY_ENCODER_BACKEND"]  # noqa: F405
+if os.environ.get("LATENCY_ONNX_DIR"):  # --encoder onnx-int8: the same model exported, same name
     SEMANTIC_CATALOG["ENCODER"] = {  # noqa: F405
         "BACKEND": "semantic_catalog.engine.encoders.onnx.OnnxEncoder",
         "OPTIONS": {
             "model_dir": os.environ["LATENCY_ONNX_DIR"],
             "file": "model.onnx",  # documents: the same vectors as torch
-            "query_file": os.environ.get("LATENCY_ONNX_QUERY_FILE", "model.onnx"),  # int8 for onnx-int8
+            "query_file": "model.int8.onnx",  # queries only
             "num_threads": ENCODER_THREADS,
         },
     }

@@ -23,13 +23,14 @@ def _naive_parts() -> tuple:
 
     collection = require_searchable(registry.get("products"))
     table = lancedb.connect(str(settings.DATA_DIR / "lancedb")).open_table(collection.table)
-    return SentenceTransformerEncoder(device="cpu", num_threads=1), table
+    # What gluing the parts by hand gives: sentence-transformers on torch, one thread like the server's.
+    return SentenceTransformerEncoder(device="cpu", num_threads=1, backend="torch"), table
 
 
 @transaction.non_atomic_requests  # like the library's search views: no transaction for a read
 def naive_search(request: HttpRequest) -> JsonResponse:
     """sentence-transformers on torch; with ?encoder=server, the server's own query encoder instead
-    (the ONNX one under --encoder onnx / onnx-int8), to separate the encoder's share of the gain."""
+    (by default the model's ONNX export), to separate the encoder's share of the gain."""
     from semantic_catalog.backends import get_encoder
     from shop.models import Product
 

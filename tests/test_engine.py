@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -286,3 +288,19 @@ def test_hybrid_candidates_carry_the_keyword_hits_cosine(store, encoder):
     expected = encoder.encode(texts[:2]) @ vector
     assert sorted(h.similarity for h in keyword) == pytest.approx(sorted(expected), abs=1e-5)
     assert [h.similarity for h in keyword] == pytest.approx([h.similarity for h in generic], abs=1e-6)
+
+    calls = []  # a callable vector (the query's encoding) is made once, while the keyword search runs
+
+    def encode():
+        calls.append(1)
+        return vector
+
+    assert store.hybrid_candidates("c", encode, "drill", 10) == (semantic, keyword)
+    assert VectorStore.hybrid_candidates(store, "c", encode, "drill", 10)[0] == semantic and calls == [1, 1]
+
+    def encoder_down():
+        raise RuntimeError("encoder down")
+
+    for hybrid in (store.hybrid_candidates, partial(VectorStore.hybrid_candidates, store)):
+        with pytest.raises(RuntimeError, match="encoder down"):
+            hybrid("c", encoder_down, "drill", 10)

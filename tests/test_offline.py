@@ -215,10 +215,8 @@ def test_cli_pull_and_push_over_real_http_with_a_token(catalog, live_server, tmp
 
 
 def test_embed_defaults_to_the_onnx_export_on_cpu(tmp_path, onnx_cache, capsys):
-    from semantic_catalog.cli import auto_backend
     from semantic_catalog.engine.encoders import SentenceTransformerEncoder
 
-    assert auto_backend("cpu") == "onnx"
     texts = ["Cordless drill driver 18V", "Garden hose 30 m", "Cast iron skillet 12 in.", "LED bulb 60W warm white"]
     export_file = tmp_path / "in.jsonl"
     export_file.write_text(
@@ -228,10 +226,10 @@ def test_embed_defaults_to_the_onnx_export_on_cpu(tmp_path, onnx_cache, capsys):
         )
     )
     assert cli(["embed", str(export_file), "--out", str(tmp_path / "a"), "--device", "cpu", "--quiet"]) == 0
-    assert "OnnxEncoder" in capsys.readouterr().out
+    assert "SentenceTransformerEncoder, onnx" in capsys.readouterr().out
     exported = next(onnx_cache.glob("semantic-catalog/onnx/*/model.int8.onnx"))
     table = pq.read_table(tmp_path / "a")
-    torch_vectors = SentenceTransformerEncoder(device="cpu").encode(texts)
+    torch_vectors = SentenceTransformerEncoder(device="cpu", backend="torch").encode(texts)
     assert np.min(np.sum(vectors_by_id(tmp_path / "a") * torch_vectors, axis=1)) > 0.999
     cli(["embed", str(export_file), "--out", str(tmp_path / "q"), "--backend", "onnx-int8", "--quiet"])
     assert np.min(np.sum(vectors_by_id(tmp_path / "q") * torch_vectors, axis=1)) > 0.95

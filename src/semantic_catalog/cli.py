@@ -12,10 +12,7 @@ semantic-catalog analyze products.jsonl --out results/
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
-import os
-import re
 import sys
 from functools import partial
 from pathlib import Path
@@ -26,47 +23,31 @@ import numpy as np
 from .engine.errors import SemanticCatalogError
 
 
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "semantic-catalog" / "onnx"
-
-
-def auto_backend(device: str) -> str:
-    """torch on a GPU (float16); on a CPU the fp32 ONNX export: same vectors, several times faster
-    (benchmarks/embed_throughput.py). int8 is faster still but moved top-10 results too much to be the
-    default. torch when onnxruntime is not installed."""
-    if device == "cuda":
-        return "torch"
-    if device == "auto":
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                return "torch"
-        except ImportError:
-            pass
-    return "onnx" if importlib.util.find_spec("onnxruntime") else "torch"
-
-
 def encoder_factory(args: argparse.Namespace) -> Any:
-    """A picklable callable that builds the encoder (Ray builds one per worker)."""
+    """A picklable callable that builds the encoder (Ray builds one per worker).
+
+    ``--backend auto`` is the encoder's own choice: torch on a GPU, the fp32 ONNX export on a CPU (same
+    vectors, several times faster: benchmarks/embed_throughput.py). int8 is faster still but moved
+    top-10 results too much to be the default.
+    """
     from .engine.encoders.onnx import OnnxEncoder
+    from .engine.encoders.sentence_transformers import SentenceTransformerEncoder
 
     if args.onnx_dir:
         return partial(OnnxEncoder, model_dir=args.onnx_dir, batch_size=args.batch_size)
-    backend = auto_backend(args.device) if args.backend == "auto" else args.backend
-    if backend == "torch":
-        from .engine.encoders.sentence_transformers import SentenceTransformerEncoder
+    if args.backend == "onnx-int8":
+        from .engine.onnx_export import cached_export
 
-        return partial(SentenceTransformerEncoder, model=args.model, device=args.device, batch_size=args.batch_size)
-    from .engine.onnx_export import export_onnx
-
-    folder = Path(args.cache_dir) / re.sub(r"[^A-Za-z0-9._-]+", "_", args.model or "all-MiniLM-L6-v2").strip("_")
-    if not (folder / "model.int8.onnx").exists():
-        print(f"exporting {args.model or 'the bundled model'} to ONNX in {folder} (once)", file=sys.stderr)
-        export_onnx(args.model, folder, quantize=True)
-    file = "model.int8.onnx" if backend == "onnx-int8" else "model.onnx"
-    return partial(OnnxEncoder, model_dir=folder, file=file, batch_size=args.batch_size)
+        folder = cached_export(args.model, args.cache_dir)
+        return partial(OnnxEncoder, model_dir=folder, file="model.int8.onnx", batch_size=args.batch_size)
+    return partial(
+        SentenceTransformerEncoder,
+        model=args.model,
+        device=args.device,
+        batch_size=args.batch_size,
+        backend=args.backend,
+        onnx_cache_dir=args.cache_dir,
+    )
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
@@ -98,10 +79,15 @@ def cmd_embed(args: argparse.Namespace) -> int:
             report = embed_file(args.input, args.out, encoder, batch_size=args.batch_size, progress=bar.update)
     print(
         f"{report.embedded} embedded, {report.skipped} already done, {report.total} in the input; "
-        f"model {encoder.name} ({type(encoder).__name__}), dimension {encoder.dimension}, {report.rate:.0f} records/s, "
+        f"model {encoder.name} ({describe(encoder)}), dimension {encoder.dimension}, {report.rate:.0f} records/s, "
         f"final batch size {report.batch_size}; vectors in {args.out}"
     )
     return 0
+
+
+def describe(encoder: Any) -> str:
+    backend = getattr(encoder, "backend_in_use", None)
+    return f"{type(encoder).__name__}, {backend}" if backend else type(encoder).__name__
 
 
 def cmd_export_onnx(args: argparse.Namespace) -> int:
@@ -380,7 +366,9 @@ def add_model_arguments(command: argparse.ArgumentParser, batch_help: str) -> No
         choices=["auto", "torch", "onnx", "onnx-int8"],
         help="auto: torch (float16) on a GPU, else the fp32 ONNX export when onnxruntime is installed",
     )
-    command.add_argument("--cache-dir", default=str(default_cache_dir()), help="where ONNX exports are kept")
+    command.add_argument(
+        "--cache-dir", default=None, help="where ONNX exports are kept (default ~/.cache/semantic-catalog/onnx)"
+    )
     command.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

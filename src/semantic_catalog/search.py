@@ -10,6 +10,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -178,11 +179,11 @@ def search(
     key = (collection.table, version, text, checked_mode, tuple(conditions), size)
     hits = _hits.get(key) if version is not None else None
     if hits is None:
-        vector = None if checked_mode == "keyword" else query_vector(text, collection.encoder)
+        encode = None if checked_mode == "keyword" else partial(query_vector, text, collection.encoder)
         hits = engine_search.search(
             store,
             collection.table,
-            vector,
+            encode,  # hybrid runs its keyword search while the query is encoded
             text,
             checked_mode,
             size + HYDRATION_MARGIN,

@@ -9,17 +9,27 @@ that :class:`~semantic_catalog.engine.encoders.onnx.OnnxEncoder` loads with onnx
 - ``tokenizer.json``: the fast tokenizer, truncating at ``max_length``;
 - ``semantic_catalog_onnx.json``: name, dimension, pooling, which file to load and where it came from.
 
+Every export is checked against the torch model it came from (``FIDELITY``) before it is used.
+:func:`cached_export` makes one export per model version in a cache folder, once per machine: it is what
+the default encoder and ``semantic-catalog embed`` use on a CPU.
+
 torch, sentence-transformers, tokenizers and onnxruntime are imported inside the functions, never at import time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import json
 import os
+import re
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .encoders.sentence_transformers import BUNDLED_MODEL_NAME, bundled_model_path
 from .errors import ConfigurationError
@@ -29,17 +39,28 @@ MODEL_FILE = "model.onnx"
 INT8_MODEL_FILE = "model.int8.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 OPSET = 17
+# Bumped when the export's files or checks change, so cache folders of older exports are not reused.
+EXPORT_FORMAT = 2
+# The least cosine similarity between the fp32 export's vectors and torch's on PROBES for the export to
+# be used; all-MiniLM-L6-v2 gives 0.99999 (tests/test_onnx.py).
+FIDELITY = 0.999
+PROBES = [
+    "cordless drill driver 18V with 2 batteries",
+    "Café crème brûlée torch, refillable",
+    "a",
+    "Ergonomic office chair with lumbar support, adjustable armrests and a breathable mesh back " * 4,
+]
 
 _SUPPORTED_MODULES = ("Transformer", "Pooling", "Normalize")
 
 
-def export_onnx(model: str | None, out_dir: str | Path, quantize: bool = False, max_length: int = 256) -> Path:
+def export_onnx(model: str | None, out_dir: str | Path, quantize: bool = False, max_length: int | None = None) -> Path:
     """Export ``model`` (a sentence-transformers name or path; None = the bundled all-MiniLM-L6-v2) to ``out_dir``.
 
     Returns the folder, ready for ``OnnxEncoder(model_dir=...)``. With ``quantize`` an int8 copy is written as
     well and the config names it as the file to load (the fp32 ``model.onnx`` is kept).
     """
-    if max_length < 1:
+    if max_length is not None and max_length < 1:
         raise ConfigurationError("export_onnx max_length must be at least 1.")
     torch, sentence_transformers = _import_export_packages(quantize)
     source = model or bundled_model_path()
@@ -53,6 +74,8 @@ def export_onnx(model: str | None, out_dir: str | Path, quantize: bool = False, 
         raise ConfigurationError(f"Cannot find the transformer and tokenizer inside {source!r}.")
     pooling_mode = _pooling_mode(pooling, source)
     dimension = int(_embedding_dimension(st_model))
+    # The model's own truncation by default, so the export's vectors are the model's for long texts too.
+    max_length = max_length or int(getattr(st_model, "max_seq_length", None) or 256)
     lowercase = bool(getattr(transformer, "do_lower_case", False))
 
     out = Path(out_dir)
@@ -80,7 +103,54 @@ def export_onnx(model: str | None, out_dir: str | Path, quantize: bool = False, 
         "source": str(source),
     }
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    _check_fidelity(st_model, out, str(source))
     return out
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/semantic-catalog/onnx`` (``~/.cache/...`` when unset)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "semantic-catalog" / "onnx"
+
+
+def cached_export(model: str | None, cache_dir: str | Path | None = None) -> Path:
+    """The ONNX export (fp32 ``model.onnx`` and int8 ``model.int8.onnx``) of ``model`` in ``cache_dir``
+    (default :func:`default_cache_dir`), made on first use and reused after.
+
+    The folder is named after the model and a fingerprint of its files (size and modification time), so a
+    model folder that changes is exported again instead of serving stale vectors. An export is built in
+    a temporary folder and renamed into place: processes that start together may each export once, but
+    none ever loads half an export.
+    """
+    source = model or bundled_model_path()
+    folder = Path(cache_dir or default_cache_dir()) / _cache_key(model, source)
+    if (folder / CONFIG_FILE).is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        export_onnx(model, staging, quantize=True)
+        try:
+            staging.rename(folder)
+        except OSError:
+            if not (folder / CONFIG_FILE).is_file():  # not another process's finished export: a real error
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def _cache_key(model: str | None, source: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", model.rstrip("/").split("/")[-1] if model else BUNDLED_MODEL_NAME)
+    files: list[tuple[str, int, int]] = []
+    if os.path.isdir(source):
+        for root, dirs, names in os.walk(source):
+            dirs.sort()
+            for file in sorted(names):
+                stat = os.stat(os.path.join(root, file))
+                files.append((os.path.relpath(os.path.join(root, file), source), stat.st_size, stat.st_mtime_ns))
+    digest = json.dumps([EXPORT_FORMAT, os.path.abspath(source) if files else source, files])
+    return f"{name.strip('_') or 'model'}-{hashlib.sha256(digest.encode()).hexdigest()[:12]}"
 
 
 def _import_export_packages(quantize: bool) -> tuple[Any, Any]:
@@ -199,6 +269,22 @@ def _export_transformer(torch: Any, hf_model: Any, input_names: list[str], path:
             opset_version=OPSET,
             do_constant_folding=True,
             dynamo=False,  # the TorchScript exporter needs no onnxscript and handles BERT-like models well
+        )
+
+
+def _check_fidelity(st_model: Any, out: Path, source: str) -> None:
+    """Refuse an export whose fp32 vectors differ from the torch model's (an architecture the trace got
+    wrong, a tokenizer that does not match): its config is removed, so nothing loads the folder."""
+    from .encoders.onnx import OnnxEncoder
+
+    exported = OnnxEncoder(out, file=MODEL_FILE).encode(PROBES)
+    reference = st_model.encode(PROBES, convert_to_numpy=True, normalize_embeddings=True)
+    worst = float(np.min(np.sum(exported * np.asarray(reference, dtype=np.float32), axis=1)))
+    if worst < FIDELITY:
+        (out / CONFIG_FILE).unlink()
+        raise ConfigurationError(
+            f"The ONNX export of {source!r} does not reproduce the torch model (cosine {worst:.4f} < {FIDELITY}); "
+            "use the torch backend for this model."
         )
 
 

@@ -12,7 +12,7 @@ from .encoders.base import normalise
 from .errors import InvalidQuery
 from .filters import Filter
 from .fusion import DEFAULT_KEYWORD_WEIGHT, DEFAULT_RRF_K, FUSIONS, convex_fusion, reciprocal_rank_fusion
-from .stores.base import VectorStore
+from .stores.base import VectorSource, VectorStore, resolve_vector
 
 Mode = Literal["semantic", "keyword", "hybrid"]
 MODES: tuple[str, ...] = ("semantic", "keyword", "hybrid")
@@ -27,7 +27,7 @@ def check_mode(mode: str) -> Mode:
 def search(
     store: VectorStore,
     collection: str,
-    query_vector: np.ndarray | None,
+    query_vector: VectorSource | None,
     query: str,
     mode: Mode,
     limit: int,
@@ -37,7 +37,8 @@ def search(
     fusion: str = "convex",
     keyword_weight: float = DEFAULT_KEYWORD_WEIGHT,
 ) -> list[SearchHit]:
-    """Run one search; ``query_vector`` is needed for semantic and hybrid modes.
+    """Run one search; ``query_vector`` is needed for semantic and hybrid modes. It may be a callable
+    that encodes the query: hybrid search then runs its keyword search while the query is encoded.
 
     Hybrid asks each retriever for ``max(limit, candidates)`` hits with the same filters pushed
     down, then fuses them: ``fusion="convex"`` (default) weighs normalised scores, ``"rrf"`` ranks.
@@ -49,7 +50,7 @@ def search(
     if query_vector is None:
         raise ValueError("semantic and hybrid search need a query vector")
     if mode == "semantic":
-        return store.vector_search(collection, query_vector, limit, filters)
+        return store.vector_search(collection, resolve_vector(query_vector), limit, filters)
     depth = max(limit, candidates)
     semantic, keyword = store.hybrid_candidates(collection, query_vector, query, depth, filters)
     if fusion == "rrf":

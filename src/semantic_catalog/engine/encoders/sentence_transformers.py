@@ -1,7 +1,12 @@
-"""Encoder backed by sentence-transformers; torch is imported only when the model is first used."""
+"""Encoder for sentence-transformers models: torch, or on a CPU the model's own ONNX export.
+
+Nothing heavy is imported until the model is first used.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
 import threading
 from collections.abc import Sequence
@@ -13,6 +18,9 @@ from ..errors import ConfigurationError
 from .base import Encoder
 
 BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
+BACKENDS = ("auto", "torch", "onnx")
+
+logger = logging.getLogger("semantic_catalog")
 
 
 def bundled_model_path() -> str:
@@ -33,8 +41,16 @@ class SentenceTransformerEncoder(Encoder):
 
     Options: ``model`` (name or path), ``device`` (None picks CUDA when present), ``batch_size``,
     ``query_prompt`` / ``document_prompt`` (prefixes for asymmetric models such as E5),
-    ``num_threads`` (torch CPU threads; on small machines fewer threads avoid over-subscription),
-    ``half`` (float16 weights; None = on CUDA only), ``name`` (how collections and vector files name it).
+    ``num_threads`` (CPU threads; on small machines fewer threads avoid over-subscription),
+    ``half`` (float16 weights; None = on CUDA only), ``name`` (how collections and vector files name it),
+    ``backend`` and ``onnx_cache_dir`` (below).
+
+    ``backend="auto"`` (the default) runs the model with torch on a GPU and, on a CPU, through its fp32
+    ONNX export with onnxruntime: the same vectors (checked at export, cosine >= 0.999) in about a third
+    of the time per query. The export is made once per machine into ``onnx_cache_dir`` (default
+    ``~/.cache/semantic-catalog/onnx``); when it cannot be made (onnx or onnxruntime missing, a folder
+    that cannot be written, a model the export does not support) the encoder logs why and uses torch.
+    ``"torch"`` and ``"onnx"`` force one (``"onnx"`` raises instead of falling back).
     """
 
     def __init__(
@@ -47,9 +63,15 @@ class SentenceTransformerEncoder(Encoder):
         num_threads: int | None = None,
         name: str | None = None,
         half: bool | None = None,
+        backend: str = "auto",
+        onnx_cache_dir: str | None = None,
     ) -> None:
         if batch_size < 1:
             raise ConfigurationError("SentenceTransformerEncoder batch_size must be at least 1.")
+        if backend not in BACKENDS:
+            raise ConfigurationError(
+                f"SentenceTransformerEncoder backend must be one of {', '.join(BACKENDS)}, got {backend!r}."
+            )
         self.model_ref = model
         self.device = device
         self.batch_size = batch_size
@@ -57,20 +79,73 @@ class SentenceTransformerEncoder(Encoder):
         self.document_prompt = document_prompt
         self.num_threads = num_threads
         self.half = half
+        self.backend = backend
+        self.onnx_cache_dir = onnx_cache_dir
         self.name = name or (model.rstrip("/").split("/")[-1] if model else BUNDLED_MODEL_NAME)
-        self._model: Any = None
+        self._runner: Any = None
         self._lock = threading.Lock()
 
     @property
-    def model(self) -> Any:
-        """The loaded SentenceTransformer (loaded once, thread-safe)."""
-        if self._model is None:
+    def runner(self) -> Any:
+        """What encodes: the loaded SentenceTransformer (torch) or an OnnxEncoder; loaded once, thread-safe."""
+        if self._runner is None:
             with self._lock:
-                if self._model is None:
-                    self._model = self._load()
-        return self._model
+                if self._runner is None:
+                    self._runner = self._load()
+        return self._runner
+
+    @property
+    def backend_in_use(self) -> str:
+        """``"torch"`` or ``"onnx"``: what ``backend`` resolved to (loads the model)."""
+        return "torch" if self._uses_torch(self.runner) else "onnx"
+
+    @staticmethod
+    def _uses_torch(runner: Any) -> bool:
+        return not isinstance(runner, Encoder)
 
     def _load(self) -> Any:
+        if self.backend == "onnx" or (self.backend == "auto" and self._onnx_suits()):
+            try:
+                return self._load_onnx()
+            except ConfigurationError as exc:
+                if self.backend == "onnx":
+                    raise
+                logger.warning("%s: using torch, the ONNX export is not available: %s", self.name, exc)
+            except OSError as exc:  # the cache folder cannot be written
+                if self.backend == "onnx":
+                    raise ConfigurationError(f"Cannot write the ONNX export of {self.name!r}: {exc}") from exc
+                logger.warning("%s: using torch, the ONNX export could not be written: %s", self.name, exc)
+        return self._load_torch()
+
+    def _onnx_suits(self) -> bool:
+        """On a CPU, with onnxruntime, onnx and tokenizers installed; never asked for half precision."""
+        if self.half or (self.device or "auto") not in ("auto", "cpu"):
+            return False
+        if not all(importlib.util.find_spec(package) for package in ("onnxruntime", "onnx", "tokenizers")):
+            logger.info("%s: onnxruntime, onnx or tokenizers is missing, using torch", self.name)
+            return False
+        if self.device == "cpu":
+            return True
+        import torch
+
+        return not torch.cuda.is_available()
+
+    def _load_onnx(self) -> Encoder:
+        from ..onnx_export import cached_export
+        from .onnx import OnnxEncoder
+
+        folder = cached_export(self.model_ref, self.onnx_cache_dir)
+        return OnnxEncoder(
+            folder,
+            name=self.name,
+            batch_size=self.batch_size,
+            num_threads=self.num_threads,
+            query_prompt=self.query_prompt,
+            document_prompt=self.document_prompt,
+            file="model.onnx",
+        )
+
+    def _load_torch(self) -> Any:
         path = self.model_ref or bundled_model_path()
         if os.path.isdir(path):
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -95,14 +170,19 @@ class SentenceTransformerEncoder(Encoder):
 
     @property
     def dimension(self) -> int:
-        model = self.model
-        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        runner = self.runner
+        if not self._uses_torch(runner):
+            return runner.dimension
+        getter = getattr(runner, "get_embedding_dimension", None) or runner.get_sentence_embedding_dimension
         return int(getter())
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        runner = self.runner
+        if not self._uses_torch(runner):
+            return runner._encode(texts)  # it adds the document prompt itself
         if self.document_prompt:
             texts = [self.document_prompt + t for t in texts]
-        return self.model.encode(
+        return runner.encode(
             texts,
             batch_size=self.batch_size,
             convert_to_numpy=True,
@@ -113,14 +193,14 @@ class SentenceTransformerEncoder(Encoder):
     def encode_query(self, text: str) -> np.ndarray:
         if not self.query_prompt:
             return super().encode_query(text)
-        vector = self.model.encode([self.query_prompt + text], convert_to_numpy=True, normalize_embeddings=True)
-        return np.asarray(vector[0], dtype=np.float32)
+        return self.encode_queries([text])[0]
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         if not self.query_prompt or not texts:
             return super().encode_queries(texts)
+        runner = self.runner
+        if not self._uses_torch(runner):
+            return runner.encode_queries(texts)
         prompted = [self.query_prompt + t for t in texts]
-        vectors = self.model.encode(
-            prompted, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True
-        )
+        vectors = runner.encode(prompted, batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True)
         return np.asarray(vectors, dtype=np.float32)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -12,8 +12,16 @@ import numpy as np
 from ..documents import Document, SearchHit, StoredRecord
 from ..filters import FieldSpec, Filter
 
-# Runs the default hybrid_candidates' vector search beside its keyword search; threads start on first use.
+# Runs the default hybrid_candidates' keyword search beside the rest; threads start on first use.
 _retrievers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="semantic-search")
+
+# A query vector, or a callable making it (the query's encoding), so hybrid search can start its
+# keyword search before the vector is ready.
+VectorSource = np.ndarray | Callable[[], np.ndarray]
+
+
+def resolve_vector(vector: VectorSource) -> np.ndarray:
+    return vector() if callable(vector) else vector
 
 
 class VectorStore(ABC):
@@ -79,21 +87,28 @@ class VectorStore(ABC):
         """Full-text matches by relevance (BM25-like score), best first."""
 
     def hybrid_candidates(
-        self, name: str, vector: np.ndarray, query: str, limit: int, filters: Sequence[Filter] = ()
+        self, name: str, vector: VectorSource, query: str, limit: int, filters: Sequence[Filter] = ()
     ) -> tuple[list[SearchHit], list[SearchHit]]:
         """Both of hybrid search's lists: ``vector_search`` and ``keyword_search`` hits, the keyword
-        hits also carrying their cosine ``similarity`` to ``vector`` (for fusion). This default runs the
-        two searches side by side and then fetches the keyword hits' vectors; stores override it to do
-        it all in one round trip."""
-        semantic = _retrievers.submit(self.vector_search, name, vector, limit, filters)
-        keyword = self.keyword_search(name, query, limit, filters)
+        hits also carrying their cosine ``similarity`` to the vector (for fusion). ``vector`` may be a
+        callable that makes it: the keyword search does not wait for it. This default runs the keyword
+        search in a thread beside the rest and then fetches its hits' vectors; stores override it to
+        do it in fewer round trips."""
+        pending = _retrievers.submit(self.keyword_search, name, query, limit, filters)
+        try:
+            vector = resolve_vector(vector)
+            semantic = self.vector_search(name, vector, limit, filters)
+        except BaseException:
+            pending.cancel()
+            raise
+        keyword = pending.result()
         records = self.fetch(name, [h.id for h in keyword], with_vectors=True)
         keyword = [
             replace(h, similarity=float(np.dot(records[h.id].vector, vector)))  # type: ignore[arg-type]
             for h in keyword
             if h.id in records
         ]
-        return semantic.result(), keyword
+        return semantic, keyword
 
     def version(self, name: str) -> str | None:
         """A token that changes whenever the collection's data changes (lets callers cache search

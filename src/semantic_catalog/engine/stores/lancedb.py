@@ -20,6 +20,7 @@ schema), which cost more than the search itself on a small index. Both connectio
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine, Sequence
 from datetime import timedelta
@@ -32,7 +33,7 @@ import pyarrow as pa
 from ..documents import Document, SearchHit, StoredRecord
 from ..errors import CollectionMissing, ConfigurationError
 from ..filters import FieldSpec, Filter
-from .base import VectorStore
+from .base import VectorSource, VectorStore, resolve_vector
 
 ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 ID_CHUNK = 500
@@ -351,19 +352,21 @@ class LanceDBStore(VectorStore):
         return _keyword_hits(_run(self._keyword_rows(self._async_table(name), query, limit, where)))
 
     def hybrid_candidates(
-        self, name: str, vector: np.ndarray, query: str, limit: int, filters: Sequence[Filter] = ()
+        self, name: str, vector: VectorSource, query: str, limit: int, filters: Sequence[Filter] = ()
     ) -> tuple[list[SearchHit], list[SearchHit]]:
-        """Both searches run concurrently in one round trip; the full-text query also reads the hits'
-        vectors, so fusion needs no second lookup."""
+        """The full-text search starts first and runs while ``vector`` is computed (when it is a
+        callable: the query's encoding), then the vector search; the full-text query also reads the
+        hits' vectors, so fusion needs no second lookup."""
         where = where_clause(filters, (), self._field_specs(name))
         table = self._async_table(name)
-
-        async def both() -> list[pa.Table]:
-            return await asyncio.gather(
-                self._vector_rows(table, vector, limit, where), self._keyword_rows(table, query, limit, where, True)
-            )
-
-        semantic, keyword = _run(both())
+        keyword_rows = _start(self._keyword_rows(table, query, limit, where, True))
+        try:
+            vector = resolve_vector(vector)
+            semantic = _run(self._vector_rows(table, vector, limit, where))
+            keyword = keyword_rows.result()
+        except BaseException:
+            keyword_rows.cancel()
+            raise
         similarities = vector_matrix(keyword.column("vector")) @ np.asarray(vector, dtype=np.float32)
         return _vector_hits(semantic), _keyword_hits(keyword, similarities)
 
@@ -400,6 +403,13 @@ def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
     from lancedb.background_loop import LOOP
 
     return LOOP.run(coroutine)
+
+
+def _start(coroutine: Coroutine[Any, Any, Any]) -> concurrent.futures.Future:
+    """Start a coroutine on LanceDB's background event loop without waiting for it."""
+    from lancedb.background_loop import LOOP
+
+    return asyncio.run_coroutine_threadsafe(coroutine, LOOP.loop)
 
 
 def _vector_hits(rows: pa.Table) -> list[SearchHit]:
