@@ -13,9 +13,9 @@ from demo.settings import *  # noqa: F403
 
 ROOT_URLCONF = "latency_urls"
 DEBUG = False
-# One torch thread per server process: a single query gains nothing from more, and spare cores serve
-# the store's searches and the other requests (the README's advice for web servers). Indexing the
-# titles (search_latency.prepare) sets LATENCY_ENCODER_THREADS to use every core.
+# The server encoder's threads (search_latency.py --encoder-threads): two for the ONNX encoders, one for
+# torch, the README's advice for web servers. Indexing the titles (search_latency.prepare) sets
+# LATENCY_ENCODER_THREADS to use every core.
 ENCODER_THREADS = int(os.environ.get("LATENCY_ENCODER_THREADS", "1"))
 SEMANTIC_CATALOG["ENCODER"]["OPTIONS"]["num_threads"] = ENCODER_THREADS  # noqa: F405
 if os.environ.get("LATENCY_ENCODER_BACKEND"):  # --encoder torch: the encoder's backend forced to torch

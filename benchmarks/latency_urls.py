@@ -23,8 +23,8 @@ def _naive_parts() -> tuple:
 
     collection = require_searchable(registry.get("products"))
     table = lancedb.connect(str(settings.DATA_DIR / "lancedb")).open_table(collection.table)
-    # What gluing the parts by hand gives: sentence-transformers on torch, one thread like the server's.
-    return SentenceTransformerEncoder(device="cpu", num_threads=1, backend="torch"), table
+    # What gluing the parts by hand gives: sentence-transformers on torch, as many threads as the server's.
+    return SentenceTransformerEncoder(device="cpu", num_threads=settings.ENCODER_THREADS, backend="torch"), table
 
 
 @transaction.non_atomic_requests  # like the library's search views: no transaction for a read

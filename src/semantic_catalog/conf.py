@@ -11,7 +11,8 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 DEFAULTS: dict[str, Any] = {
-    # Encoder backend: dotted path + options. With no "model", the bundled all-MiniLM-L6-v2 is used.
+    # Encoder backend: dotted path + options. With no "model", the bundled all-MiniLM-L6-v2 is used; on a CPU
+    # it runs through its ONNX export (made once per machine; "backend": "torch" keeps torch).
     "ENCODER": {
         "BACKEND": "semantic_catalog.engine.encoders.SentenceTransformerEncoder",
         "OPTIONS": {},

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import logging
 import os
 import re
 import shutil
@@ -53,6 +54,8 @@ PROBES = [
 
 _SUPPORTED_MODULES = ("Transformer", "Pooling", "Normalize")
 
+logger = logging.getLogger("semantic_catalog.onnx")
+
 
 def export_onnx(model: str | None, out_dir: str | Path, quantize: bool = False, max_length: int | None = None) -> Path:
     """Export ``model`` (a sentence-transformers name or path; None = the bundled all-MiniLM-L6-v2) to ``out_dir``.
@@ -62,7 +65,7 @@ def export_onnx(model: str | None, out_dir: str | Path, quantize: bool = False, 
     """
     if max_length is not None and max_length < 1:
         raise ConfigurationError("export_onnx max_length must be at least 1.")
-    torch, sentence_transformers = _import_export_packages(quantize)
+    torch, sentence_transformers = _import_export_packages()
     source = model or bundled_model_path()
     name = model.rstrip("/").split("/")[-1] if model else BUNDLED_MODEL_NAME
     st_model = _load(sentence_transformers, source)
@@ -128,6 +131,7 @@ def cached_export(model: str | None, cache_dir: str | Path | None = None) -> Pat
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    logger.info("exporting %s to ONNX in %s (once per machine and model version)", model or BUNDLED_MODEL_NAME, folder)
     try:
         export_onnx(model, staging, quantize=True)
         try:
@@ -153,7 +157,7 @@ def _cache_key(model: str | None, source: str) -> str:
     return f"{name.strip('_') or 'model'}-{hashlib.sha256(digest.encode()).hexdigest()[:12]}"
 
 
-def _import_export_packages(quantize: bool) -> tuple[Any, Any]:
+def _import_export_packages() -> tuple[Any, Any]:
     try:
         import sentence_transformers
         import torch
@@ -162,8 +166,7 @@ def _import_export_packages(quantize: bool) -> tuple[Any, Any]:
             f"Exporting to ONNX needs torch and sentence-transformers ({exc.name} is missing): "
             "pip install 'django-semantic-catalog[local,export]'."
         ) from exc
-    needed = ["onnx", "tokenizers"] + (["onnxruntime"] if quantize else [])
-    for package in needed:
+    for package in ("onnx", "tokenizers", "onnxruntime"):  # onnxruntime: quantizing and the fidelity check
         try:
             __import__(package)
         except ImportError as exc:

@@ -102,6 +102,9 @@ class OnnxEncoder(Encoder):
         tokenizer.no_padding()  # _embed pads each batch itself, only as far as its longest text
         tokenizer.enable_truncation(max_length=self.max_length)
         options = onnxruntime.SessionOptions()
+        # Idle worker threads sleep instead of spinning: spinning burnt the CPU that a web server's other
+        # requests and the vector store need, and made two threads per query slower than one.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if self.num_threads:
             options.intra_op_num_threads = self.num_threads
             options.inter_op_num_threads = 1
