@@ -11,7 +11,7 @@ echo "==> migrating the demo database (example/data/db.sqlite3)"
 $PY manage.py migrate --noinput -v0
 echo "==> loading the demo catalog (2 stores, their category trees, products)"
 $PY manage.py loaddata demo_catalog -v1
-echo "==> indexing (the bundled all-MiniLM-L6-v2 model; unchanged rows are skipped on re-runs)"
+echo "==> indexing (the bundled all-MiniLM-L6-v2 model, on a CPU through its ONNX export, made once into ~/.cache/semantic-catalog; unchanged rows are skipped on re-runs)"
 $PY manage.py semantic_index
 echo "==> cross-store analysis: category links, same-product matches, substitutes (the product page shows them)"
 $PY manage.py semantic_analyze

@@ -226,9 +226,7 @@ def test_embed_defaults_to_the_onnx_export_on_cpu(tmp_path, onnx_cache, capsys):
         )
     )
     assert cli(["embed", str(export_file), "--out", str(tmp_path / "a"), "--device", "cpu", "--quiet"]) == 0
-    output = capsys.readouterr()
-    assert "SentenceTransformerEncoder, onnx" in output.out
-    assert "exporting all-MiniLM-L6-v2 to ONNX in" in output.err  # said once, when the export is made
+    assert "SentenceTransformerEncoder, onnx" in capsys.readouterr().out
     exported = next(onnx_cache.glob("semantic-catalog/onnx/*/model.int8.onnx"))
     table = pq.read_table(tmp_path / "a")
     torch_vectors = SentenceTransformerEncoder(device="cpu", backend="torch").encode(texts)
@@ -237,10 +235,15 @@ def test_embed_defaults_to_the_onnx_export_on_cpu(tmp_path, onnx_cache, capsys):
     assert np.min(np.sum(vectors_by_id(tmp_path / "q") * torch_vectors, axis=1)) > 0.95
     assert set(table.column("model").to_pylist()) == {"all-MiniLM-L6-v2"}  # imports into the same collection
     mtime = exported.stat().st_mtime
-    capsys.readouterr()
     cli(["embed", str(export_file), "--out", str(tmp_path / "b"), "--quiet"])
     assert exported.stat().st_mtime == mtime  # the export is reused, not redone
-    assert "exporting" not in capsys.readouterr().err
+    fresh = ["--cache-dir", str(tmp_path / "fresh-cache"), "--quiet"]
+    capsys.readouterr()
+    cli(["embed", str(export_file), "--out", str(tmp_path / "d"), *fresh])
+    assert "exporting all-MiniLM-L6-v2 to ONNX in" in capsys.readouterr().err  # said when the export is made
+    assert len(list((tmp_path / "fresh-cache").glob("*/model.onnx"))) == 1
+    cli(["embed", str(export_file), "--out", str(tmp_path / "e"), *fresh])
+    assert "exporting" not in capsys.readouterr().err  # and not again
     cli(["embed", str(export_file), "--out", str(tmp_path / "c"), "--backend", "torch", "--quiet"])
     assert np.allclose(vectors_by_id(tmp_path / "c"), torch_vectors, atol=1e-5)
 
