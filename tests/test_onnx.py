@@ -197,8 +197,13 @@ def test_an_export_that_does_not_reproduce_the_model_is_refused(tmp_path, monkey
 
     monkeypatch.setattr(onnx_export, "FIDELITY", 1.01)  # no export can reach it: the check must refuse
     with pytest.raises(ConfigurationError, match="does not reproduce the torch model"):
-        export_onnx(None, tmp_path / "out")
-    assert not (tmp_path / "out" / CONFIG_FILE).exists()  # nothing can load the refused folder
+        onnx_export.cached_export(None, tmp_path / "cache")
+    assert not list((tmp_path / "cache").glob(f"*/{CONFIG_FILE}"))  # nothing can load a refused export
+    monkeypatch.setattr(onnx_export, "export_onnx", lambda *a, **k: pytest.fail("exported again"))
+    with pytest.raises(ConfigurationError, match="does not reproduce the torch model.*recorded in"):
+        onnx_export.cached_export(None, tmp_path / "cache")  # the refusal is remembered: no second export
+    fallback = SentenceTransformerEncoder(device="cpu", onnx_cache_dir=str(tmp_path / "cache"))
+    assert fallback.backend_in_use == "torch"
 
 
 def test_onnx_encoder_answers_a_query_without_importing_torch(export_dir):

@@ -123,17 +123,25 @@ def cached_export(model: str | None, cache_dir: str | Path | None = None) -> Pat
     The folder is named after the model and a fingerprint of its files (size and modification time), so a
     model folder that changes is exported again instead of serving stale vectors. An export is built in
     a temporary folder and renamed into place: processes that start together may each export once, but
-    none ever loads half an export.
+    none ever loads half an export. A model whose export is refused (unsupported, or not reproducing the
+    torch model) is recorded beside it, so later processes fall back to torch at once.
     """
     source = model or bundled_model_path()
     folder = Path(cache_dir or default_cache_dir()) / _cache_key(model, source)
     if (folder / CONFIG_FILE).is_file():
         return folder
+    refused = folder.with_name(folder.name + ".refused")  # so each new process does not export again to fail
+    if refused.is_file():
+        raise ConfigurationError(f"{refused.read_text(encoding='utf-8')} (recorded in {refused})")
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     logger.info("exporting %s to ONNX in %s (once per machine and model version)", model or BUNDLED_MODEL_NAME, folder)
     try:
-        export_onnx(model, staging, quantize=True)
+        try:
+            export_onnx(model, staging, quantize=True)
+        except ConfigurationError as exc:  # the model cannot be exported: remember it
+            refused.write_text(str(exc), encoding="utf-8")
+            raise
         try:
             staging.rename(folder)
         except OSError:
