@@ -191,8 +191,6 @@ class SentenceTransformerEncoder(Encoder):
         )
 
     def encode_query(self, text: str) -> np.ndarray:
-        if not self.query_prompt:
-            return super().encode_query(text)
         return self.encode_queries([text])[0]
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:

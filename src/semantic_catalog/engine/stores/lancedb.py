@@ -423,6 +423,6 @@ def _vector_hits(rows: pa.Table) -> list[SearchHit]:
 def _keyword_hits(rows: pa.Table, similarities: np.ndarray | None = None) -> list[SearchHit]:
     ids, scores = rows.column("id").to_pylist(), rows.column("_score").to_pylist()
     return [
-        SearchHit(row_id, float(score), {"keyword": rank}, None if similarities is None else float(similarities[i]))
-        for i, (rank, row_id, score) in enumerate(zip(range(1, len(ids) + 1), ids, scores))
+        SearchHit(row_id, float(score), {"keyword": i + 1}, None if similarities is None else float(similarities[i]))
+        for i, (row_id, score) in enumerate(zip(ids, scores))
     ]
