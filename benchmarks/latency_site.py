@@ -20,13 +20,5 @@ ENCODER_THREADS = int(os.environ.get("LATENCY_ENCODER_THREADS", "1"))
 SEMANTIC_CATALOG["ENCODER"]["OPTIONS"]["num_threads"] = ENCODER_THREADS  # noqa: F405
 if os.environ.get("LATENCY_ENCODER_BACKEND"):  # --encoder torch: the encoder's backend forced to torch
     SEMANTIC_CATALOG["ENCODER"]["OPTIONS"]["backend"] = os.environ["LATENCY_ENCODER_BACKEND"]  # noqa: F405
-if os.environ.get("LATENCY_ONNX_DIR"):  # --encoder onnx-int8: the same model exported, same name
-    SEMANTIC_CATALOG["ENCODER"] = {  # noqa: F405
-        "BACKEND": "semantic_catalog.engine.encoders.onnx.OnnxEncoder",
-        "OPTIONS": {
-            "model_dir": os.environ["LATENCY_ONNX_DIR"],
-            "file": "model.onnx",  # documents: the same vectors as torch
-            "query_file": "model.int8.onnx",  # queries only
-            "num_threads": ENCODER_THREADS,
-        },
-    }
+if os.environ.get("LATENCY_FP32_QUERIES"):  # --encoder fp32-queries: no int8 weights for queries
+    SEMANTIC_CATALOG["ENCODER"]["OPTIONS"]["int8_queries"] = False  # noqa: F405

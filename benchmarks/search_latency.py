@@ -14,18 +14,18 @@ The naive baseline: encode the query and run LanceDB's flat search on every requ
 index (see latency_site.naive_search).
 
     .venv/bin/python benchmarks/search_latency.py [--queries 1000] [--workers 1] [--threads 4]
-    .venv/bin/python benchmarks/search_latency.py --encoder onnx-int8 --modes hybrid,naive,naive-server-encoder
+    .venv/bin/python benchmarks/search_latency.py --encoder fp32-queries --modes hybrid,naive,naive-server-encoder
 
 ``--encoder default`` serves our modes with the library's default encoder as configured in the demo
-(on a CPU: the bundled model's fp32 ONNX export, made once into the cache folder; the same vectors
-as torch), ``--encoder torch`` forces its torch backend, ``--encoder onnx-int8`` encodes queries
-with the int8 quantisation of the export (``OnnxEncoder`` with ``query_file``). The naive baseline
-always uses sentence-transformers on torch. Mode ``naive-server-encoder`` is the naive baseline
+(on a CPU: the bundled model's ONNX export, made once into the cache folder; queries with its int8
+weights, documents in fp32), ``--encoder fp32-queries`` encodes queries with the fp32 export too
+(``int8_queries=False``: the same vectors as torch), ``--encoder torch`` forces the torch backend.
+The naive baseline always uses sentence-transformers on torch. Mode ``naive-server-encoder`` is the naive baseline
 with the server's encoder, to show how much of the gain is the encoder's.
 
 The loaded site is kept in benchmarks/results/cache/latency-site (indexing takes about 5 minutes
 once). Needs ../shared/data/search/homedepot (skips with a message otherwise). Writes
-benchmarks/results/search_latency.json (``_torch`` / ``_onnx_int8`` for the other encoders).
+benchmarks/results/search_latency.json (``_torch`` / ``_fp32_queries`` for the other encoders).
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument(
-        "--encoder", default="default", choices=["default", "torch", "onnx-int8"], help="the server's query encoder"
+        "--encoder", default="default", choices=["default", "fp32-queries", "torch"], help="the server's query encoder"
     )
     parser.add_argument(
         "--encoder-threads",
@@ -221,9 +221,9 @@ def main() -> None:
     if args.encoder == "torch":
         os.environ["LATENCY_ENCODER_BACKEND"] = "torch"
     else:  # the default encoder's export, made here once rather than by each server on its first request
-        export = cached_export(None)
-        if args.encoder == "onnx-int8":
-            os.environ["LATENCY_ONNX_DIR"] = str(export)
+        cached_export(None)
+        if args.encoder == "fp32-queries":
+            os.environ["LATENCY_FP32_QUERIES"] = "1"
 
     data = load(args.queries)
     prepare(data.titles)

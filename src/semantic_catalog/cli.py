@@ -28,8 +28,9 @@ def encoder_factory(args: argparse.Namespace) -> Any:
     """A picklable callable that builds the encoder (Ray builds one per worker).
 
     ``--backend auto`` is the encoder's own choice: torch on a GPU, the fp32 ONNX export on a CPU (same
-    vectors, several times faster: benchmarks/embed_throughput.py). int8 is faster still but moved
-    top-10 results too much to be the default.
+    vectors, several times faster: benchmarks/embed_throughput.py; search queries, as in ``evaluate``,
+    take the export's int8 weights when its check passed). int8 documents (``onnx-int8``) are faster
+    still but move stored vectors, so they are opt-in.
     """
     from .engine.encoders.onnx import OnnxEncoder
     from .engine.encoders.sentence_transformers import SentenceTransformerEncoder
@@ -365,7 +366,8 @@ def add_model_arguments(command: argparse.ArgumentParser, batch_help: str) -> No
         "--backend",
         default="auto",
         choices=["auto", "torch", "onnx", "onnx-int8"],
-        help="auto: torch (float16) on a GPU, else the fp32 ONNX export when onnxruntime is installed",
+        help="auto: torch (float16) on a GPU, else the ONNX export when onnxruntime is installed "
+        "(fp32; queries int8 when the export's check passed)",
     )
     command.add_argument(
         "--cache-dir", default=None, help="where ONNX exports are kept (default ~/.cache/semantic-catalog/onnx)"

@@ -5,7 +5,8 @@ that :class:`~semantic_catalog.engine.encoders.onnx.OnnxEncoder` loads with onnx
 
 - ``model.onnx``: the transformer, inputs ``input_ids`` / ``attention_mask`` (/ ``token_type_ids``) with
   dynamic batch and sequence axes, output ``last_hidden_state``;
-- ``model.int8.onnx`` (with ``quantize=True``): the same with dynamically quantized int8 weights;
+- ``model.int8.onnx`` (with ``quantize=True``): the same with dynamically quantized int8 weights, checked
+  against ``model.onnx`` on short queries (``INT8_QUERY_FIDELITY``; the result is in the config);
 - ``tokenizer.json``: the fast tokenizer, truncating at ``max_length``;
 - ``semantic_catalog_onnx.json``: name, dimension, pooling, which file to load and where it came from.
 
@@ -32,16 +33,13 @@ from typing import Any
 
 import numpy as np
 
+from .encoders.onnx import CONFIG_FILE, INT8_MODEL_FILE, MODEL_FILE, TOKENIZER_FILE
 from .encoders.sentence_transformers import BUNDLED_MODEL_NAME, bundled_model_path
 from .errors import ConfigurationError
 
-CONFIG_FILE = "semantic_catalog_onnx.json"
-MODEL_FILE = "model.onnx"
-INT8_MODEL_FILE = "model.int8.onnx"
-TOKENIZER_FILE = "tokenizer.json"
 OPSET = 17
 # Bumped when the export's files or checks change, so cache folders of older exports are not reused.
-EXPORT_FORMAT = 2
+EXPORT_FORMAT = 3
 # The least cosine similarity between the fp32 export's vectors and torch's on PROBES for the export to
 # be used; all-MiniLM-L6-v2 gives 0.99999 (tests/test_onnx.py).
 FIDELITY = 0.999
@@ -50,6 +48,18 @@ PROBES = [
     "Café crème brûlée torch, refillable",
     "a",
     "Ergonomic office chair with lumbar support, adjustable armrests and a breathable mesh back " * 4,
+]
+
+# The least cosine between the int8 and fp32 exports' vectors of QUERY_PROBES (and PROBES) for the default
+# encoder to encode search queries with int8 weights; all-MiniLM-L6-v2 gives about 0.99.
+INT8_QUERY_FIDELITY = 0.98
+QUERY_PROBES = [
+    "cordless drill",
+    "toliet seat",
+    "1/2 in. copper pipe",
+    "something to keep the lawn wet",
+    "red summer dress",
+    "pasta with tomato sauce",
 ]
 
 _SUPPORTED_MODULES = ("Transformer", "Pooling", "Normalize")
@@ -107,6 +117,10 @@ def export_onnx(model: str | None, out_dir: str | Path, quantize: bool = False, 
     }
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     _check_fidelity(st_model, out, str(source))
+    if quantize:
+        cosine = _int8_query_cosine(out)
+        config.update(int8_query_cosine=round(cosine, 4), int8_queries=cosine >= INT8_QUERY_FIDELITY)
+        (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return out
 
 
@@ -297,6 +311,17 @@ def _check_fidelity(st_model: Any, out: Path, source: str) -> None:
             f"The ONNX export of {source!r} does not reproduce the torch model (cosine {worst:.4f} < {FIDELITY}); "
             "use the torch backend for this model."
         )
+
+
+def _int8_query_cosine(out: Path) -> float:
+    """The least cosine between the int8 and the fp32 export's query vectors on the probes: how far int8
+    weights move a query (documents are always encoded with the fp32 file)."""
+    from .encoders.onnx import OnnxEncoder
+
+    texts = [*QUERY_PROBES, *PROBES]
+    fp32 = OnnxEncoder(out, file=MODEL_FILE).encode_queries(texts)
+    int8 = OnnxEncoder(out, file=INT8_MODEL_FILE).encode_queries(texts)
+    return float(np.min(np.sum(fp32 * int8, axis=1)))
 
 
 def _quantize(source: Path, target: Path) -> None:

@@ -19,6 +19,8 @@ from .base import Encoder, normalise
 
 CONFIG_FILE = "semantic_catalog_onnx.json"
 TOKENIZER_FILE = "tokenizer.json"
+MODEL_FILE = "model.onnx"
+INT8_MODEL_FILE = "model.int8.onnx"
 
 
 class OnnxEncoder(Encoder):
@@ -51,7 +53,7 @@ class OnnxEncoder(Encoder):
         self.model_dir = Path(model_dir)
         self.config = _read_config(self.model_dir)
         self.name = name or str(self.config.get("name") or self.model_dir.name)
-        self.file = file or str(self.config.get("file") or "model.onnx")
+        self.file = file or str(self.config.get("file") or MODEL_FILE)
         self.query_file = query_file or self.file
         self.batch_size = batch_size
         self.num_threads = num_threads
@@ -128,7 +130,12 @@ class OnnxEncoder(Encoder):
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         prompt = self.query_prompt or self.document_prompt  # no query prompt: encoded like documents
-        return normalise(self._embed([prompt + t for t in texts], self.query_file))
+        prompted = [prompt + t for t in texts]
+        if self.query_file == INT8_MODEL_FILE:
+            # Dynamic quantization scales activations over the whole batch, so a query's int8 vector would
+            # depend on the queries beside it (cosine down to 0.98); one per run gives encode_query's vector.
+            return normalise(np.concatenate([self._embed([text], self.query_file) for text in prompted]))
+        return normalise(self._embed(prompted, self.query_file))
 
     def _embed(self, texts: list[str], file: str | None = None) -> np.ndarray:
         """Pooled (not normalised) vectors, in the order of ``texts``, from ``file`` (default ``file``)."""
