@@ -202,6 +202,8 @@ def test_int8_queries_follow_the_exports_check_unless_set(auto_encoder, tmp_path
     assert np.array_equal(forced.encode_query("drill"), auto_encoder.encode_query("drill"))
     with pytest.raises(ConfigurationError, match="int8_queries=True needs the ONNX export"):
         SentenceTransformerEncoder(backend="torch", int8_queries=True)
+    with pytest.raises(ConfigurationError, match="int8_queries must be None, True or False, got 'yes'"):
+        SentenceTransformerEncoder(int8_queries="yes")
     assert SentenceTransformerEncoder(device="cpu", backend="torch").query_precision == "fp32"
 
 

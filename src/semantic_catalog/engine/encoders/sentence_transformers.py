@@ -78,6 +78,10 @@ class SentenceTransformerEncoder(Encoder):
             raise ConfigurationError(
                 f"SentenceTransformerEncoder backend must be one of {', '.join(BACKENDS)}, got {backend!r}."
             )
+        if int8_queries not in (None, True, False):
+            raise ConfigurationError(
+                f"SentenceTransformerEncoder int8_queries must be None, True or False, got {int8_queries!r}."
+            )
         if int8_queries and backend == "torch":
             raise ConfigurationError(
                 "SentenceTransformerEncoder int8_queries=True needs the ONNX export: use backend 'auto' or 'onnx'."
