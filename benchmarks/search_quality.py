@@ -60,7 +60,7 @@ from semantic_catalog.engine.fusion import (  # noqa: E402
     reciprocal_rank_fusion,
 )
 from semantic_catalog.engine.query_adapter import out_of_fold_adapters, training_data  # noqa: E402
-from semantic_catalog.engine.search import search  # noqa: E402
+from semantic_catalog.engine.search import keyword_text, search  # noqa: E402
 from semantic_catalog.engine.stores.lancedb import LanceDBStore, sql_literal  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / "results" / "cache" / "homedepot-lancedb"
@@ -140,7 +140,7 @@ def pool_scores(store: LanceDBStore, data: HomeDepot, vectors: dict[str, np.ndar
     for qid, judged in tqdm(data.judgments.items(), desc="judged pool", unit="query"):
         semantic[qid] = {uid: float(stored[uid].vector @ vectors[qid]) for uid in judged if uid in stored}
         where = f"id IN ({', '.join(sql_literal(uid) for uid in judged)})"
-        rows = table.search(data.queries[qid], query_type="fts").where(where, prefilter=True)
+        rows = table.search(keyword_text(data.queries[qid]), query_type="fts").where(where, prefilter=True)
         rows = rows.limit(len(judged)).select(["id", "_score"]).to_arrow()
         matched = dict(zip(rows.column("id").to_pylist(), rows.column("_score").to_pylist()))
         keyword[qid] = {uid: float(matched.get(uid, 0.0)) for uid in judged}

@@ -226,6 +226,29 @@ def test_hybrid_fusion_choice_and_bad_fusion(store, encoder):
         engine_search.search(store, "c", vector, "drill", "hybrid", 4, fusion="max")
 
 
+def test_keyword_search_finds_sizes_written_glued_or_spaced(store, encoder):
+    """'12x12' and '10ft' in a query also match titles that write '12 in. x 12 in.' and '10 ft.'."""
+    import semantic_catalog.engine.search as engine_search
+
+    assert engine_search.keyword_text("12x12 floor tile") == "12x12 12 x 12 floor tile"
+    assert engine_search.keyword_text("1/2in pipe 10ft") == "1/2in 1/2 in pipe 10ft 10 ft"
+    assert engine_search.keyword_text("XK-900 drill") == "XK-900 drill"  # a hyphen already splits it
+    texts = [
+        "Ceramic floor tile 6 in. x 6 in.",
+        "Ceramic floor tile 12 in. x 12 in.",
+        "Vinyl floor tile 2x4 ft",
+        "PVC pipe 10 ft. long",
+    ]
+    index_documents(store, "c", encoder, [Document(str(i), t, {"store": 1}) for i, t in enumerate(texts)])
+    glued = engine_search.search(store, "c", None, "12x12 floor tile", "keyword", 4)
+    assert glued[0].id == "1" and glued[0].score > glued[1].score
+    raw = {h.id: h.score for h in store.keyword_search("c", "12x12 floor tile", 4)}  # the query as typed
+    assert raw["0"] == pytest.approx(raw["1"])  # cannot tell the 6 in. tile from the 12 in. one
+    assert engine_search.search(store, "c", None, "2x4 tile", "keyword", 4)[0].id == "2"  # glued titles too
+    vector = encoder.encode_query("10ft pipe")
+    assert engine_search.search(store, "c", vector, "10ft pipe", "hybrid", 4)[0].id == "3"
+
+
 def test_approximate_index_is_built_past_the_threshold_and_kept_current(tmp_path):
     """optimize() builds the ANN index once a collection reaches ann_threshold rows; rows written later
     are found before the next optimize and folded into the index by it; a 1% filter still fills the
