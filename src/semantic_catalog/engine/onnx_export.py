@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .encoders.onnx import CONFIG_FILE, INT8_MODEL_FILE, MODEL_FILE, TOKENIZER_FILE
+from .encoders.onnx import CONFIG_FILE, INT8_MODEL_FILE, MODEL_FILE, TOKENIZER_FILE, OnnxEncoder
 from .encoders.sentence_transformers import BUNDLED_MODEL_NAME, bundled_model_path
 from .errors import ConfigurationError
 
@@ -116,9 +116,10 @@ def export_onnx(model: str | None, out_dir: str | Path, quantize: bool = False, 
         "source": str(source),
     }
     (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    _check_fidelity(st_model, out, str(source))
+    exported = OnnxEncoder(out, file=MODEL_FILE)  # one fp32 session for both checks
+    _check_fidelity(st_model, exported, str(source))
     if quantize:
-        cosine = _int8_query_cosine(out)
+        cosine = _int8_query_cosine(exported)
         config.update(int8_query_cosine=round(cosine, 4), int8_queries=cosine >= INT8_QUERY_FIDELITY)
         (out / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return out
@@ -297,31 +298,26 @@ def _export_transformer(torch: Any, hf_model: Any, input_names: list[str], path:
         )
 
 
-def _check_fidelity(st_model: Any, out: Path, source: str) -> None:
+def _check_fidelity(st_model: Any, exported: OnnxEncoder, source: str) -> None:
     """Refuse an export whose fp32 vectors differ from the torch model's (an architecture the trace got
     wrong, a tokenizer that does not match): its config is removed, so nothing loads the folder."""
-    from .encoders.onnx import OnnxEncoder
-
-    exported = OnnxEncoder(out, file=MODEL_FILE).encode(PROBES)
+    vectors = exported.encode(PROBES)
     reference = st_model.encode(PROBES, convert_to_numpy=True, normalize_embeddings=True)
-    worst = float(np.min(np.sum(exported * np.asarray(reference, dtype=np.float32), axis=1)))
+    worst = float(np.min(np.sum(vectors * np.asarray(reference, dtype=np.float32), axis=1)))
     if worst < FIDELITY:
-        (out / CONFIG_FILE).unlink()
+        (exported.model_dir / CONFIG_FILE).unlink()
         raise ConfigurationError(
             f"The ONNX export of {source!r} does not reproduce the torch model (cosine {worst:.4f} < {FIDELITY}); "
             "use the torch backend for this model."
         )
 
 
-def _int8_query_cosine(out: Path) -> float:
+def _int8_query_cosine(exported: OnnxEncoder) -> float:
     """The least cosine between the int8 and the fp32 export's query vectors on the probes: how far int8
     weights move a query (documents are always encoded with the fp32 file)."""
-    from .encoders.onnx import OnnxEncoder
-
     texts = [*QUERY_PROBES, *PROBES]
-    fp32 = OnnxEncoder(out, file=MODEL_FILE).encode_queries(texts)
-    int8 = OnnxEncoder(out, file=INT8_MODEL_FILE).encode_queries(texts)
-    return float(np.min(np.sum(fp32 * int8, axis=1)))
+    int8 = OnnxEncoder(exported.model_dir, file=INT8_MODEL_FILE).encode_queries(texts)
+    return float(np.min(np.sum(exported.encode_queries(texts) * int8, axis=1)))
 
 
 def _quantize(source: Path, target: Path) -> None:
