@@ -28,7 +28,7 @@ def require_data() -> None:
 
 def load(query_limit: int | None = None) -> HomeDepot:
     """Products, dev queries (the first ``query_limit``) and their judgments."""
-    from semantic_catalog.engine.evaluation import read_judgments, read_queries
+    from semantic_catalog.engine.search.evaluation import read_judgments, read_queries
 
     require_data()
     with (DATA / "products.csv").open(encoding="utf-8") as f:

@@ -120,12 +120,12 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from semantic_catalog.engine.embedding import embed_file
     from semantic_catalog.engine.encoders import SentenceTransformerEncoder
+    from semantic_catalog.engine.encoders.bundled import bundled_model_path
     from semantic_catalog.engine.encoders.onnx import OnnxEncoder
-    from semantic_catalog.engine.encoders.sentence_transformers import bundled_model_path
-    from semantic_catalog.engine.offline import write_records
-    from semantic_catalog.engine.onnx_export import export_onnx
+    from semantic_catalog.engine.encoders.onnx_export import export_onnx
+    from semantic_catalog.engine.offline.embedding import embed_file
+    from semantic_catalog.engine.offline.records import write_records
     from semantic_catalog.engine.stores.lancedb import vector_matrix
 
     torch.set_num_threads(args.threads)

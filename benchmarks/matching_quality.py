@@ -36,15 +36,15 @@ from _results import ROOT, write_report
 
 sys.path[:0] = [str(ROOT / "src"), str(ROOT / "example")]
 
-from semantic_catalog.engine.category_links import CategoryPath, category_centroids, link_categories  # noqa: E402
-from semantic_catalog.engine.encoders import SentenceTransformerEncoder  # noqa: E402
-from semantic_catalog.engine.product_matching import (  # noqa: E402
+from semantic_catalog.engine.crossstore.category_links import CategoryPath, category_centroids, link_categories  # noqa: E402
+from semantic_catalog.engine.crossstore.product_matching import (  # noqa: E402
     DEFAULT_THRESHOLD,
     ProductRecord,
     match_features,
     match_products,
     match_score,
 )
+from semantic_catalog.engine.encoders import SentenceTransformerEncoder  # noqa: E402
 
 PROMAP = ROOT.parent / "shared" / "data" / "multilingual" / "promap-cz" / "promapcz-test_data.csv"
 

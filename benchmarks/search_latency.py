@@ -216,7 +216,7 @@ def main() -> None:
     args = parser.parse_args()
     global SERVER_ENCODER_THREADS
     SERVER_ENCODER_THREADS = args.encoder_threads or (1 if args.encoder == "torch" else 2)
-    from semantic_catalog.engine.onnx_export import cached_export
+    from semantic_catalog.engine.encoders.onnx_export import cached_export
 
     if args.encoder == "torch":
         os.environ["LATENCY_ENCODER_BACKEND"] = "torch"

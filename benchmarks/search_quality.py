@@ -51,16 +51,16 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from semantic_catalog.engine import Document, SearchHit, index_documents  # noqa: E402
 from semantic_catalog.engine.encoders import SentenceTransformerEncoder  # noqa: E402
-from semantic_catalog.engine.evaluation import evaluate, ndcg  # noqa: E402
-from semantic_catalog.engine.fusion import (  # noqa: E402
+from semantic_catalog.engine.search.evaluation import evaluate, ndcg  # noqa: E402
+from semantic_catalog.engine.search.fusion import (  # noqa: E402
     DEFAULT_KEYWORD_WEIGHT,
     DEFAULT_RRF_K,
     FUSIONS,
     convex_fusion,
     reciprocal_rank_fusion,
 )
-from semantic_catalog.engine.query_adapter import out_of_fold_adapters, training_data  # noqa: E402
-from semantic_catalog.engine.search import keyword_text, search  # noqa: E402
+from semantic_catalog.engine.search.pipeline import QueryOptions, keyword_text, search  # noqa: E402
+from semantic_catalog.engine.search.query_adapter import out_of_fold_adapters, training_data  # noqa: E402
 from semantic_catalog.engine.stores.lancedb import LanceDBStore, sql_literal  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / "results" / "cache" / "homedepot-lancedb"
@@ -105,7 +105,8 @@ def full_corpus_runs(
     lists: dict[str, dict[str, list[SearchHit]]] = {"keyword": {}, "semantic": {}}
     for qid, text in tqdm(data.queries.items(), desc="full corpus", unit="query"):
         for mode in ("keyword", "semantic", "hybrid"):
-            hits = search(store, COLLECTION, vectors[qid], text, mode, DEPTH, **fusion)  # type: ignore[arg-type]
+            options = QueryOptions(mode, DEPTH, **fusion)  # type: ignore[arg-type]
+            hits = search(store, COLLECTION, text, vectors[qid], options)
             runs[mode][qid] = [h.id for h in hits]
             if mode in lists:
                 lists[mode][qid] = hits
@@ -198,7 +199,8 @@ def adapter_runs(
     for qid, adapter in tqdm(adapters.items(), desc="adapter folds", unit="query"):
         adapted = adapter.apply(vectors[qid])
         for mode in ("semantic", "hybrid"):
-            hits = search(store, COLLECTION, adapted, data.queries[qid], mode, DEPTH, **setting)  # type: ignore[arg-type]
+            options = QueryOptions(mode, DEPTH, **setting)  # type: ignore[arg-type]
+            hits = search(store, COLLECTION, data.queries[qid], adapted, options)
             runs[f"{mode}+adapter"][qid] = [h.id for h in hits]
     return runs, seconds / count
 
@@ -225,7 +227,7 @@ def tune(data: HomeDepot, lists: dict[str, dict[str, list[SearchHit]]], similari
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=None, help="use only the first N dev queries")
-    parser.add_argument("--fusion", default="convex", choices=FUSIONS)
+    parser.add_argument("--fusion", default=QueryOptions.fusion, choices=FUSIONS)
     parser.add_argument("--keyword-weight", type=float, default=DEFAULT_KEYWORD_WEIGHT)
     parser.add_argument("--rrf-k", type=int, default=DEFAULT_RRF_K)
     parser.add_argument("--tune", action="store_true", help="print hybrid nDCG@10 over a grid of fusion settings")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from semantic_catalog.engine.category_links import CategoryPath, category_centroids
+from semantic_catalog.engine.crossstore.category_links import CategoryPath, category_centroids
 from tests.encoders import CountingEncoder
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -28,7 +28,7 @@ def onnx_cache(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def semantic_data_dir(tmp_path, settings):
     """A fresh LanceDB folder per test; the (expensive) encoder instance is shared."""
-    from semantic_catalog.search import clear_query_cache
+    from semantic_catalog.search.service import clear_query_cache
 
     config = dict(settings.SEMANTIC_CATALOG)
     config["DATA_DIR"] = tmp_path / "semantic"

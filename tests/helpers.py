@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from django.core.management import call_command
 
-from semantic_catalog.engine.offline import read_records
+from semantic_catalog.engine.offline.records import read_records
 
 
 def run(*args: str) -> str:

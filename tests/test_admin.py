@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from semantic_catalog.models import SyncEvent
+from semantic_catalog.search import search
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,9 +47,8 @@ def test_reindex_action_queues_and_drains(admin_client, make_product):
         follow=True,
     )
     assert "Queued 1 rows for re-indexing" in response.content.decode()
-    from semantic_catalog.registry import registry
 
-    assert [r.id for r in registry.get("products").search("garden hose", mode="keyword")] == [str(drill.pk)]
+    assert [r.id for r in search("products", "garden hose", mode="keyword")] == [str(drill.pk)]
 
 
 def test_sync_event_admin_retries_failed(admin_client, make_product):

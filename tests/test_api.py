@@ -33,7 +33,7 @@ def test_api_reads_display_fields_as_values_the_same_as_from_instances(client, c
     """The HTTP API loads only the display columns (no instances); it returns exactly what the Python
     API's instances give, and an index overriding display() still gets instances."""
     from semantic_catalog.registry import registry
-    from semantic_catalog.search import search
+    from semantic_catalog.search.service import search
     from shop.models import Product
 
     index = registry.get("products")
@@ -179,11 +179,11 @@ def test_real_http_server(live_server, catalog):
 
 def test_repeated_searches_come_from_the_cache_until_the_collection_changes(client, catalog, monkeypatch):
     """The second identical search runs no retrieval; a save (drained at commit) makes the next one fresh."""
-    import semantic_catalog.engine.search as engine_search
+    import semantic_catalog.engine.search.pipeline as engine_search
 
     calls = []
     real_search = engine_search.search
-    monkeypatch.setattr(engine_search, "search", lambda *a, **k: calls.append(a[4]) or real_search(*a, **k))
+    monkeypatch.setattr(engine_search, "search", lambda *a, **k: calls.append(a[4].mode) or real_search(*a, **k))
     first = client.get(SEARCH, {"q": "drill", "mode": "hybrid"}).json()["results"]
     again = client.get(SEARCH, {"q": "drill", "mode": "hybrid"}).json()["results"]
     assert again == first and calls == ["hybrid"]
@@ -204,12 +204,12 @@ def test_repeated_searches_come_from_the_cache_until_the_collection_changes(clie
 
 
 def test_no_cache_when_its_size_is_zero(client, catalog, settings, monkeypatch):
-    import semantic_catalog.engine.search as engine_search
+    import semantic_catalog.engine.search.pipeline as engine_search
 
     settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG, "QUERY_CACHE_SIZE": 0}
     calls = []
     real_search = engine_search.search
-    monkeypatch.setattr(engine_search, "search", lambda *a, **k: calls.append(a[4]) or real_search(*a, **k))
+    monkeypatch.setattr(engine_search, "search", lambda *a, **k: calls.append(a[4].mode) or real_search(*a, **k))
     client.get(SEARCH, {"q": "drill", "mode": "semantic"})
     client.get(SEARCH, {"q": "drill", "mode": "semantic"})
     assert calls == ["semantic", "semantic"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semantic_catalog.engine.category_links import link_categories
+from semantic_catalog.engine.crossstore.category_links import link_categories
 from semantic_catalog.engine.errors import InvalidQuery
 
 

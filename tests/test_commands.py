@@ -11,6 +11,7 @@ from semantic_catalog.backends import get_store
 from semantic_catalog.collections import active_collection
 from semantic_catalog.models import Collection, SyncEvent
 from semantic_catalog.registry import registry
+from semantic_catalog.search import search
 from tests.helpers import run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,7 +48,7 @@ def test_semantic_index_removes_rows_that_left_the_queryset(offline, make_produc
 
 
 def test_rebuild_switches_collections_only_when_complete(offline, make_product, monkeypatch):
-    import semantic_catalog.indexing as indexing
+    import semantic_catalog.sync.reconcile as indexing
 
     for n in range(3):
         make_product(f"Drill {n}")
@@ -62,7 +63,7 @@ def test_rebuild_switches_collections_only_when_complete(offline, make_product, 
     with pytest.raises(RuntimeError):
         run("semantic_index", "--rebuild")
     assert active_collection(index).table == old.table  # still serving the old collection
-    assert index.search("drill", mode="keyword")
+    assert search(index, "drill", mode="keyword")
 
     monkeypatch.undo()
     out = run("semantic_index", "--rebuild")
@@ -95,7 +96,7 @@ def test_searches_see_a_switch_here_at_once_and_another_process_within_the_cache
     run("semantic_index", "--rebuild")  # activates here: no stale answer
     second = collections.require_searchable(index)
     assert second.table != first.table and second.table == active_collection(index).table
-    assert [r.object.name for r in index.search("drill", mode="keyword")] == ["Cordless drill"]
+    assert [r.object.name for r in search(index, "drill", mode="keyword")] == ["Cordless drill"]
 
     # Another process switches back: this one keeps the collection it knows until the time is up.
     Collection.objects.filter(pk=second.pk).update(state="retired")
@@ -104,7 +105,7 @@ def test_searches_see_a_switch_here_at_once_and_another_process_within_the_cache
     later = collections.time.monotonic() + 2.5
     monkeypatch.setattr(collections.time, "monotonic", lambda: later)
     assert collections.require_searchable(index).table == first.table
-    assert [r.object.name for r in index.search("drill", mode="keyword")] == ["Cordless drill"]
+    assert [r.object.name for r in search(index, "drill", mode="keyword")] == ["Cordless drill"]
 
     settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG, "COLLECTION_CACHE_SECONDS": 0}
     Collection.objects.filter(pk=first.pk).update(state="retired")

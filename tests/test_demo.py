@@ -8,6 +8,8 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+from semantic_catalog.search import search
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -35,9 +37,8 @@ def test_demo_fixture_is_a_real_catalog(settings):
     names_b = set(Category.objects.filter(store__slug="tooler", parent=None).values_list("name", flat=True))
     assert names_a != names_b  # each store names its tree its own way
     call_command("semantic_index", "--no-progress", stdout=StringIO())
-    from semantic_catalog.registry import registry
 
-    results = registry.get("products").search("battery powered screwdriver", mode="semantic", limit=5)
+    results = search("products", "battery powered screwdriver", mode="semantic", limit=5)
     assert any("drill" in r.object.name.lower() or "driver" in r.object.name.lower() for r in results)
     assert all(r.object.active for r in results)
 

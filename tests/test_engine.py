@@ -178,7 +178,8 @@ def test_engine_import_pulls_no_django_or_torch():
 
 def test_a_filter_keeping_one_percent_still_fills_the_limit(store, encoder):
     """1,000 rows, 10 of them in store 7: every mode returns all 10 for limit=10, none from elsewhere."""
-    import semantic_catalog.engine.search as engine_search
+    import semantic_catalog.engine.search.pipeline as engine_search
+    from semantic_catalog.engine.search.pipeline import QueryOptions
 
     rows = [
         Document(
@@ -191,13 +192,13 @@ def test_a_filter_keeping_one_percent_still_fills_the_limit(store, encoder):
     filters = build_filters(SPECS, {"store": 7})
     vector = encoder.encode_query("cordless drill")
     for mode in ("semantic", "keyword", "hybrid"):
-        hits = engine_search.search(store, "c", vector, "cordless drill", mode, 10, filters)
+        hits = engine_search.search(store, "c", "cordless drill", vector, QueryOptions(mode, 10), filters)
         assert {h.id for h in hits} == wanted, mode
 
 
 def test_convex_fusion_scores_keyword_hits_on_meaning_too():
     """A keyword hit the semantic list missed still gets its cosine; weights move the order."""
-    from semantic_catalog.engine.fusion import convex_fusion
+    from semantic_catalog.engine.search.fusion import convex_fusion
 
     keyword = [SearchHit("a", 9.0), SearchHit("b", 5.0), SearchHit("c", 1.0)]
     semantic = [SearchHit("d", 0.9), SearchHit("c", 0.8)]
@@ -213,22 +214,24 @@ def test_convex_fusion_scores_keyword_hits_on_meaning_too():
 
 
 def test_hybrid_fusion_choice_and_bad_fusion(store, encoder):
-    import semantic_catalog.engine.search as engine_search
+    import semantic_catalog.engine.search.pipeline as engine_search
+    from semantic_catalog.engine.search.pipeline import QueryOptions
 
     texts = ["Cordless drill driver", "Garden hose reel", "Drill bit set for wood", "Cast iron skillet"]
     index_documents(store, "c", encoder, [Document(str(i), t, {"store": 1}) for i, t in enumerate(texts)])
     vector = encoder.encode_query("drill")
     for fusion in ("convex", "rrf"):
-        hits = engine_search.search(store, "c", vector, "drill", "hybrid", 4, fusion=fusion)
+        hits = engine_search.search(store, "c", "drill", vector, QueryOptions("hybrid", 4, fusion=fusion))
         assert {h.id for h in hits[:2]} == {"0", "2"}, fusion
         assert set(hits[0].retrievers) == {"semantic", "keyword"}
     with pytest.raises(ValueError, match="fusion"):
-        engine_search.search(store, "c", vector, "drill", "hybrid", 4, fusion="max")
+        QueryOptions("hybrid", 4, fusion="max")
 
 
 def test_keyword_search_finds_sizes_written_glued_or_spaced(store, encoder):
     """'12x12' and '10ft' in a query also match titles that write '12 in. x 12 in.' and '10 ft.'."""
-    import semantic_catalog.engine.search as engine_search
+    import semantic_catalog.engine.search.pipeline as engine_search
+    from semantic_catalog.engine.search.pipeline import QueryOptions
 
     assert engine_search.keyword_text("12x12 floor tile") == "12x12 12 x 12 floor tile"
     assert engine_search.keyword_text("1/2in pipe 10ft") == "1/2in 1/2 in pipe 10ft 10 ft"
@@ -240,13 +243,14 @@ def test_keyword_search_finds_sizes_written_glued_or_spaced(store, encoder):
         "PVC pipe 10 ft. long",
     ]
     index_documents(store, "c", encoder, [Document(str(i), t, {"store": 1}) for i, t in enumerate(texts)])
-    glued = engine_search.search(store, "c", None, "12x12 floor tile", "keyword", 4)
+    glued = engine_search.search(store, "c", "12x12 floor tile", None, QueryOptions("keyword", 4))
     assert glued[0].id == "1" and glued[0].score > glued[1].score
     raw = {h.id: h.score for h in store.keyword_search("c", "12x12 floor tile", 4)}  # the query as typed
     assert raw["0"] == pytest.approx(raw["1"])  # cannot tell the 6 in. tile from the 12 in. one
-    assert engine_search.search(store, "c", None, "2x4 tile", "keyword", 4)[0].id == "2"  # glued titles too
+    glued_title = engine_search.search(store, "c", "2x4 tile", None, QueryOptions("keyword", 4))
+    assert glued_title[0].id == "2"  # glued titles too
     vector = encoder.encode_query("10ft pipe")
-    assert engine_search.search(store, "c", vector, "10ft pipe", "hybrid", 4)[0].id == "3"
+    assert engine_search.search(store, "c", "10ft pipe", vector, QueryOptions("hybrid", 4))[0].id == "3"
 
 
 def test_approximate_index_is_built_past_the_threshold_and_kept_current(tmp_path):

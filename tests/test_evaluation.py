@@ -7,7 +7,7 @@ import json
 import pytest
 from django.core.management import CommandError
 
-from semantic_catalog.engine.evaluation import evaluate, ndcg
+from semantic_catalog.engine.search.evaluation import evaluate, ndcg
 from tests.helpers import run
 
 
@@ -63,7 +63,7 @@ def test_cli_evaluate_scores_an_export_file_and_reuses_embed_vectors(tmp_path, c
     import pyarrow.parquet as pq
 
     from semantic_catalog.cli import main as cli
-    from semantic_catalog.engine.offline import VectorRecord, vector_table
+    from semantic_catalog.engine.offline.records import VectorRecord, vector_table
 
     texts = ["Cordless drill driver 18V", "Cast iron skillet 12 in.", "Garden hose 30 m", "LED bulb warm white"]
     records = tmp_path / "products.jsonl"

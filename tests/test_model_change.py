@@ -9,6 +9,7 @@ import pytest
 from semantic_catalog.collections import active_collection
 from semantic_catalog.models import Collection
 from semantic_catalog.registry import registry
+from semantic_catalog.search import search
 from tests.helpers import run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(scope="module")
 def onnx_dir(tmp_path_factory):
-    from semantic_catalog.engine.onnx_export import export_onnx
+    from semantic_catalog.engine.encoders.onnx_export import export_onnx
 
     return export_onnx(None, tmp_path_factory.mktemp("onnx") / "minilm")
 
@@ -39,12 +40,12 @@ def test_new_model_builds_beside_the_old_which_keeps_serving(make_product, setti
         "ENCODER": new_config,
         "ENCODERS": {"all-MiniLM-L6-v2": old_config},
     }
-    assert [r.id for r in index.search("battery drill", mode="semantic", limit=1)] == [str(drill.pk)]
+    assert [r.id for r in search(index, "battery drill", mode="semantic", limit=1)] == [str(drill.pk)]
     status = json.loads(run("semantic_status", "--json"))[0]
     assert any("serving with 'all-MiniLM-L6-v2'" in w for w in status["warnings"])
 
     # A rebuild that dies before the switch leaves the old collection serving, the new one building...
-    import semantic_catalog.indexing as indexing
+    import semantic_catalog.sync.reconcile as indexing
 
     monkeypatch.setattr(indexing, "activate", lambda c: (_ for _ in ()).throw(RuntimeError("killed")))
     with pytest.raises(RuntimeError):
@@ -63,8 +64,8 @@ def test_new_model_builds_beside_the_old_which_keeps_serving(make_product, setti
     new = active_collection(index)
     assert new.encoder == "minilm-onnx" and get_store().count(new.table) == 3
     assert Collection.objects.get(table=old.table).state == "retired"
-    assert [r.id for r in index.search("garden hose", mode="semantic", limit=1)] == [str(hose.pk)]
+    assert [r.id for r in search(index, "garden hose", mode="semantic", limit=1)] == [str(hose.pk)]
 
     # Without the old model configured, its collection is reported, not silently mixed with new vectors.
     settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG, "ENCODERS": {}}
-    assert [r.id for r in index.search("garden hose", mode="semantic", limit=1)] == [str(hose.pk)]
+    assert [r.id for r in search(index, "garden hose", mode="semantic", limit=1)] == [str(hose.pk)]

@@ -15,10 +15,11 @@ from django.core.management import CommandError
 from semantic_catalog.backends import get_store
 from semantic_catalog.cli import main as cli
 from semantic_catalog.collections import active_collection
-from semantic_catalog.engine.embedding import embed_file
 from semantic_catalog.engine.encoders.base import Encoder
-from semantic_catalog.engine.offline import read_records
+from semantic_catalog.engine.offline.embedding import embed_file
+from semantic_catalog.engine.offline.records import read_records
 from semantic_catalog.registry import registry
+from semantic_catalog.search import search
 from tests.helpers import run, write_vectors
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -63,7 +64,7 @@ def test_export_embed_import_round_trip(catalog, tmp_path, counting):
     out_text = run("semantic_import", str(out), "--index", "products")
     assert "4 new" in out_text and counting.texts_encoded == 0
     index = registry.get("products")
-    assert [r.id for r in index.search("battery powered drill", mode="semantic", limit=1)] == [str(catalog[0].pk)]
+    assert [r.id for r in search(index, "battery powered drill", mode="semantic", limit=1)] == [str(catalog[0].pk)]
     again = json.loads(run("semantic_import", str(out), "--index", "products", "--json"))
     assert (again["unchanged"], again["new"]) == (4, 0)
 
@@ -209,7 +210,7 @@ def test_cli_pull_and_push_over_real_http_with_a_token(catalog, live_server, tmp
     assert cli(["push", live_server.url, "--index", "products", str(tmp_path / "v"), "--token", token]) == 0
     assert json.loads(capsys.readouterr().out)["new"] == 4
     index = registry.get("products")
-    assert [r.id for r in index.search("garden hose", mode="keyword")] == [str(catalog[2].pk)]
+    assert [r.id for r in search(index, "garden hose", mode="keyword")] == [str(catalog[2].pk)]
     assert cli(["pull", live_server.url, "--index", "products", "--out", str(export_path), "--token", "wrong"]) == 2
     assert "Invalid token" in capsys.readouterr().err
 

@@ -23,8 +23,8 @@ from semantic_catalog.engine.encoders import (
     OpenAICompatibleEncoder,
     SentenceTransformerEncoder,
 )
+from semantic_catalog.engine.encoders.onnx_export import CONFIG_FILE, _cache_key, export_onnx
 from semantic_catalog.engine.errors import ConfigurationError
-from semantic_catalog.engine.onnx_export import CONFIG_FILE, _cache_key, export_onnx
 
 BRANDS = ["Brightfield", "Tooler & Co", "Nordvik", "Kasai", "Ōtsuka", "Pinewood Living"]
 THINGS = [
@@ -233,7 +233,7 @@ def test_cache_folder_follows_the_model_files(tmp_path):
 
 
 def test_an_export_that_does_not_reproduce_the_model_is_refused(tmp_path, monkeypatch):
-    import semantic_catalog.engine.onnx_export as onnx_export
+    import semantic_catalog.engine.encoders.onnx_export as onnx_export
 
     monkeypatch.setattr(onnx_export, "FIDELITY", 1.01)  # no export can reach it: the check must refuse
     with pytest.raises(ConfigurationError, match="does not reproduce the torch model"):

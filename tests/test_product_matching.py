@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from semantic_catalog.engine.crossstore.product_matching import ProductRecord, match_products, model_numbers, specs
 from semantic_catalog.engine.errors import InvalidQuery
-from semantic_catalog.engine.product_matching import ProductRecord, match_products, model_numbers, specs
 
 
 def test_model_numbers_and_specs_are_told_apart():

@@ -9,14 +9,14 @@ import pytest
 
 from semantic_catalog.engine import Document, index_documents
 from semantic_catalog.engine.errors import ConfigurationError
-from semantic_catalog.engine.query_adapter import (
+from semantic_catalog.engine.search.pipeline import QueryOptions, search
+from semantic_catalog.engine.search.query_adapter import (
     AdapterSettings,
     QueryAdapter,
     folds,
     train_query_adapter,
     training_data,
 )
-from semantic_catalog.engine.search import search
 from semantic_catalog.engine.stores.lancedb import LanceDBStore
 from tests.encoders import CountingEncoder
 
@@ -65,7 +65,7 @@ def precision_at_4(store, queries, vectors, gains, adapter=None):
     shares = []
     for q in queries:
         vector = adapter.apply(vectors[q]) if adapter else vectors[q]
-        top = [h.id for h in search(store, "c", vector, queries[q], "semantic", 4)]
+        top = [h.id for h in search(store, "c", queries[q], vector, QueryOptions("semantic", 4))]
         shares.append(len(set(top) & set(gains[q])) / 4)
     return float(np.mean(shares))
 
@@ -125,7 +125,7 @@ def test_query_adapter_setting_applies_to_searches(make_product, settings, tmp_p
     """QUERY_ADAPTER changes the query vector of semantic and hybrid searches; a file for another
     model is refused with a message that names both."""
     from semantic_catalog.backends import BackendImproperlyConfigured, get_encoder
-    from semantic_catalog.search import query_vector
+    from semantic_catalog.search.service import query_vector
 
     make_product("Cordless drill driver")
     plain = query_vector("battery drill").copy()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
+from semantic_catalog.crossstore.results import ResultsRejected, save_run
 from semantic_catalog.models import AnalysisRun, ProductMatch, Substitution
 from semantic_catalog.registry import registry
-from semantic_catalog.results import ResultsRejected, save_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,6 +92,9 @@ def test_results_are_listed_read_only_in_the_admin(products, client):
 def test_an_index_without_stores_says_what_to_declare(products):
     from django.core.exceptions import ImproperlyConfigured
 
+    from semantic_catalog.crossstore import CrossStoreMixin
+    from semantic_catalog.crossstore.analysis import analyze
+    from semantic_catalog.crossstore.declaration import analysis_ready
     from semantic_catalog.indexes import SemanticIndex
     from shop.models import Product
 
@@ -100,9 +103,17 @@ def test_an_index_without_stores_says_what_to_declare(products):
         name = "plain"
         text_fields = ["name"]
 
-    plain, declared = Plain(), registry.get("products")
-    assert not plain.analysis_ready and plain.analysis_data(products[0]) is None
-    with pytest.raises(ImproperlyConfigured, match="set store_field"):
-        plain.store_of(products[0])
+    class Undeclared(CrossStoreMixin, SemanticIndex):
+        model = Product
+        name = "undeclared"
+        text_fields = ["name"]
+
+    plain, undeclared, declared = Plain(), Undeclared(), registry.get("products")
+    assert not analysis_ready(plain) and plain.analysis_data(products[0]) is None
+    with pytest.raises(ImproperlyConfigured, match="CrossStoreMixin with shop_field"):
+        analyze(plain)
+    assert not analysis_ready(undeclared) and undeclared.analysis_data(products[0]) is None
+    with pytest.raises(ImproperlyConfigured, match="set shop_field"):
+        undeclared.shop_of(products[0])
     data = declared.analysis_data(products[0])
-    assert declared.analysis_ready and data["title"] == "Cordless drill driver" and data["category"]
+    assert analysis_ready(declared) and data["title"] == "Cordless drill driver" and data["category"]

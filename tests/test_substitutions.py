@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from semantic_catalog.engine.category_links import link_categories
+from semantic_catalog.engine.crossstore.category_links import link_categories
+from semantic_catalog.engine.crossstore.substitutions import ProductRef, find_substitutions
 from semantic_catalog.engine.errors import InvalidQuery
-from semantic_catalog.engine.substitutions import ProductRef, find_substitutions
 
 
 @pytest.fixture(scope="module")

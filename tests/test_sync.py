@@ -8,7 +8,9 @@ from django.utils import timezone
 
 from semantic_catalog.models import SyncEvent
 from semantic_catalog.registry import registry
-from semantic_catalog.sync import drain
+from semantic_catalog.search import search
+from semantic_catalog.sync import mark_dirty
+from semantic_catalog.sync.drain import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -25,25 +27,25 @@ def index():
 def test_create_update_delete_propagate_to_search(index, make_product):
     drill = make_product("Cordless drill driver 18V", description="Battery powered drill for screws")
     make_product("Cast iron skillet", category="pans", description="Heavy pan for searing steak")
-    assert ids(index.search("battery drill", mode="semantic", limit=1)) == [str(drill.pk)]
+    assert ids(search(index, "battery drill", mode="semantic", limit=1)) == [str(drill.pk)]
     assert SyncEvent.objects.count() == 0  # drained at commit by the immediate backend
 
     drill.name = "Garden hose reel 30 m"
     drill.description = "Keeps the watering hose tidy"
     drill.save()
-    assert ids(index.search("hose reel", mode="keyword")) == [str(drill.pk)]
-    assert str(drill.pk) not in ids(index.search("cordless", mode="keyword"))
+    assert ids(search(index, "hose reel", mode="keyword")) == [str(drill.pk)]
+    assert str(drill.pk) not in ids(search(index, "cordless", mode="keyword"))
 
     drill.delete()
-    assert ids(index.search("hose reel", mode="keyword")) == []
-    assert index.search("pan", mode="semantic", limit=5)[0].object.name == "Cast iron skillet"
+    assert ids(search(index, "hose reel", mode="keyword")) == []
+    assert search(index, "pan", mode="semantic", limit=5)[0].object.name == "Cast iron skillet"
 
 
 def test_deactivated_row_leaves_every_endpoint(index, make_product, client):
     drill = make_product("Cordless drill driver", description="battery drill")
     other = make_product("Hammer drill with case", description="corded drill")
     pk = str(drill.pk)
-    assert pk in ids(index.search("drill", mode="hybrid"))
+    assert pk in ids(search(index, "drill", mode="hybrid"))
 
     drill.active = False
     drill.save()
@@ -69,7 +71,7 @@ def test_rolled_back_transaction_leaves_no_trace(index, make_product, counting):
         raise RuntimeError("boom")
     assert SyncEvent.objects.count() == 0
     assert counting.texts_encoded == 0
-    assert ids(index.search("garden hose", mode="keyword")) == []
+    assert ids(search(index, "garden hose", mode="keyword")) == []
 
 
 def test_store_failure_keeps_outbox_row_and_later_drain_repairs(index, make_product, monkeypatch):
@@ -87,15 +89,15 @@ def test_store_failure_keeps_outbox_row_and_later_drain_repairs(index, make_prod
     assert event.status == SyncEvent.Status.PENDING
     assert event.attempts == 1 and "disk full" in event.last_error
     assert event.next_attempt_at > event.created_at
-    assert ids(index.search("garden hose", mode="keyword")) == []
+    assert ids(search(index, "garden hose", mode="keyword")) == []
 
     monkeypatch.setattr(LanceDBStore, "upsert", original)
     SyncEvent.objects.update(next_attempt_at=event.created_at)  # the backoff has passed
     report = drain("products")
     assert report.events == 1
     assert SyncEvent.objects.count() == 0
-    assert ids(index.search("garden hose", mode="keyword")) == [str(hose.pk)]
-    assert str(first.pk) in ids(index.search("drill", mode="keyword"))
+    assert ids(search(index, "garden hose", mode="keyword")) == [str(hose.pk)]
+    assert str(first.pk) in ids(search(index, "drill", mode="keyword"))
 
 
 def test_events_give_up_after_max_attempts(index, make_product, monkeypatch, settings):
@@ -122,8 +124,8 @@ def test_unchanged_content_is_not_reencoded(index, make_product, counting):
     drill.description = "brushless battery drill"
     drill.save()
     assert counting.texts_encoded == 2
-    assert ids(index.search("drill", mode="keyword", filters={"price__lte": 50})) == [str(drill.pk)]
-    assert ids(index.search("drill", mode="keyword", filters={"price__gt": 50})) == []
+    assert ids(search(index, "drill", mode="keyword", filters={"price__lte": 50})) == [str(drill.pk)]
+    assert ids(search(index, "drill", mode="keyword", filters={"price__gt": 50})) == []
 
 
 def test_many_saves_in_one_transaction_encode_in_one_batch(index, make_product, counting):
@@ -142,15 +144,13 @@ def test_mark_dirty_after_bulk_create_and_update(index, shop, make_product):
     created = Product.objects.bulk_create(
         [Product(name=f"Watering can {n} litres", price=5, store=shop["b"], category=shop["hoses"]) for n in (5, 10)]
     )
-    assert ids(index.search("watering can", mode="keyword")) == []
-    assert index.mark_dirty(Product.objects.filter(name__startswith="Watering")) == 2
-    assert sorted(ids(index.search("watering can", mode="keyword"))) == sorted(str(p.pk) for p in created)
+    assert ids(search(index, "watering can", mode="keyword")) == []
+    assert mark_dirty(index, Product.objects.filter(name__startswith="Watering")) == 2
+    assert sorted(ids(search(index, "watering can", mode="keyword"))) == sorted(str(p.pk) for p in created)
 
     Product.objects.filter(pk=created[0].pk).update(active=False)
-    from semantic_catalog.sync import mark_dirty
-
     mark_dirty(Product, [created[0].pk])
-    assert ids(index.search("watering can", mode="keyword")) == [str(created[1].pk)]
+    assert ids(search(index, "watering can", mode="keyword")) == [str(created[1].pk)]
 
 
 def test_hybrid_finds_what_only_one_retriever_finds(index, make_product):
@@ -164,9 +164,9 @@ def test_hybrid_finds_what_only_one_retriever_finds(index, make_product):
     skillet = make_product("Cast iron skillet", category="pans", description="Pre-seasoned, for searing steak")
     query, k = "hoozit frying pan", 3
 
-    keyword = ids(index.search(query, "keyword", limit=k))
-    semantic = ids(index.search(query, "semantic", limit=k))
-    hybrid = ids(index.search(query, "hybrid", limit=k))
+    keyword = ids(search(index, query, "keyword", limit=k))
+    semantic = ids(search(index, query, "semantic", limit=k))
+    hybrid = ids(search(index, query, "hybrid", limit=k))
     assert str(rare.pk) in keyword and str(rare.pk) not in semantic
     assert str(skillet.pk) in semantic and str(skillet.pk) not in keyword
     assert {str(rare.pk), str(skillet.pk)} <= set(hybrid)
@@ -175,7 +175,7 @@ def test_hybrid_finds_what_only_one_retriever_finds(index, make_product):
 def test_filter_on_parent_category_finds_its_subtree(index, make_product, shop):
     drill = make_product("Cordless drill", category="drills")
     make_product("Cast iron skillet", category="pans")
-    results = index.search("drill", mode="semantic", filters={"category": shop["tools"].pk})
+    results = search(index, "drill", mode="semantic", filters={"category": shop["tools"].pk})
     assert ids(results) == [str(drill.pk)]
 
 
@@ -200,4 +200,4 @@ def test_loaddata_style_raw_saves_are_recorded(index, shop):
     with transaction.atomic():
         for obj in serializers.deserialize("json", data):
             obj.save()
-    assert ids(index.search("leaf blower", mode="keyword")) == ["500"]
+    assert ids(search(index, "leaf blower", mode="keyword")) == ["500"]

@@ -12,7 +12,7 @@ import pytest
 
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory):
-    from semantic_catalog.engine.onnx_export import export_onnx
+    from semantic_catalog.engine.encoders.onnx_export import export_onnx
 
     return export_onnx(None, tmp_path_factory.mktemp("onnx") / "minilm")
 

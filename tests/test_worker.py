@@ -8,6 +8,7 @@ from django.core.management import call_command
 from semantic_catalog.collections import active_collection
 from semantic_catalog.models import SyncEvent
 from semantic_catalog.registry import registry
+from semantic_catalog.search import search
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,21 +30,21 @@ def test_db_worker_drains_the_outbox(db_tasks, make_product):
     assert active_collection(index) is None  # nothing ran in this process: the worker does the work
     call_command("db_worker", "--batch", "--no-startup-delay", verbosity=0)
     assert SyncEvent.objects.count() == 0
-    assert [r.id for r in index.search("garden hose", mode="keyword")] == [str(second.pk)]
-    assert [r.id for r in index.search("battery drill", mode="keyword")] == [str(first.pk)]
+    assert [r.id for r in search(index, "garden hose", mode="keyword")] == [str(second.pk)]
+    assert [r.id for r in search(index, "battery drill", mode="keyword")] == [str(first.pk)]
     assert DBTaskResult.objects.filter(status="SUCCESSFUL").count() == 1
     # once that drain has started, the next write queues a new one
     third = make_product("Leaf blower", category="hoses", store="b")
     assert DBTaskResult.objects.filter(status="READY").count() == 1
     call_command("db_worker", "--batch", "--no-startup-delay", verbosity=0)
-    assert [r.id for r in index.search("leaf blower", mode="keyword")] == [str(third.pk)]
+    assert [r.id for r in search(index, "leaf blower", mode="keyword")] == [str(third.pk)]
 
 
 def test_failed_enqueue_withdraws_the_request_so_the_next_write_retries(db_tasks, make_product, monkeypatch):
     from django_tasks_db.models import DBTaskResult
 
     from semantic_catalog.models import DrainRequest
-    from semantic_catalog.tasks import drain_outbox
+    from semantic_catalog.sync.tasks import drain_outbox
 
     backend = type(drain_outbox.get_backend())
     original = backend.enqueue

@@ -8,9 +8,10 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from semantic_catalog.crossstore.results import matches, substitutes
 from semantic_catalog.engine.errors import SemanticCatalogError
 from semantic_catalog.registry import registry
-from semantic_catalog.results import matches, substitutes
+from semantic_catalog.search import search, similar
 
 from .models import Category, Product, Store
 
@@ -39,7 +40,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
     results, error = [], ""
     if query:
         try:
-            results = index.search(query, mode=mode, filters=_filters(request.GET), limit=24)
+            results = search(index, query, mode=mode, filters=_filters(request.GET), limit=24)
         except SemanticCatalogError as exc:
             error = str(exc)
     categories = sorted(
@@ -65,9 +66,9 @@ def product_page(request: HttpRequest, pk: int) -> HttpResponse:
         product = index.get_queryset().get(pk=pk)
     except Product.DoesNotExist:
         raise Http404("No such product (or it is no longer on sale).") from None
-    similar, alternatives, sold_elsewhere, error = [], [], [], ""
+    nearest, alternatives, sold_elsewhere, error = [], [], [], ""
     try:
-        similar = index.similar(product.pk, limit=8)
+        nearest = similar(index, product.pk, limit=8)
         # From the latest `semantic_analyze` run: narrow substitutes first, broad ones to fill up.
         alternatives = substitutes(index, product.pk, 4, limit=4)
         seen = {hit.id for hit in alternatives}
@@ -78,7 +79,7 @@ def product_page(request: HttpRequest, pk: int) -> HttpResponse:
         error = str(exc)
     context = {
         "product": product,
-        "similar": similar,
+        "similar": nearest,
         "alternatives": alternatives,
         "sold_elsewhere": sold_elsewhere,
         "error": error,

@@ -11,12 +11,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from .backends import get_store
-from .collections import active_collection
-from .engine.errors import SemanticCatalogError
-from .models import AnalysisRun, CategoryLink, Collection, ProductMatch, Substitution, SyncEvent
-from .registry import registry
-from .sync import mark_dirty, schedule_drain
+from semantic_catalog.backends import get_store
+from semantic_catalog.collections import active_collection
+from semantic_catalog.crossstore import admin as crossstore_admin  # noqa: F401 - registers the wing's admin
+from semantic_catalog.engine.errors import SemanticCatalogError
+from semantic_catalog.models import Collection, SyncEvent
+from semantic_catalog.registry import registry
+from semantic_catalog.sync import mark_dirty, schedule_drain
 
 STATE_LABELS = {
     "indexed": "indexed",
@@ -118,42 +119,3 @@ class CollectionAdmin(admin.ModelAdmin):
     list_filter = ["index", "state"]
     readonly_fields = [f.name for f in Collection._meta.fields]
 
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Results are replaced by a new run, never edited by hand."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(AnalysisRun)
-class AnalysisRunAdmin(ReadOnlyAdmin):
-    list_display = ["index", "kind", "model", "source", "computed_at", "imported_at", "results"]
-    list_filter = ["index", "kind"]
-
-    @admin.display(description="results")
-    def results(self, obj: AnalysisRun) -> int:
-        return obj.category_links.count() + obj.substitutions.count() + obj.product_matches.count()
-
-
-@admin.register(CategoryLink)
-class CategoryLinkAdmin(ReadOnlyAdmin):
-    list_display = ["source_category", "source_store", "target_category", "target_store", "score", "run"]
-    list_filter = ["source_store", "target_store"]
-    search_fields = ["source_category", "target_category"]
-
-
-@admin.register(Substitution)
-class SubstitutionAdmin(ReadOnlyAdmin):
-    list_display = ["product", "substitute", "level", "rank", "score", "run"]
-    list_filter = ["level"]
-    search_fields = ["product", "substitute"]
-
-
-@admin.register(ProductMatch)
-class ProductMatchAdmin(ReadOnlyAdmin):
-    list_display = ["product", "match", "score", "run"]
-    search_fields = ["product", "match"]

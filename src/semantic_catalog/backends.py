@@ -8,15 +8,13 @@ import threading
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 
-from .conf import semantic_settings
-from .engine.encoders.base import Encoder
-from .engine.errors import ConfigurationError, SemanticCatalogError
-from .engine.loading import load_backend
-from .engine.query_adapter import QueryAdapter
-from .engine.stores.base import VectorStore
+from semantic_catalog.conf import semantic_settings
+from semantic_catalog.engine.encoders.base import Encoder
+from semantic_catalog.engine.errors import ConfigurationError, SemanticCatalogError
+from semantic_catalog.engine.loading import load_backend
+from semantic_catalog.engine.search.query_adapter import QueryAdapter
+from semantic_catalog.engine.stores.base import VectorStore
 
 _cache: dict[str, Any] = {}
 _lock = threading.Lock()
@@ -105,11 +103,3 @@ def get_store() -> VectorStore:
 def reset_backends() -> None:
     """Forget built backends (tests, or after changing settings at run time)."""
     _cache.clear()
-
-
-@receiver(setting_changed)
-def _settings_changed(setting: str, **kwargs: Any) -> None:
-    if setting == "SEMANTIC_CATALOG":
-        from .search import clear_query_cache
-
-        clear_query_cache()

@@ -10,11 +10,11 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
-from .backends import available_encoder_names, get_encoder, get_store
-from .conf import semantic_settings
-from .engine.errors import SemanticCatalogError
-from .indexes import SemanticIndex
-from .models import Collection
+from semantic_catalog.backends import available_encoder_names, get_encoder, get_store
+from semantic_catalog.conf import semantic_settings
+from semantic_catalog.engine.errors import SemanticCatalogError
+from semantic_catalog.indexes import SemanticIndex
+from semantic_catalog.models import Collection
 
 
 class IndexNotReady(SemanticCatalogError):

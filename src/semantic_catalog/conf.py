@@ -7,8 +7,9 @@ from typing import Any
 
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
-from django.dispatch import receiver
+
+from semantic_catalog.engine.search.fusion import FUSIONS
+from semantic_catalog.engine.search.pipeline import QueryLimits, QueryOptions
 
 DEFAULTS: dict[str, Any] = {
     # Encoder backend: dotted path + options. With no "model", the bundled all-MiniLM-L6-v2 is used; on a CPU
@@ -44,15 +45,15 @@ DEFAULTS: dict[str, Any] = {
     "TASK_BACKEND": "default",
     "TASK_QUEUE": "default",
     # Search limits and tuning.
-    "DEFAULT_LIMIT": 10,
-    "MAX_LIMIT": 100,
-    "MAX_QUERY_LENGTH": 500,
-    "HYBRID_CANDIDATES": 100,
+    "DEFAULT_LIMIT": QueryLimits.default_limit,
+    "MAX_LIMIT": QueryLimits.max_limit,
+    "MAX_QUERY_LENGTH": QueryLimits.max_query_length,
+    "HYBRID_CANDIDATES": QueryOptions.candidates,
     # How hybrid merges the two lists: "convex" (weighted normalised scores) or "rrf" (ranks only).
     # Chosen on the Home Depot dev queries (benchmarks/search_quality.py --tune).
-    "HYBRID_FUSION": "convex",
-    "HYBRID_KEYWORD_WEIGHT": 0.6,
-    "RRF_K": 60,
+    "HYBRID_FUSION": QueryOptions.fusion,
+    "HYBRID_KEYWORD_WEIGHT": QueryOptions.keyword_weight,
+    "RRF_K": QueryOptions.rrf_k,
     # A query adapter file from `semantic-catalog adapt` (learned from judged queries), or None.
     "QUERY_ADAPTER": None,
     "QUERY_CACHE_SIZE": 1024,
@@ -70,7 +71,8 @@ class SemanticSettings:
     """Attribute access to the merged settings; unknown keys in the user's dict are an error.
 
     Values are cached (they are read on every save) and the cache is dropped when Django's
-    ``setting_changed`` fires for SEMANTIC_CATALOG (``override_settings``, pytest's ``settings``).
+    ``setting_changed`` fires for SEMANTIC_CATALOG (``override_settings``, pytest's ``settings``; see
+    ``apps.reset_caches``).
     """
 
     def __init__(self) -> None:
@@ -104,7 +106,7 @@ class SemanticSettings:
             merged.update(value)
             merged["OPTIONS"] = dict(merged.get("OPTIONS") or {})
             return merged
-        if name == "HYBRID_FUSION" and value not in ("convex", "rrf"):
+        if name == "HYBRID_FUSION" and value not in FUSIONS:
             raise ImproperlyConfigured(f"SEMANTIC_CATALOG['HYBRID_FUSION'] must be 'convex' or 'rrf', not {value!r}.")
         if name == "HYBRID_KEYWORD_WEIGHT" and not (isinstance(value, (int, float)) and 0 <= value <= 1):
             raise ImproperlyConfigured(f"SEMANTIC_CATALOG['HYBRID_KEYWORD_WEIGHT'] must be from 0 to 1, not {value!r}.")
@@ -131,9 +133,3 @@ class SemanticSettings:
 
 
 semantic_settings = SemanticSettings()
-
-
-@receiver(setting_changed)
-def _reload(setting: str, **kwargs: Any) -> None:
-    if setting == "SEMANTIC_CATALOG":
-        semantic_settings.reload()

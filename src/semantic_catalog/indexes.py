@@ -22,11 +22,10 @@ from typing import Any, ClassVar
 
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
-from django.template import Context, Engine
+from django.template import Context, Engine, TemplateSyntaxError
 
-from .engine.documents import Document
-from .engine.filters import FieldSpec, FieldType
-from .engine.product_matching import ProductRecord
+from semantic_catalog.engine.documents import Document
+from semantic_catalog.engine.filters import FieldSpec, FieldType
 
 _TEMPLATE_ENGINE = Engine(autoescape=False)
 
@@ -69,9 +68,8 @@ class SemanticIndex:
     ``text_fields`` / ``text_template`` (Django template syntax, the row as context, ``object`` too) or
     override ``get_text``; ``filter_fields``; ``display_fields`` (returned with each hit);
     ``text_version`` (bump when you change how text is built: a rebuild then makes a new collection);
-    ``updated_field`` (a DateTimeField with auto_now, for exports of rows changed since a time);
-    for cross-store analysis ``store_field``, ``category_field`` (a foreign key to a tree with
-    ``category_parent_field`` / ``category_name_field``), ``title_field``, ``brand_field``, ``price_field``.
+    ``updated_field`` (a DateTimeField with auto_now, for exports of rows changed since a time).
+    Cross-shop analysis adds its own attributes through ``semantic_catalog.crossstore.CrossShopIndexMixin``.
     """
 
     model: ClassVar[type[models.Model] | None] = None
@@ -83,15 +81,6 @@ class SemanticIndex:
     display_fields: ClassVar[Sequence[str]] = ()
     text_version: ClassVar[int] = 1
     updated_field: ClassVar[str] = ""
-    # Cross-store analysis (category links, substitutions, matches): where a row's store, category
-    # tree and identity live. Override store_of / category_chain / product_record for other layouts.
-    store_field: ClassVar[str] = ""
-    category_field: ClassVar[str] = ""
-    category_parent_field: ClassVar[str] = "parent"
-    category_name_field: ClassVar[str] = "name"
-    title_field: ClassVar[str] = ""
-    brand_field: ClassVar[str] = ""
-    price_field: ClassVar[str] = ""
 
     def __init__(self) -> None:
         if self.model is None:
@@ -103,7 +92,10 @@ class SemanticIndex:
             raise ImproperlyConfigured(
                 f"{type(self).__name__} must set text_fields or text_template, or override get_text()."
             )
-        self._template = _TEMPLATE_ENGINE.from_string(self.text_template) if self.text_template else None
+        try:
+            self._template = _TEMPLATE_ENGINE.from_string(self.text_template) if self.text_template else None
+        except TemplateSyntaxError as exc:
+            raise ImproperlyConfigured(f"{type(self).__name__}: text_template does not parse: {exc}") from None
         self._filters = [self._resolve_filter(f) for f in self.filter_fields]
         # (name, attribute) of each display field: its column, the id for a foreign key.
         self._display_columns: list[tuple[str, str]] = []
@@ -215,91 +207,10 @@ class SemanticIndex:
     def documents(self, objects: Iterable[models.Model]) -> list[Document]:
         return [self.to_document(obj) for obj in objects]
 
-    def _analysis_needs(self, attribute: str) -> None:
-        if not getattr(self, attribute):
-            raise ImproperlyConfigured(
-                f"{type(self).__name__}: set {attribute} (or override its method) for cross-store analysis."
-            )
-
-    def store_of(self, obj: models.Model) -> str:
-        """The store (shop) a row belongs to, as a string."""
-        self._analysis_needs("store_field")
-        return str(getattr(obj, self._model_field(self.store_field).attname))
-
-    def category_chain(self, obj: models.Model) -> list[tuple[str, str]]:
-        """``(id, name)`` of the row's category and its ancestors, root first (empty: no category)."""
-        self._analysis_needs("category_field")
-        chain = []
-        node = getattr(obj, self.category_field)
-        while node is not None:
-            chain.append((str(node.pk), str(getattr(node, self.category_name_field))))
-            node = getattr(node, self.category_parent_field)
-        return chain[::-1]
-
-    def product_record(self, obj: models.Model) -> ProductRecord:
-        """What same-product matching reads: title (``title_field``, else ``str(obj)``), brand, price."""
-        title = str(getattr(obj, self.title_field)) if self.title_field else str(obj)
-        brand = str(getattr(obj, self.brand_field) or "") if self.brand_field else ""
-        price = getattr(obj, self.price_field) if self.price_field else None
-        return ProductRecord(str(obj.pk), self.store_of(obj), title, brand, float(price) if price else None)
-
-    @property
-    def analysis_ready(self) -> bool:
-        """Whether rows have a store and a category tree (declared fields or overridden methods)."""
-        cls = type(self)
-        has_store = bool(self.store_field) or cls.store_of is not SemanticIndex.store_of
-        has_tree = bool(self.category_field) or cls.category_chain is not SemanticIndex.category_chain
-        return has_store and has_tree
-
     def analysis_data(self, obj: models.Model) -> dict[str, Any] | None:
-        """What the offline ``semantic-catalog analyze`` needs of a row; None when the index does not
-        declare a store and a category tree."""
-        if not self.analysis_ready:
-            return None
-        record = self.product_record(obj)
-        return {
-            "store": record.store,
-            "category": self.category_chain(obj),
-            "title": record.title,
-            "brand": record.brand,
-            "price": record.price,
-        }
-
-    # Python API: search, similar, recommend, mark_dirty (implemented in search.py / sync.py).
-
-    def search(
-        self,
-        query: str,
-        mode: str = "hybrid",
-        filters: dict[str, Any] | None = None,
-        limit: int | None = None,
-        objects: bool = True,
-    ):
-        from .search import search
-
-        return search(self, query, mode=mode, filters=filters, limit=limit, objects=objects)
-
-    def similar(self, pk: Any, filters: dict[str, Any] | None = None, limit: int | None = None, objects: bool = True):
-        from .search import similar
-
-        return similar(self, pk, filters=filters, limit=limit, objects=objects)
-
-    def recommend(
-        self,
-        positive: Sequence[Any],
-        negative: Sequence[Any] = (),
-        filters: dict[str, Any] | None = None,
-        limit: int | None = None,
-        objects: bool = True,
-    ):
-        from .search import recommend
-
-        return recommend(self, positive, negative, filters=filters, limit=limit, objects=objects)
-
-    def mark_dirty(self, objects: models.QuerySet | Iterable[Any]) -> int:
-        from .sync import mark_dirty
-
-        return mark_dirty(self, objects)
+        """What the offline ``semantic-catalog analyze`` needs of a row (exported with it); None here.
+        ``semantic_catalog.crossstore.CrossShopIndexMixin`` fills it in."""
+        return None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} on {self.model._meta.label}>"  # type: ignore[union-attr]

@@ -7,11 +7,11 @@ from typing import Any
 from django.db.models import Count
 from django.utils import timezone
 
-from .backends import available_encoder_names, get_encoder, get_store
-from .conf import semantic_settings
-from .engine.errors import SemanticCatalogError
-from .indexes import SemanticIndex
-from .models import Collection, DrainRequest, SyncEvent
+from semantic_catalog.backends import available_encoder_names, get_encoder, get_store
+from semantic_catalog.conf import semantic_settings
+from semantic_catalog.engine.errors import SemanticCatalogError
+from semantic_catalog.indexes import SemanticIndex
+from semantic_catalog.models import Collection, DrainRequest, SyncEvent
 
 
 def index_status(index: SemanticIndex) -> dict[str, Any]:

@@ -4,9 +4,9 @@ Nothing under ``semantic_catalog.engine`` may import Django (an import-linter co
 the offline machine and the tests can use it without a Django project.
 """
 
-from .documents import Document, SearchHit, StoredRecord, content_hash, text_hash
-from .encoders import Encoder, SentenceTransformerEncoder
-from .errors import (
+from semantic_catalog.engine.documents import Document, SearchHit, StoredRecord, content_hash, text_hash
+from semantic_catalog.engine.encoders import Encoder, SentenceTransformerEncoder
+from semantic_catalog.engine.errors import (
     CollectionMissing,
     ConfigurationError,
     InvalidFilter,
@@ -15,10 +15,10 @@ from .errors import (
     SemanticCatalogError,
     UnknownIds,
 )
-from .filters import FieldSpec, Filter, build_filters
-from .fusion import reciprocal_rank_fusion
-from .indexer import IndexReport, index_documents, remove_documents
-from .stores import VectorStore
+from semantic_catalog.engine.filters import FieldSpec, Filter, build_filters
+from semantic_catalog.engine.indexer import IndexReport, index_documents, remove_documents
+from semantic_catalog.engine.search.fusion import reciprocal_rank_fusion
+from semantic_catalog.engine.stores import VectorStore
 
 __all__ = [
     "CollectionMissing",

@@ -36,3 +36,7 @@ class NotIndexedYet(SemanticCatalogError):
 
 class CollectionMissing(SemanticCatalogError):
     """The store has no table for a collection: it must be (re)built."""
+
+
+class BadFile(SemanticCatalogError):
+    """A file is not a valid export, vector, result or judgment file; the message names the file, record and reason."""

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .errors import InvalidFilter
+from semantic_catalog.engine.errors import InvalidFilter
 
 FieldType = Literal["str", "int", "float", "bool"]
 Operator = Literal["eq", "in", "gte", "lte", "gt", "lt"]

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .documents import Document
-from .encoders.base import Encoder
-from .stores.base import VectorStore
+from semantic_catalog.engine.documents import Document
+from semantic_catalog.engine.encoders.base import Encoder
+from semantic_catalog.engine.stores.base import VectorStore
 
 
 @dataclass

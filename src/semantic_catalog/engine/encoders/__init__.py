@@ -4,10 +4,10 @@
 their modules import those libraries only when a model is loaded or a request made.
 """
 
-from .base import Encoder, normalise
-from .onnx import OnnxEncoder
-from .openai_compatible import EmbeddingServiceError, OpenAICompatibleEncoder
-from .sentence_transformers import BUNDLED_MODEL_NAME, SentenceTransformerEncoder
+from semantic_catalog.engine.encoders.base import Encoder, normalise
+from semantic_catalog.engine.encoders.onnx import OnnxEncoder
+from semantic_catalog.engine.encoders.openai_compatible import EmbeddingServiceError, OpenAICompatibleEncoder
+from semantic_catalog.engine.encoders.sentence_transformers import BUNDLED_MODEL_NAME, SentenceTransformerEncoder
 
 __all__ = [
     "BUNDLED_MODEL_NAME",

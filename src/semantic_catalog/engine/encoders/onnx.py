@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigurationError
-from .base import Encoder, normalise
+from semantic_catalog.engine.encoders.base import Encoder, normalise
+from semantic_catalog.engine.errors import ConfigurationError
 
 CONFIG_FILE = "semantic_catalog_onnx.json"
 TOKENIZER_FILE = "tokenizer.json"

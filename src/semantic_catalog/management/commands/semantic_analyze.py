@@ -5,9 +5,12 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import CommandError, CommandParser
 
-from ...analysis import KINDS, analyze
-from ...engine.errors import SemanticCatalogError
-from ._base import IndexCommand
+from semantic_catalog.crossstore.analysis import KINDS, analyze
+from semantic_catalog.engine.crossstore.category_links import DEFAULT_LINK_THRESHOLD
+from semantic_catalog.engine.crossstore.product_matching import DEFAULT_THRESHOLD
+from semantic_catalog.engine.crossstore.substitutions import DEFAULT_K
+from semantic_catalog.engine.errors import SemanticCatalogError
+from semantic_catalog.management.commands._base import IndexCommand
 
 
 class Command(IndexCommand):
@@ -22,9 +25,9 @@ class Command(IndexCommand):
         for kind in KINDS:
             parser.add_argument(f"--{kind}", action="store_true", help=f"compute {kind}")
         parser.add_argument("--levels", default="3,4", help="substitution levels, 3 and/or 4 (default: 3,4)")
-        parser.add_argument("--k", type=int, default=5, help="substitutes per product and level")
-        parser.add_argument("--link-threshold", type=float, default=0.6)
-        parser.add_argument("--match-threshold", type=float, default=None, help="default: the engine's (0.6)")
+        parser.add_argument("--k", type=int, default=DEFAULT_K, help=f"substitutes per product and level ({DEFAULT_K})")
+        parser.add_argument("--link-threshold", type=float, default=DEFAULT_LINK_THRESHOLD)
+        parser.add_argument("--match-threshold", type=float, default=DEFAULT_THRESHOLD)
         parser.add_argument("--dry-run", action="store_true", help="compute and validate, store nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -33,7 +36,6 @@ class Command(IndexCommand):
             levels = [int(level) for level in options["levels"].split(",") if level.strip()]
         except ValueError:
             raise CommandError(f"--levels takes 3 and/or 4, comma-separated, not {options['levels']!r}.") from None
-        extra = {} if options["match_threshold"] is None else {"match_threshold": options["match_threshold"]}
         for index in self.selected(options):
             try:
                 reports = analyze(
@@ -42,8 +44,8 @@ class Command(IndexCommand):
                     levels,
                     k=self.positive(options["k"], "--k"),
                     link_threshold=options["link_threshold"],
+                    match_threshold=options["match_threshold"],
                     dry_run=options["dry_run"],
-                    **extra,
                 )
             except (SemanticCatalogError, ImproperlyConfigured) as exc:
                 raise CommandError(f"{index.name}: {exc}") from exc

@@ -7,11 +7,12 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from tqdm import tqdm
 
-from ...conf import semantic_settings
-from ...engine.errors import SemanticCatalogError
-from ...engine.evaluation import DEPTH, read_judgments, read_queries, results_table, run_modes
-from ...engine.search import MODES
-from ._base import IndexCommand
+from semantic_catalog.conf import semantic_settings
+from semantic_catalog.engine.errors import SemanticCatalogError
+from semantic_catalog.engine.search.evaluation import DEPTH, read_judgments, read_queries, results_table, run_modes
+from semantic_catalog.engine.search.pipeline import MODES
+from semantic_catalog.management.commands._base import IndexCommand
+from semantic_catalog.search import search
 
 
 class Command(IndexCommand):
@@ -38,8 +39,8 @@ class Command(IndexCommand):
             raise CommandError(f"Unknown modes {unknown}; use {', '.join(MODES)}.")
         longest, depth = semantic_settings.MAX_QUERY_LENGTH, min(DEPTH, semantic_settings.MAX_LIMIT)
 
-        def search(text: str, mode: str) -> list[str]:
-            return [hit.id for hit in index.search(text[:longest], mode=mode, limit=depth)]
+        def run(text: str, mode: str) -> list[str]:
+            return [hit.id for hit in search(index, text[:longest], mode=mode, limit=depth)]
 
         def progress(items: Any, desc: str) -> Any:
             return tqdm(items, desc=desc, disable=options["no_progress"], file=self.stderr)
@@ -48,7 +49,7 @@ class Command(IndexCommand):
             queries = read_queries(options["queries"])
             judgments = read_judgments(options["judgments"])
             results = run_modes(
-                search, queries, judgments, modes, options["relevant_at"], options["gain_offset"], progress
+                run, queries, judgments, modes, options["relevant_at"], options["gain_offset"], progress
             )
         except SemanticCatalogError as exc:
             raise CommandError(str(exc)) from exc

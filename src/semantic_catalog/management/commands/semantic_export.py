@@ -6,10 +6,10 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
-from ...engine.errors import SemanticCatalogError
-from ...engine.offline import write_records
-from ...exporting import export_records, parse_since
-from ._base import IndexCommand
+from semantic_catalog.engine.errors import SemanticCatalogError
+from semantic_catalog.engine.offline.records import write_records
+from semantic_catalog.management.commands._base import IndexCommand
+from semantic_catalog.offline.export import export_records, parse_since
 
 
 class Command(IndexCommand):

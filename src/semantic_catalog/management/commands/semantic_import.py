@@ -7,12 +7,12 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 
-from ...collections import require_searchable
-from ...engine.cross_store import FILE_NAMES, read_result_file
-from ...engine.errors import SemanticCatalogError
-from ...importing import ImportRejected, ImportReport, import_vectors
-from ...results import ResultsRejected, import_results
-from ._base import IndexCommand
+from semantic_catalog.collections import require_searchable
+from semantic_catalog.crossstore.results import ResultsRejected, import_results
+from semantic_catalog.engine.crossstore.analysis import FILE_NAMES, read_result_file
+from semantic_catalog.engine.errors import SemanticCatalogError
+from semantic_catalog.management.commands._base import IndexCommand
+from semantic_catalog.offline.vectors import ImportRejected, ImportReport, import_vectors
 
 COUNTS = ("new", "updated", "unchanged", "stale", "unknown", "invalid")
 

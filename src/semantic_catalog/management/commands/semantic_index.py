@@ -5,9 +5,9 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from tqdm import tqdm
 
-from ...engine.errors import SemanticCatalogError
-from ...indexing import rebuild_index, update_index
-from ._base import IndexCommand
+from semantic_catalog.engine.errors import SemanticCatalogError
+from semantic_catalog.management.commands._base import IndexCommand
+from semantic_catalog.sync.reconcile import rebuild_index, update_index
 
 
 class Command(IndexCommand):

@@ -5,8 +5,8 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from ...status import index_status
-from ._base import IndexCommand
+from semantic_catalog.management.commands._base import IndexCommand
+from semantic_catalog.status import index_status
 
 
 class Command(IndexCommand):

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from ...sync import drain, retry_failed
-from ._base import IndexCommand
+from semantic_catalog.management.commands._base import IndexCommand
+from semantic_catalog.sync import retry_failed, run_drain
 
 
 class Command(IndexCommand):
@@ -22,7 +22,7 @@ class Command(IndexCommand):
             if options["retry_failed"]:
                 reset = retry_failed(index.name)
                 self.stdout.write(f"{index.name}: {reset} failed events reset to pending.")
-            report = drain(index.name, batch_size=batch_size)
+            report = run_drain(index.name, batch_size=batch_size)
             if report.busy:
                 self.stdout.write(f"{index.name}: another drain is running; it will apply the pending events.")
                 continue

@@ -1,0 +1,234 @@
+"""Cross-store analysis results: stored (every row validated, then the previous run of the same kind
+replaced in one transaction, or only reported on a dry run; bad input changes nothing) and read
+back for a product or a category."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+
+from semantic_catalog.engine.crossstore.substitutions import check_level
+from semantic_catalog.engine.documents import SearchHit
+from semantic_catalog.engine.errors import InvalidQuery, SemanticCatalogError
+from semantic_catalog.indexes import SemanticIndex
+from semantic_catalog.models import AnalysisRun, CategoryLink, ProductMatch, Substitution
+from semantic_catalog.search.service import ObjectNotFound, Result, existing_ids, hydrate, query_limits
+
+SCORE_RANGE = {"links": (-1.0, 1.0), "substitutions": (-1.0, 1.0), "matches": (0.0, 1.0)}
+FIELDS = {
+    "links": ("source_store", "source_category", "target_store", "target_category", "score"),
+    "substitutions": ("product", "substitute", "level", "score", "rank"),
+    "matches": ("product", "match", "score"),
+}
+
+
+class ResultsRejected(SemanticCatalogError):
+    """The rows cannot be stored; ``problems`` says which and why (at most 20 are listed)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        shown = "; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20 else "")
+        super().__init__(f"{len(problems)} invalid rows, nothing was changed: {shown}")
+
+
+@dataclass
+class RunReport:
+    kind: str
+    rows: int
+    replaced: int = 0
+    dry_run: bool = False
+    run_id: int | None = None
+
+
+def _pairs(kind: str) -> tuple[str, str]:
+    return {"links": ("source_category", "target_category"), "substitutions": ("product", "substitute")}.get(
+        kind, ("product", "match")
+    )
+
+
+def check_rows(index: SemanticIndex, kind: str, rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Every problem of ``rows`` (empty when they can be stored)."""
+    if kind not in SCORE_RANGE:
+        return [f"unknown kind {kind!r}; use links, substitutions or matches"]
+    left, right = _pairs(kind)
+    low, high = SCORE_RANGE[kind]
+    problems: list[str] = []
+    seen: set[tuple] = set()
+    product_ids: set[str] = set()
+    for number, row in enumerate(rows, start=1):
+        where = f"{kind} row {number}"
+        missing = [name for name in FIELDS[kind] if row.get(name) in (None, "")]
+        if missing:
+            problems.append(f"{where}: missing {', '.join(missing)}")
+            continue
+        a, b, score = str(row[left]), str(row[right]), row["score"]
+        if a == b:
+            problems.append(f"{where}: {left} and {right} are the same ({a})")
+        if not isinstance(score, (int, float)) or not math.isfinite(score) or not low <= score <= high:
+            problems.append(f"{where}: score {score!r} is not a number from {low} to {high}")
+        key: tuple = (a, b)
+        if kind == "links" and str(row["source_store"]) == str(row["target_store"]):
+            problems.append(f"{where}: a link joins two stores; both sides are in store {row['source_store']}")
+        if kind == "substitutions":
+            if row["level"] not in (3, 4):
+                problems.append(f"{where}: level must be 3 or 4, not {row['level']!r}")
+            if not isinstance(row["rank"], int) or row["rank"] < 1:
+                problems.append(f"{where}: rank must be a whole number from 1, not {row['rank']!r}")
+            key = (a, b, row["level"])
+        if key in seen:
+            problems.append(f"{where}: duplicate of an earlier row {key}")
+        seen.add(key)
+        if kind != "links":
+            product_ids.update((a, b))
+    if product_ids:
+        pks, invalid = index.parse_ids(sorted(product_ids))
+        found = {str(pk) for pk in index.get_queryset().filter(pk__in=list(pks.values())).values_list("pk", flat=True)}
+        unknown = sorted(set(product_ids) - found)
+        if unknown:
+            problems.append(f"ids not in index {index.name!r}: {', '.join(unknown[:20])}")
+    return problems
+
+
+def save_run(
+    index: SemanticIndex,
+    kind: str,
+    rows: Sequence[dict[str, Any]],
+    model: str,
+    computed_at: datetime,
+    source: str = "server",
+    parameters: dict[str, Any] | None = None,
+    dry_run: bool = False,
+) -> RunReport:
+    """Store ``rows`` as the new run of ``kind`` for ``index``, replacing the previous one atomically."""
+    problems = check_rows(index, kind, rows)
+    if problems:
+        raise ResultsRejected(problems)
+    previous = AnalysisRun.objects.filter(index=index.name, kind=kind)
+    report = RunReport(kind, len(rows), replaced=previous.count(), dry_run=dry_run)
+    if dry_run:
+        return report
+    with transaction.atomic():
+        run = AnalysisRun.objects.create(
+            index=index.name,
+            kind=kind,
+            model=model,
+            source=source,
+            parameters=parameters or {},
+            computed_at=computed_at,
+        )
+        model_class = {"links": CategoryLink, "substitutions": Substitution, "matches": ProductMatch}[kind]
+        model_class.objects.bulk_create(
+            model_class(run=run, **{name: row[name] for name in FIELDS[kind]}) for row in rows
+        )
+        previous.exclude(pk=run.pk).delete()
+    report.run_id = run.pk
+    return report
+
+
+# -- reading the current results ---------------------------------------------------------------------
+
+
+def substitutes(index: SemanticIndex, pk: Any, level: Any, limit: Any = None) -> list[Result]:
+    """The latest run's substitutes of one product at level 3 or 4, best first."""
+    try:
+        level = check_level(int(level))
+    except (TypeError, ValueError):
+        raise InvalidQuery(f"level must be 3 or 4, not {level!r}.") from None
+    size = query_limits().check_limit(limit)
+    (key,) = existing_ids(index, [pk], "substitutions", ObjectNotFound)
+    rows = Substitution.objects.filter(run__index=index.name, product=key, level=level).order_by("rank")
+    return hydrate(index, [SearchHit(r.substitute, r.score, {"rank": r.rank}) for r in rows[: size + 20]], size)
+
+
+def matches(index: SemanticIndex, pk: Any) -> list[Result]:
+    """The same item in other stores, from the latest matches run (either side of a pair)."""
+    (key,) = existing_ids(index, [pk], "matches", ObjectNotFound)
+    rows = ProductMatch.objects.filter(run__index=index.name).filter(Q(product=key) | Q(match=key))
+    hits = sorted((SearchHit(r.match if r.product == key else r.product, r.score) for r in rows), key=lambda h: h.id)
+    return hydrate(index, hits, len(hits))
+
+
+def category_links(index: SemanticIndex, category: str) -> list[dict[str, Any]]:
+    """Categories of other stores linked to ``category`` in the latest links run, best first."""
+    rows = CategoryLink.objects.filter(run__index=index.name).filter(
+        Q(source_category=category) | Q(target_category=category)
+    )
+    linked = [
+        {"category": r.target_category, "store": r.target_store, "score": r.score}
+        if r.source_category == category
+        else {"category": r.source_category, "store": r.source_store, "score": r.score}
+        for r in rows
+    ]
+    return sorted(linked, key=lambda link: -link["score"])
+
+
+# -- importing result files ----------------------------------------------------------------------------
+
+
+def _catalog_stores(index: SemanticIndex) -> tuple[dict[str, str], dict[str, str]]:
+    """Store of every product and of every category of the index's rows."""
+    products: dict[str, str] = {}
+    categories: dict[str, str] = {}
+    for obj in index.get_queryset().iterator(chunk_size=1000):
+        data = index.analysis_data(obj)
+        if data is None:
+            raise InvalidQuery(
+                f"Index {index.name!r} declares no shop_field / category_field (CrossStoreMixin) to check results "
+                "against."
+            )
+        products[str(obj.pk)] = data["store"]
+        for category_id, _ in data["category"]:
+            categories[str(category_id)] = data["store"]
+    return products, categories
+
+
+def store_problems(index: SemanticIndex, kind: str, rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Rows that contradict the catalog's stores: links of unknown categories or with the wrong store,
+    matches within one store. (Substitutes may come from any store: nothing to check.)"""
+    if kind not in ("links", "matches"):
+        return []
+    product_store, category_store = _catalog_stores(index)
+    problems = []
+    for number, row in enumerate(rows, start=1):
+        where = f"{kind} row {number}"
+        if kind == "links":
+            for side in ("source", "target"):
+                category, store = str(row.get(f"{side}_category")), str(row.get(f"{side}_store"))
+                if category not in category_store:
+                    problems.append(f"{where}: {side} category {category} is not a category of index {index.name!r}")
+                elif category_store[category] != store:
+                    problems.append(
+                        f"{where}: category {category} belongs to store {category_store[category]}, not {store}"
+                    )
+        elif kind == "matches":
+            a, b = product_store.get(str(row.get("product"))), product_store.get(str(row.get("match")))
+            if a is not None and a == b:
+                problems.append(f"{where}: both products are in store {a}; a match joins two stores")
+    return problems
+
+
+def import_results(
+    index: SemanticIndex, payload: Any, source: str, active_model: str, dry_run: bool = False
+) -> RunReport:
+    """Validate a result file's content (from ``semantic-catalog analyze``) and store it as a new run."""
+    from semantic_catalog.engine.crossstore.analysis import check_result_payload
+
+    payload = check_result_payload(payload, source)
+    if payload["index"] != index.name:
+        raise ResultsRejected([f"{source} is for index {payload['index']!r}, not {index.name!r}"])
+    if payload["model"] != active_model:
+        raise ResultsRejected(
+            [f"{source} was computed with model {payload['model']!r}; index {index.name!r} serves {active_model!r}"]
+        )
+    kind, rows = payload["kind"], payload["rows"]
+    problems = check_rows(index, kind, rows) + store_problems(index, kind, rows)
+    if problems:
+        raise ResultsRejected(problems)
+    computed_at = datetime.fromisoformat(str(payload["computed_at"]))
+    return save_run(index, kind, rows, payload["model"], computed_at, source, payload.get("parameters") or {}, dry_run)

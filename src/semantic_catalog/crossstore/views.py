@@ -1,0 +1,80 @@
+"""HTTP endpoints of cross-store analysis: substitutes, matches, category links, and result uploads."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from semantic_catalog.collections import require_searchable
+from semantic_catalog.crossstore.results import ResultsRejected, category_links, import_results, matches, substitutes
+from semantic_catalog.engine.errors import InvalidQuery
+from semantic_catalog.registry import registry
+from semantic_catalog.rest.serializers import ResultsSerializer
+from semantic_catalog.rest.views import ERRORS, LIMIT_DOC, SemanticAPIView, flag
+
+LEVEL_DOC = OpenApiParameter("level", OpenApiTypes.INT, enum=[3, 4], default=4, description="category level")
+
+
+class SubstitutionsView(SemanticAPIView):
+    """Products that can stand in for this one (latest analysis run), at category level 3 or 4."""
+
+    @extend_schema(parameters=[LEVEL_DOC, LIMIT_DOC], responses={200: ResultsSerializer, **ERRORS})
+    def get(self, request: Request, index: str, pk: str) -> Response:
+        semantic_index = registry.get(index)
+        level = request.query_params.get("level", "4")
+        found = substitutes(semantic_index, pk, level, request.query_params.get("limit"))
+        return self.results(semantic_index, found, of=pk, level=int(level))
+
+
+class MatchesView(SemanticAPIView):
+    """The very same item in other stores (latest analysis run)."""
+
+    @extend_schema(responses={200: ResultsSerializer, **ERRORS})
+    def get(self, request: Request, index: str, pk: str) -> Response:
+        semantic_index = registry.get(index)
+        return self.results(semantic_index, matches(semantic_index, pk), of=pk)
+
+
+class CategoryLinksView(SemanticAPIView):
+    """Categories of other stores linked to this one (latest analysis run), best first."""
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERRORS})
+    def get(self, request: Request, index: str, category: str) -> Response:
+        semantic_index = registry.get(index)
+        links = category_links(semantic_index, category)
+        return Response({"index": semantic_index.name, "category": category, "count": len(links), "links": links})
+
+
+class AnalysisImportView(SemanticAPIView):
+    """Upload one result file of `semantic-catalog analyze` (the JSON body); it replaces the previous run
+    of its kind for its index. ``dry_run=1`` validates and reports without changing anything."""
+
+    read_only = False
+    permission_setting = "IMPORT_PERMISSION_CLASSES"
+
+    @extend_schema(
+        parameters=[OpenApiParameter("dry_run", OpenApiTypes.BOOL, default=False)],
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        try:
+            payload = json.loads(request.body)
+        except ValueError:
+            raise InvalidQuery("The body must be a result file (JSON) of `semantic-catalog analyze`.") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("index"), str):
+            raise InvalidQuery("The result file names no 'index'.")
+        semantic_index = registry.get(payload["index"])
+        model = require_searchable(semantic_index).encoder
+        try:
+            report = import_results(semantic_index, payload, "upload", model, flag(request, "dry_run"))
+        except ResultsRejected as exc:
+            return Response({"detail": str(exc), "problems": exc.problems}, status=400)
+        return Response(asdict(report))
+
+

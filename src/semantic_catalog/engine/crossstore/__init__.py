@@ -1,0 +1,1 @@
+"""Cross-shop analysis: category links, substitutions, same-product matching and their assignment."""

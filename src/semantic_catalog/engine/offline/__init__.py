@@ -1,0 +1,1 @@
+"""The offline path: export and vector file formats (one reader per format), embedding jobs, Ray."""

@@ -1,0 +1,148 @@
+"""The offline embed job: export file in, Parquet vector parts out; resumable, batched, OOM-tolerant."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from semantic_catalog.engine.encoders.base import Encoder
+from semantic_catalog.engine.offline.records import (
+    VectorRecord,
+    count_records,
+    read_records,
+    vector_parts,
+    vector_table,
+)
+
+
+@dataclass
+class EmbedReport:
+    total: int = 0
+    skipped: int = 0
+    embedded: int = 0
+    parts: int = 0
+    seconds: float = 0.0
+    batch_size: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.embedded / self.seconds if self.seconds else 0.0
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA (and other accelerators') out-of-memory errors, without importing torch."""
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+def encode_adaptive(encoder: Encoder, texts: Sequence[str], batch_size: int) -> tuple[np.ndarray, int]:
+    """Encode in chunks of ``batch_size``; on out-of-memory halve it and go on. Returns the vectors
+    and the batch size that worked (the caller keeps using it)."""
+    vectors: list[np.ndarray] = []
+    start = 0
+    while start < len(texts):
+        chunk = list(texts[start : start + batch_size])
+        try:
+            vectors.append(encoder.encode(chunk))
+        except Exception as exc:
+            if not is_out_of_memory(exc) or batch_size == 1:
+                raise
+            batch_size = max(1, batch_size // 2)
+            _free_accelerator_memory()
+            continue
+        start += len(chunk)
+    return np.vstack(vectors), batch_size
+
+
+def _free_accelerator_memory() -> None:
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def done_keys(out_dir: Path, model: str) -> set[tuple[str, str]]:
+    """(id, content_hash) pairs already embedded with ``model`` in this output folder."""
+    keys: set[tuple[str, str]] = set()
+    for part in vector_parts(out_dir) if out_dir.exists() else []:
+        table = pq.read_table(part, columns=["id", "content_hash", "model"])
+        for row_id, chash, row_model in zip(*(table.column(c).to_pylist() for c in ("id", "content_hash", "model"))):
+            if row_model == model:
+                keys.add((row_id, chash))
+    return keys
+
+
+def _write_part(out_dir: Path, number: int, records: list[VectorRecord], dimension: int) -> None:
+    final = out_dir / f"part-{number:06d}.parquet"
+    temporary = final.with_suffix(".parquet.tmp")
+    pq.write_table(vector_table(records, dimension), temporary)
+    os.replace(temporary, final)  # a crash never leaves a half-written part behind
+
+
+def embed_file(
+    input_path: str | Path,
+    out_dir: str | Path,
+    encoder: Encoder,
+    batch_size: int = 64,
+    progress: Callable[[int], Any] | None = None,
+    window: int = 64,
+) -> EmbedReport:
+    """Embed every record of an export that ``out_dir`` does not hold yet for this model.
+
+    Records are read in windows of ``window`` batches and sorted by text length inside a window, so
+    batches carry little padding; each batch is written as its own part, atomically, so a crash
+    loses at most the batch in flight and a re-run skips everything already written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("*.parquet.tmp"):
+        stale.unlink()
+    done = done_keys(out, encoder.name)
+    numbers = [int(p.stem.split("-")[1]) for p in out.glob("part-*.parquet")]
+    next_part = max(numbers, default=-1) + 1
+    per_window = batch_size * window
+    dimension = encoder.dimension
+    report = EmbedReport(total=count_records(input_path), batch_size=batch_size)
+    started = time.perf_counter()
+    pending: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        nonlocal next_part
+        pending.sort(key=lambda r: len(r["text"]))
+        start = 0
+        while start < len(pending):
+            batch = pending[start : start + report.batch_size]
+            vectors, report.batch_size = encode_adaptive(encoder, [r["text"] for r in batch], report.batch_size)
+            records = [
+                VectorRecord(str(r["id"]), r["index"], r["content_hash"], encoder.name, dimension, v)
+                for r, v in zip(batch, vectors)
+            ]
+            _write_part(out, next_part, records, dimension)
+            next_part += 1
+            report.parts += 1
+            report.embedded += len(records)
+            start += len(batch)
+            if progress:
+                progress(len(records))
+        pending.clear()
+
+    for record in read_records(input_path):
+        if (str(record["id"]), record["content_hash"]) in done:
+            report.skipped += 1
+            if progress:
+                progress(1)
+            continue
+        pending.append(record)
+        if len(pending) >= per_window:
+            flush()
+    if pending:
+        flush()
+    report.seconds = time.perf_counter() - started
+    return report

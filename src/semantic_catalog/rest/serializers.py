@@ -1,0 +1,35 @@
+"""Response and request shapes (they also feed the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from semantic_catalog.search.service import Result
+
+
+class HitSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    score = serializers.FloatField()
+    retrievers = serializers.DictField(child=serializers.IntegerField(), help_text="1-based rank per retriever")
+    fields = serializers.DictField(help_text="the index's display_fields")
+
+
+class ResultsSerializer(serializers.Serializer):
+    index = serializers.CharField()
+    count = serializers.IntegerField()
+    results = HitSerializer(many=True)
+
+
+class RecommendRequestSerializer(serializers.Serializer):
+    positive = serializers.ListField(child=serializers.CharField(), allow_empty=False)
+    negative = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    limit = serializers.IntegerField(required=False)
+    filters = serializers.DictField(required=False, default=dict)
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+def hit_data(result: Result) -> dict:
+    return {"id": result.id, "score": result.score, "retrievers": result.retrievers, "fields": result.fields}

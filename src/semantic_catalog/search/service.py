@@ -1,0 +1,237 @@
+"""Search, similar items and recommendations for a registered index, hydrated from SQL.
+
+Results only ever contain rows of the index's queryset (an inactive row never leaks even if the
+vector store has not caught up yet), in the engine's order, with the declared display fields.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+from django.db import models
+
+from semantic_catalog.backends import get_encoder, get_query_adapter, get_store
+from semantic_catalog.collections import forget_active_collections, require_searchable
+from semantic_catalog.conf import semantic_settings
+from semantic_catalog.engine.documents import SearchHit
+from semantic_catalog.engine.errors import InvalidQuery, NotIndexedYet, UnknownIds
+from semantic_catalog.engine.filters import Filter, build_filters
+from semantic_catalog.engine.search import pipeline
+from semantic_catalog.engine.search.pipeline import QueryLimits, QueryOptions, check_mode
+from semantic_catalog.engine.search.vectors import LRUCache, QueryVectors
+from semantic_catalog.indexes import SemanticIndex
+from semantic_catalog.registry import registry
+
+# Stale store rows (changed in SQL, not yet drained) are dropped at hydration; ask for a few more.
+HYDRATION_MARGIN = 5
+MAX_RECOMMEND_IDS = 50
+
+
+class ObjectNotFound(UnknownIds):
+    """The object asked about is not in the index's queryset."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One hit: the model instance (``None`` when asked for ``objects=False``), its id, score,
+    retriever ranks and display fields."""
+
+    object: models.Model | None
+    id: str
+    score: float
+    retrievers: dict[str, int] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+# -- query vectors, cached hits, limits -------------------------------------------------------------
+
+# Query vectors per model (engine QueryVectors: encoder + QUERY_ADAPTER + LRU cache), and search hits
+# by the collection's data version, so any write to the collection (a drain, an import) makes every
+# older entry unreachable. Both are dropped when SEMANTIC_CATALOG changes (apps.reset_caches).
+_query_vectors: dict[str, QueryVectors] = {}
+_hits: LRUCache | None = None
+_lock = threading.Lock()
+
+
+def clear_query_cache() -> None:
+    """Forget query vectors, search hits and which collections are active (in this process)."""
+    global _hits
+    with _lock:
+        _query_vectors.clear()
+        _hits = None
+    forget_active_collections()
+
+
+def query_vectors(model: str | None = None) -> QueryVectors:
+    """The query vectors of ``model`` (the configured ENCODER when None)."""
+    encoder = get_encoder(model)
+    vectors = _query_vectors.get(encoder.name)
+    if vectors is None or vectors.encoder is not encoder:
+        with _lock:
+            vectors = QueryVectors(encoder, get_query_adapter(encoder.name), semantic_settings.QUERY_CACHE_SIZE)
+            _query_vectors[encoder.name] = vectors
+    return vectors
+
+
+def query_vector(text: str, model: str | None = None) -> np.ndarray:
+    """Embed a query once per model (through QUERY_ADAPTER when set); repeats come from the LRU cache."""
+    return query_vectors(model).vector(text)
+
+
+def _hit_cache() -> LRUCache:
+    global _hits
+    cache = _hits
+    if cache is None:
+        with _lock:
+            cache = _hits = _hits or LRUCache(semantic_settings.QUERY_CACHE_SIZE)
+    return cache
+
+
+def query_limits() -> QueryLimits:
+    """DEFAULT_LIMIT, MAX_LIMIT and MAX_QUERY_LENGTH as the engine checks them."""
+    s = semantic_settings
+    return QueryLimits(s.DEFAULT_LIMIT, s.MAX_LIMIT, s.MAX_QUERY_LENGTH)
+
+
+def query_options(mode: str, limit: int) -> QueryOptions:
+    """The HYBRID_* and RRF_K settings for one search."""
+    s = semantic_settings
+    return QueryOptions(check_mode(mode), limit, s.HYBRID_CANDIDATES, s.HYBRID_FUSION, s.HYBRID_KEYWORD_WEIGHT, s.RRF_K)
+
+
+def _filters(index: SemanticIndex, filters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> list[Filter]:
+    return build_filters(index.field_specs, filters or {})
+
+
+# -- hydration ---------------------------------------------------------------------------------------
+
+
+def hydrate(index: SemanticIndex, hits: Sequence[SearchHit], limit: int, objects: bool = True) -> list[Result]:
+    """Load hit rows from the index's queryset in hit order; rows outside it are dropped. With
+    ``objects=False`` only the display fields are read (what the HTTP API returns)."""
+    if not hits:
+        return []
+    ids = [hit.id for hit in hits]
+    displayed = None if objects else index.display_by_id(ids)
+    if displayed is None:
+        rows, _ = index.rows_by_id(ids)
+        displayed = {key: index.display(obj) for key, obj in rows.items()}
+    else:
+        rows = {}
+    results = []
+    for hit in hits:
+        fields = displayed.get(hit.id)
+        if fields is not None:
+            results.append(Result(rows.get(hit.id), hit.id, hit.score, dict(hit.retrievers), fields))
+            if len(results) == limit:
+                break
+    return results
+
+
+# -- the three operations -----------------------------------------------------------------------------
+
+
+def _index(index: SemanticIndex | str) -> SemanticIndex:
+    return registry.get(index) if isinstance(index, str) else index
+
+
+def search(
+    index: SemanticIndex | str,
+    query: str,
+    mode: str = "hybrid",
+    filters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+    limit: int | None = None,
+    objects: bool = True,
+) -> list[Result]:
+    """Semantic, keyword or hybrid search with the filters pushed into the store (``index``: an index or its name)."""
+    index = _index(index)
+    limits = query_limits()
+    text = limits.check_query(query)
+    options = query_options(mode, limits.check_limit(limit) + HYDRATION_MARGIN)
+    conditions = _filters(index, filters)
+    collection = require_searchable(index)
+    store = get_store()
+    version = store.version(collection.table)
+    key = (collection.table, version, text, options, tuple(conditions))
+    cache = _hit_cache()
+    hits = cache.get(key) if version is not None else None
+    if hits is None:
+        encode = None if options.mode == "keyword" else partial(query_vector, text, collection.encoder)
+        # hybrid runs its keyword search while the query is encoded
+        hits = pipeline.search(store, collection.table, text, encode, options, conditions)
+        if version is not None:
+            cache.put(key, hits)
+    return hydrate(index, hits, options.limit - HYDRATION_MARGIN, objects)
+
+
+def existing_ids(index: SemanticIndex, ids: Sequence[Any], what: str, error: type[UnknownIds]) -> list[str]:
+    keys = [str(i) for i in ids]
+    pks, invalid = index.parse_ids(keys)
+    if invalid:
+        raise error(f"{what}: {keys} are not valid ids of {index.name!r}.", keys)
+    found = {str(pk) for pk in index.get_queryset().filter(pk__in=list(pks.values())).values_list("pk", flat=True)}
+    missing = [k for k in keys if k not in found]
+    if missing:
+        raise error(f"{what}: unknown ids (not in index {index.name!r}): {', '.join(missing)}.", missing)
+    return keys
+
+
+def _stored_vectors(index: SemanticIndex, table: str, ids: list[str]) -> list[np.ndarray]:
+    records = get_store().fetch(table, ids, with_vectors=True)
+    missing = [i for i in ids if i not in records]
+    if missing:
+        raise NotIndexedYet(
+            f"Ids {', '.join(missing)} of {index.name!r} are not indexed yet; "
+            "they will be after the outbox drains (or run `manage.py semantic_sync`)."
+        )
+    return [records[i].vector for i in ids]  # type: ignore[misc]
+
+
+def similar(
+    index: SemanticIndex | str,
+    pk: Any,
+    filters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+    limit: int | None = None,
+    objects: bool = True,
+) -> list[Result]:
+    """Items nearest to one item, never the item itself."""
+    index = _index(index)
+    size = query_limits().check_limit(limit)
+    conditions = _filters(index, filters)
+    (key,) = existing_ids(index, [pk], "similar", ObjectNotFound)
+    collection = require_searchable(index)
+    (vector,) = _stored_vectors(index, collection.table, [key])
+    hits = get_store().vector_search(collection.table, vector, size + HYDRATION_MARGIN, conditions, exclude_ids=[key])
+    return hydrate(index, hits, size, objects)
+
+
+def recommend(
+    index: SemanticIndex | str,
+    positive: Sequence[Any],
+    negative: Sequence[Any] = (),
+    filters: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None,
+    limit: int | None = None,
+    objects: bool = True,
+) -> list[Result]:
+    """More like ``positive``, less like ``negative``; none of the given ids is returned."""
+    index = _index(index)
+    size = query_limits().check_limit(limit)
+    if not positive:
+        raise InvalidQuery("'positive' must list at least one id.")
+    if len(positive) + len(negative) > MAX_RECOMMEND_IDS:
+        raise InvalidQuery(f"At most {MAX_RECOMMEND_IDS} positive and negative ids together.")
+    conditions = _filters(index, filters)
+    pos = existing_ids(index, positive, "positive", UnknownIds)
+    neg = existing_ids(index, negative, "negative", UnknownIds) if negative else []
+    collection = require_searchable(index)
+    vector = pipeline.recommendation_vector(
+        _stored_vectors(index, collection.table, pos), _stored_vectors(index, collection.table, neg)
+    )
+    exclude = list(dict.fromkeys(pos + neg))
+    hits = get_store().vector_search(collection.table, vector, size + HYDRATION_MARGIN, conditions, exclude)
+    return hydrate(index, hits, size, objects)
