@@ -115,7 +115,7 @@ def demo_links(encoder: SentenceTransformerEncoder) -> dict:
     vectors = dict(zip(data.products, encoder.encode([data.product_text(pk) for pk in data.products])))
     centroids = category_centroids(nodes, {k: str(p["category"]) for k, p in data.products.items()}, vectors)
     parents = {n.path[:-1] for n in nodes}
-    leaves = {s: [n for n in nodes if n.store == s and n.path not in parents] for s in ("1", "2")}
+    leaves = {s: [n for n in nodes if n.shop == s and n.path not in parents] for s in ("1", "2")}
     text = {n.id: n.text for n in nodes}
     report = {"intended_links": len(data.intended_links)}
     for mode in ("one_to_one", "one_to_many"):

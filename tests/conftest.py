@@ -100,7 +100,7 @@ def demo():
     vectors = dict(zip(data.products, encoder.encode([data.product_text(pk) for pk in data.products])))
     centroids = category_centroids(nodes, {k: str(p["category"]) for k, p in data.products.items()}, vectors)
     parents = {n.path[:-1] for n in nodes}
-    leaves = {store: [n for n in nodes if n.store == store and n.path not in parents] for store in ("1", "2")}
+    leaves = {store: [n for n in nodes if n.shop == store and n.path not in parents] for store in ("1", "2")}
     return {
         "data": data,
         "nodes": nodes,

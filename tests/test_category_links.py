@@ -36,7 +36,7 @@ def test_centroids_cover_ancestors_and_same_level_restricts(demo):
     drills = next(n for n in nodes if n.path == ("Tools", "Power Tools", "Drills", "Cordless Drills"))
     assert tools.id in demo["centroids"] and np.isclose(np.linalg.norm(demo["centroids"][tools.id]), 1.0)
     assert float(demo["centroids"][tools.id] @ demo["centroids"][drills.id]) > 0.5
-    b_nodes = [n for n in nodes if n.store == "2"]
+    b_nodes = [n for n in nodes if n.shop == "2"]
     links = link_categories([drills], b_nodes, demo["encoder"], demo["centroids"], same_level=True, threshold=0)
     assert links and all(next(n for n in b_nodes if n.id == link.target).level == 4 for link in links)
 

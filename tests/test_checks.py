@@ -149,7 +149,7 @@ def test_text_version_and_model_changes_since_the_build_are_warned(make_product,
     assert semantic_checks() == []
     collection = active_collection(index)
     collection.text_version = index.text_version + 1
-    collection.encoder = "retired-model"
+    collection.model = "retired-model"
     collection.save()
     messages = semantic_checks()
     assert ids(messages) == ["semantic_catalog.W001", "semantic_catalog.W002"]

@@ -28,7 +28,7 @@ def test_new_model_builds_beside_the_old_which_keeps_serving(make_product, setti
     make_product("Cast iron skillet", category="pans")
     index = registry.get("products")
     old = active_collection(index)
-    assert old.encoder == "all-MiniLM-L6-v2"
+    assert old.model == "all-MiniLM-L6-v2"
 
     # Switch ENCODER to another model; keep the old one under ENCODERS so its collection keeps working.
     new_config = {
@@ -51,7 +51,7 @@ def test_new_model_builds_beside_the_old_which_keeps_serving(make_product, setti
     with pytest.raises(RuntimeError):
         run("semantic_index", "--rebuild", "--no-progress")
     building = Collection.objects.get(index="products", state="building")
-    assert building.encoder == "minilm-onnx" and active_collection(index).table == old.table
+    assert building.model == "minilm-onnx" and active_collection(index).table == old.table
     # ...and writes meanwhile reach both collections, each with its own model.
     hose = make_product("Garden hose 30 m", category="hoses", store="b")
     from semantic_catalog.backends import get_store
@@ -62,7 +62,7 @@ def test_new_model_builds_beside_the_old_which_keeps_serving(make_product, setti
     monkeypatch.undo()
     run("semantic_index", "--rebuild", "--no-progress")
     new = active_collection(index)
-    assert new.encoder == "minilm-onnx" and get_store().count(new.table) == 3
+    assert new.model == "minilm-onnx" and get_store().count(new.table) == 3
     assert Collection.objects.get(table=old.table).state == "retired"
     assert [r.id for r in search(index, "garden hose", mode="semantic", limit=1)] == [str(hose.pk)]
 

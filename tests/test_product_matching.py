@@ -24,8 +24,8 @@ def stores(demo):
     ]
     texts = [f"{f['name']}. {f['brand']}" for f in data.products.values()]
     return {
-        "a": [r for r in records if r.store == "1"],
-        "b": [r for r in records if r.store == "2"],
+        "a": [r for r in records if r.shop == "1"],
+        "b": [r for r in records if r.shop == "2"],
         "vectors": dict(zip(data.products, demo["encoder"].encode(texts))),
         "truth": set(data.same_items),
     }

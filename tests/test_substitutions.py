@@ -37,7 +37,7 @@ def run(world, level, matches=None, k=5):
 
 def test_substitutes_skip_the_item_and_its_twin_and_cross_stores(world):
     assert len(world["matches"]) >= 40  # the demo's same-item pairs
-    store = {p.id: p.store for p in world["products"]}
+    store = {p.id: p.shop for p in world["products"]}
     for level in (3, 4):
         subs = run(world, level)
         pairs = {(s.product, s.substitute) for s in subs}

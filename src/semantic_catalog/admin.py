@@ -115,7 +115,7 @@ class SyncEventAdmin(admin.ModelAdmin):
 
 @admin.register(Collection)
 class CollectionAdmin(admin.ModelAdmin):
-    list_display = ["index", "state", "encoder", "dimension", "text_version", "table", "created_at", "activated_at"]
+    list_display = ["index", "state", "model", "dimension", "text_version", "table", "created_at", "activated_at"]
     list_filter = ["index", "state"]
     readonly_fields = [f.name for f in Collection._meta.fields]
 

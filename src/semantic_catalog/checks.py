@@ -91,12 +91,12 @@ def check_collections(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
             configured = available_encoder_names()
         except (ImproperlyConfigured, SemanticCatalogError):
             continue  # E010 says why
-        if collection.encoder not in configured:
+        if collection.model not in configured:
             warnings.append(
                 checks.Warning(
-                    f"Index {index.name!r} was built with model {collection.encoder!r}, which is not configured: "
+                    f"Index {index.name!r} was built with model {collection.model!r}, which is not configured: "
                     "its searches fail until it is.",
-                    hint=f"Add {collection.encoder!r} to SEMANTIC_CATALOG['ENCODERS'], or run "
+                    hint=f"Add {collection.model!r} to SEMANTIC_CATALOG['ENCODERS'], or run "
                     f"`manage.py semantic_index --index {index.name} --rebuild`.",
                     obj=type(index),
                     id=CHECK_ID.format("W002"),

@@ -62,7 +62,7 @@ def _create(index: SemanticIndex, state: str, model: str | None = None, dimensio
     collection = Collection(
         index=index.name,
         table=table_name(index, model),
-        encoder=model,
+        model=model,
         dimension=dimension,
         text_version=index.text_version,
         state=state,
@@ -98,9 +98,9 @@ def require_searchable(index: SemanticIndex) -> Collection:
         raise IndexNotReady(
             f"Index {index.name!r} has not been built yet: run `manage.py semantic_index --index {index.name}`."
         )
-    if collection.encoder not in available_encoder_names():
+    if collection.model not in available_encoder_names():
         raise IndexNotReady(
-            f"Index {index.name!r} was built with model {collection.encoder!r}, which is not configured "
+            f"Index {index.name!r} was built with model {collection.model!r}, which is not configured "
             f"(ENCODER is {get_encoder().name!r}): add it to SEMANTIC_CATALOG['ENCODERS'] or run "
             f"`manage.py semantic_index --index {index.name} --rebuild`."
         )
@@ -115,7 +115,7 @@ def writable_collections(index: SemanticIndex) -> list[Collection]:
         Collection.objects.filter(
             index=index.name,
             state__in=[Collection.State.ACTIVE, Collection.State.BUILDING],
-            encoder__in=available_encoder_names(),
+            model__in=available_encoder_names(),
         ).order_by("id")
     )
 
@@ -124,9 +124,9 @@ def existing_collection_for_model(index: SemanticIndex, model: str) -> Collectio
     """Where vectors of ``model`` belong: the active collection if it uses that model, else that
     model's collection being built, if any."""
     active = active_collection(index)
-    if active is not None and active.encoder == model:
+    if active is not None and active.model == model:
         return active
-    return Collection.objects.filter(index=index.name, state=Collection.State.BUILDING, encoder=model).first()
+    return Collection.objects.filter(index=index.name, state=Collection.State.BUILDING, model=model).first()
 
 
 def collection_for_model(index: SemanticIndex, model: str, dimension: int) -> Collection:

@@ -28,7 +28,7 @@ def index_status(index: SemanticIndex) -> dict[str, Any]:
         info = {
             "table": collection.table,
             "state": collection.state,
-            "model": collection.encoder,
+            "model": collection.model,
             "dimension": collection.dimension,
             "text_version": collection.text_version,
             "documents": count,

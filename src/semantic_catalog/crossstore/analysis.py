@@ -36,7 +36,7 @@ def analyze(
             f"{type(index).__name__}: cross-store analysis needs CrossStoreMixin with shop_field and category_field."
         )
     collection = require_searchable(index)
-    encoder = get_encoder(collection.encoder)
+    encoder = get_encoder(collection.model)
     rows = [(str(obj.pk), index.analysis_data(obj)) for obj in index.get_queryset()]
     stored = get_store().fetch(collection.table, [pk for pk, _ in rows], with_vectors=True)
     catalog = catalog_from_rows(rows, {i: r.vector for i, r in stored.items()})  # type: ignore[arg-type]

@@ -76,7 +76,7 @@ class CrossStoreMixin:
             return None
         record = self.product_record(obj)
         return {
-            "store": record.store,
+            "store": record.shop,
             "category": self.category_chain(obj),
             "title": record.title,
             "brand": record.brand,

@@ -70,7 +70,7 @@ class AnalysisImportView(SemanticAPIView):
         if not isinstance(payload, dict) or not isinstance(payload.get("index"), str):
             raise InvalidQuery("The result file names no 'index'.")
         semantic_index = registry.get(payload["index"])
-        model = require_searchable(semantic_index).encoder
+        model = require_searchable(semantic_index).model
         try:
             report = import_results(semantic_index, payload, "upload", model, flag(request, "dry_run"))
         except ResultsRejected as exc:

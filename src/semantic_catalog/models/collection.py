@@ -7,7 +7,7 @@ from django.utils import timezone
 
 
 class Collection(models.Model):
-    """One physical table of the vector store for (index, encoder, text version).
+    """One physical table of the vector store for (index, embedding model, text version).
 
     A rebuild creates a ``building`` collection, fills it while the ``active`` one keeps serving,
     then swaps states in one transaction; writes go to both meanwhile so no update is missed.
@@ -20,7 +20,7 @@ class Collection(models.Model):
 
     index = models.CharField(max_length=100)
     table = models.CharField(max_length=200, unique=True)
-    encoder = models.CharField(max_length=200)
+    model = models.CharField(max_length=200, help_text="name of the embedding model whose vectors the table holds")
     dimension = models.PositiveIntegerField()
     text_version = models.PositiveIntegerField(default=1)
     state = models.CharField(max_length=10, choices=State.choices, default=State.BUILDING)

@@ -159,7 +159,7 @@ def _match_rows(
 def _activate_if_complete(index: SemanticIndex, collection: Collection) -> bool:
     """Switch to an imported model's collection once it covers the queryset, if it is the configured
     ENCODER's model (queries must be encodable with it)."""
-    if collection.state != Collection.State.BUILDING or collection.encoder != get_encoder().name:
+    if collection.state != Collection.State.BUILDING or collection.model != get_encoder().name:
         return False
     stored = set(get_store().content_hashes(collection.table))
     wanted = {str(pk) for pk in index.get_queryset().values_list("pk", flat=True)}

@@ -161,7 +161,7 @@ def search(
     cache = _hit_cache()
     hits = cache.get(key) if version is not None else None
     if hits is None:
-        encode = None if options.mode == "keyword" else partial(query_vector, text, collection.encoder)
+        encode = None if options.mode == "keyword" else partial(query_vector, text, collection.model)
         # hybrid runs its keyword search while the query is encoded
         hits = pipeline.search(store, collection.table, text, encode, options, conditions)
         if version is not None:

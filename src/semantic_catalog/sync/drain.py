@@ -100,7 +100,7 @@ def _apply(index: SemanticIndex, events: list[SyncEvent], report: DrainReport) -
     try:
         store = get_store()
         for collection in writable_collections(index):
-            written = index_documents(store, collection.table, get_encoder(collection.encoder), documents)
+            written = index_documents(store, collection.table, get_encoder(collection.model), documents)
             written += remove_documents(store, collection.table, gone)
             report.index += written
             _maybe_optimize(collection.table, written.written + written.deleted)

@@ -26,7 +26,7 @@ def reconcile(
 ) -> IndexReport:
     """Make ``collection`` hold exactly the queryset: write new and changed rows (encoding only texts
     that changed), delete ids that are no longer in the queryset."""
-    store, encoder = get_store(), get_encoder(collection.encoder)
+    store, encoder = get_store(), get_encoder(collection.model)
     stored = store.content_hashes(collection.table)
     seen: set[str] = set()
     report = IndexReport()

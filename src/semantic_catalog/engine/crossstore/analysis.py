@@ -2,7 +2,7 @@
 
 The same computation serves ``manage.py semantic_analyze`` (rows from the database) and
 ``semantic-catalog analyze`` (rows from an export file): category links between every pair of
-stores, same-product matches, then substitutes that exclude those matches. Result files are JSON:
+shops, same-product matches, then substitutes that exclude those matches. Result files are JSON:
 ``{"kind", "index", "model", "computed_at", "parameters", "rows": [...]}``, one per kind.
 """
 
@@ -61,18 +61,18 @@ def catalog_from_rows(rows: Iterable[tuple[str, Mapping[str, Any]]], vectors: Ma
     categories: dict[str, CategoryPath] = {}
     products, records = [], []
     for product_id, data in rows:
-        store, chain = str(data["store"]), [(str(i), str(name)) for i, name in data.get("category") or []]
+        shop, chain = str(data["store"]), [(str(i), str(name)) for i, name in data.get("category") or []]
         if not chain:
             continue
         for depth in range(1, len(chain) + 1):
             category_id = chain[depth - 1][0]
-            categories.setdefault(category_id, CategoryPath(category_id, store, tuple(n for _, n in chain[:depth])))
-        products.append(ProductRef(product_id, store, chain[-1][0]))
+            categories.setdefault(category_id, CategoryPath(category_id, shop, tuple(n for _, n in chain[:depth])))
+        products.append(ProductRef(product_id, shop, chain[-1][0]))
         price = data.get("price")
         records.append(
             ProductRecord(
                 product_id,
-                store,
+                shop,
                 str(data.get("title") or ""),
                 data.get("brand") or "",
                 float(price) if price else None,
@@ -97,22 +97,22 @@ def analyze_catalog(
     centroids = category_centroids(
         list(catalog.categories.values()), {p.id: p.category for p in catalog.products}, catalog.vectors
     )
-    stores = sorted({p.store for p in catalog.products})
+    shops = sorted({p.shop for p in catalog.products})
     links: list[CategoryLink] = []
     matches: list[ProductMatch] = []
-    for i, a in enumerate(stores):
-        for b in stores[i + 1 :]:
-            shelves = {s: [c for c in catalog.categories.values() if c.store == s and c.id in leaves] for s in (a, b)}
+    for i, a in enumerate(shops):
+        for b in shops[i + 1 :]:
+            shelves = {s: [c for c in catalog.categories.values() if c.shop == s and c.id in leaves] for s in (a, b)}
             links += link_categories(shelves[a], shelves[b], encoder, centroids, threshold=link_threshold)
-            listed = {s: [r for r in catalog.records if r.store == s] for s in (a, b)}
+            listed = {s: [r for r in catalog.records if r.shop == s] for s in (a, b)}
             matches += match_products(listed[a], listed[b], catalog.vectors, threshold=match_threshold)
     results: dict[str, list[dict[str, Any]]] = {}
     if "links" in kinds:
         results["links"] = [
             {
-                "source_store": catalog.categories[link.source].store,
+                "source_store": catalog.categories[link.source].shop,
                 "source_category": link.source,
-                "target_store": catalog.categories[link.target].store,
+                "target_store": catalog.categories[link.target].shop,
                 "target_category": link.target,
                 "score": link.score,
             }

@@ -1,8 +1,8 @@
-"""Which category of store B is the same as this category of store A.
+"""Which category of shop B is the same as this category of shop A.
 
 Each category is compared by two signals: the embedding of its full path ("Tools > Power Tools >
 Drills"), which knows what the names mean, and the centroid of its products' vectors, which knows
-what the shop actually files there (two stores name the same shelf differently, and a vague name
+what the shop actually files there (two shops name the same shelf differently, and a vague name
 like "Accessories" only makes sense through its products). The link score is a weighted sum of the
 two cosines; categories without products are scored on their path alone.
 """
@@ -26,10 +26,10 @@ DEFAULT_LINK_THRESHOLD = 0.6  # least cosine of two shelves' centroids for a lin
 
 @dataclass(frozen=True)
 class CategoryPath:
-    """One store's category: its id and the names from the root down to it."""
+    """One shop's category: its id and the names from the root down to it."""
 
     id: str
-    store: str
+    shop: str
     path: tuple[str, ...]
 
     @property
@@ -43,7 +43,7 @@ class CategoryPath:
 
 @dataclass(frozen=True)
 class CategoryLink:
-    """``source`` (store A) is the same kind of shelf as ``target`` (store B), with a score in [-1, 1]."""
+    """``source`` (shop A) is the same kind of shelf as ``target`` (shop B), with a score in [-1, 1]."""
 
     source: str
     target: str
@@ -60,7 +60,7 @@ def category_centroids(
     ``product_categories`` maps a product id to its (leaf) category id; ``vectors`` maps product ids
     to their vectors. Categories with no product get no entry."""
     by_id = {c.id: c for c in categories}
-    by_path = {(c.store, c.path): c.id for c in categories}
+    by_path = {(c.shop, c.path): c.id for c in categories}
     sums: dict[str, np.ndarray] = {}
     for product, category_id in product_categories.items():
         category = by_id.get(category_id)
@@ -68,7 +68,7 @@ def category_centroids(
         if category is None or vector is None:
             continue
         for depth in range(1, category.level + 1):  # the category and every ancestor
-            ancestor = by_path.get((category.store, category.path[:depth]))
+            ancestor = by_path.get((category.shop, category.path[:depth]))
             if ancestor is not None:
                 sums[ancestor] = sums.get(ancestor, 0) + np.asarray(vector, dtype=np.float32)
     if not sums:

@@ -1,6 +1,6 @@
-"""The very same product sold by two stores under different wording.
+"""The very same product sold by two shops under different wording.
 
-Two steps. Candidates: for each product of store A, the nearest products of store B by embedding
+Two steps. Candidates: for each product of shop A, the nearest products of shop B by embedding
 and by shared title words (an embedding alone confuses near variants, words alone miss rewording).
 Scoring: a similar product is not the same product, so the score weighs what identifies an item:
 model numbers (a shared one is strong evidence; two different ones rule a match out), the brand,
@@ -38,7 +38,7 @@ class ProductRecord:
     """What matching reads of a product: its title, brand and price (None when unknown)."""
 
     id: str
-    store: str
+    shop: str
     title: str
     brand: str = ""
     price: float | None = None

@@ -1,8 +1,8 @@
 """Products that can stand in for a product: the same kind of thing, not the same item.
 
 A substitute of product p at level L (3: broad, 4: narrow) is a product whose category, cut at
-depth L, is p's category cut at depth L in the same store, or a category linked to it in another
-store (links between deeper categories count for their level-L ancestors). Within that pool the
+depth L, is p's category cut at depth L in the same shop, or a category linked to it in another
+shop (links between deeper categories count for their level-L ancestors). Within that pool the
 top k by cosine similarity are kept, never p itself nor a product matched as the very same item.
 """
 
@@ -23,10 +23,10 @@ DEFAULT_K = 5  # substitutes kept per product and level
 
 @dataclass(frozen=True)
 class ProductRef:
-    """What substitution needs of a product: its id, store and (leaf) category id."""
+    """What substitution needs of a product: its id, shop and (leaf) category id."""
 
     id: str
-    store: str
+    shop: str
     category: str
 
 
@@ -47,11 +47,11 @@ def check_level(level: int) -> int:
 
 def _ancestors_at(categories: Sequence[CategoryPath], level: int) -> dict[str, str]:
     """Category id -> id of its ancestor (or itself) at depth ``level``; shallower ones are left out."""
-    by_path = {(c.store, c.path): c.id for c in categories}
+    by_path = {(c.shop, c.path): c.id for c in categories}
     return {
-        c.id: by_path[(c.store, c.path[:level])]
+        c.id: by_path[(c.shop, c.path[:level])]
         for c in categories
-        if c.level >= level and (c.store, c.path[:level]) in by_path
+        if c.level >= level and (c.shop, c.path[:level]) in by_path
     }
 
 

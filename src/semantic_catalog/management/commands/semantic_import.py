@@ -59,7 +59,7 @@ class Command(IndexCommand):
     def _import_results(self, index: Any, files: list[Path], dry_run: bool) -> None:
         """Every file is checked before any is stored: one bad file stores nothing."""
         try:
-            model = require_searchable(index).encoder
+            model = require_searchable(index).model
             payloads = [read_result_file(path) for path in files]
             with transaction.atomic():
                 reports = [import_results(index, p, str(f), model, dry_run) for p, f in zip(payloads, files)]
