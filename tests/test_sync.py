@@ -201,3 +201,16 @@ def test_loaddata_style_raw_saves_are_recorded(index, shop):
         for obj in serializers.deserialize("json", data):
             obj.save()
     assert ids(search(index, "leaf blower", mode="keyword")) == ["500"]
+
+
+def test_template_text_is_the_rows_text_verbatim(index, make_product):
+    """A text_template renders the row's text as it is, not HTML-escaped: '&' and '>' stay themselves
+    and no 'amp' or 'gt' words reach the keyword index."""
+    fork = make_product(
+        "Spear & Jackson border fork", brand="Spear & Jackson", description='Stainless "tines" <forged>'
+    )
+    text = index.to_document(fork).text
+    assert text == 'Spear & Jackson border fork. Spear & Jackson. Tools > Drills. Stainless "tines" <forged>'
+    assert ids(search(index, "Spear & Jackson", mode="keyword")) == [str(fork.pk)]
+    for word in ("amp", "gt", "lt", "quot"):
+        assert ids(search(index, word, mode="keyword")) == [], word

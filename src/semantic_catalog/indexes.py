@@ -153,7 +153,10 @@ class SemanticIndex:
     def get_text(self, obj: models.Model) -> str:
         """The text that is embedded and keyword-indexed for one row."""
         if self._template is not None:
-            return " ".join(self._template.render(Context({"object": obj, **_attrs(obj)})).split())
+            # Context() escapes HTML unless told otherwise, whatever the Engine says: the text is
+            # embedded and keyword-indexed, not shown in a page, so it must be the row's text verbatim.
+            context = Context({"object": obj, **_attrs(obj)}, autoescape=False)
+            return " ".join(self._template.render(context).split())
         parts = [str(getattr(obj, name) or "").strip() for name in self.text_fields]
         return self.text_separator.join(p for p in parts if p)
 
