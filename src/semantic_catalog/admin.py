@@ -1,5 +1,6 @@
 """Admin: each row's index state and a "re-index selected" action for your models; the outbox,
-collections and cross-store analysis results (read-only: they come from a run) for operators."""
+collections and cross-store analysis results for operators, read-only (the library writes them: no
+add, change or delete through forms; failed sync events are retried by an action)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth import get_permission_codename
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
 from semantic_catalog.backends import get_store
 from semantic_catalog.collections import active_collection
-from semantic_catalog.crossstore import admin as crossstore_admin  # noqa: F401 - registers the wing's admin
+from semantic_catalog.crossstore.admin import ReadOnlyAdmin  # importing it registers the wing's admin too
 from semantic_catalog.engine.errors import SemanticCatalogError
 from semantic_catalog.models import Collection, SyncEvent
 from semantic_catalog.registry import registry
@@ -92,18 +94,22 @@ class SemanticIndexAdminMixin:
 
 
 @admin.register(SyncEvent)
-class SyncEventAdmin(admin.ModelAdmin):
+class SyncEventAdmin(ReadOnlyAdmin):
     list_display = ["index", "object_id", "op", "status", "attempts", "next_attempt_at", "short_error"]
     list_filter = ["index", "status", "op"]
     search_fields = ["object_id", "last_error"]
-    readonly_fields = [f.name for f in SyncEvent._meta.fields]
     actions = ["retry"]
 
     @admin.display(description="last error")
     def short_error(self, obj: SyncEvent) -> str:
         return obj.last_error[:120]
 
-    @admin.action(description="Retry selected failed events")
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        """Retrying needs the model's change permission (superusers have it), though no form changes rows."""
+        opts = self.opts
+        return request.user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}")
+
+    @admin.action(description="Retry selected failed events", permissions=["retry"])
     def retry(self, request: HttpRequest, queryset: QuerySet) -> None:
         failed = queryset.filter(status=SyncEvent.Status.FAILED)
         indexes = set(failed.values_list("index", flat=True))
@@ -114,8 +120,8 @@ class SyncEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(Collection)
-class CollectionAdmin(admin.ModelAdmin):
+class CollectionAdmin(ReadOnlyAdmin):
+    """Collections are made by semantic_index and imports, switched atomically, never edited by hand."""
+
     list_display = ["index", "state", "model", "dimension", "text_version", "table", "created_at", "activated_at"]
     list_filter = ["index", "state"]
-    readonly_fields = [f.name for f in Collection._meta.fields]
-

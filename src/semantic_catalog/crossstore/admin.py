@@ -1,4 +1,5 @@
-"""Admin of cross-store analysis results: read-only (a new run replaces them, nobody edits them by hand)."""
+"""Admin of cross-store analysis results: read-only (a new run replaces them, nobody edits or deletes them
+by hand), and the read-only admin the core's admin uses for the outbox and collections too."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ from semantic_catalog.models import AnalysisRun, CategoryLink, ProductMatch, Sub
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Results are replaced by a new run, never edited by hand."""
+    """State the library owns (results replaced by a new run, the outbox, collections): shown, never
+    added, edited or deleted by hand. Actions of the subclass that ask for no permission still run."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 

@@ -86,6 +86,7 @@ class ProductMatch(models.Model):
     score = models.FloatField()
 
     class Meta:
+        verbose_name_plural = "product matches"  # not Django's "product matchs"
         constraints = [models.UniqueConstraint(fields=["run", "product", "match"], name="semantic_match_once")]
 
     def __str__(self) -> str:
