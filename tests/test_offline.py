@@ -16,6 +16,7 @@ from semantic_catalog.backends import get_store
 from semantic_catalog.cli import main as cli
 from semantic_catalog.collections import active_collection
 from semantic_catalog.engine.encoders.base import Encoder
+from semantic_catalog.engine.errors import BadFile
 from semantic_catalog.engine.offline.embedding import embed_file
 from semantic_catalog.engine.offline.records import read_records
 from semantic_catalog.registry import registry
@@ -154,6 +155,65 @@ def test_embed_halves_the_batch_on_out_of_memory_and_resumes(tmp_path):
     parts[-1].unlink()  # as if the run had died while writing the last batch
     again = embed_file(export_file, tmp_path / "v", encoder, batch_size=2)
     assert (again.skipped, again.embedded) == (18, 2)
+
+
+class Ones(Encoder):
+    """A stand-in model for tests about reading the input, not about vectors."""
+
+    name = "ones"
+    dimension = 3
+
+    def _encode(self, texts):
+        return np.ones((len(texts), 3), dtype=np.float32)
+
+
+def write_export(path: Path, count: int, broken_line: int | None = None) -> Path:
+    """A JSONL export of ``count`` records; the one on ``broken_line`` (1-based) has no "text"."""
+    records = [
+        {"id": str(i), "index": "x", "text": f"t{i}", "fields": {}, "content_hash": f"h{i}"} for i in range(count)
+    ]
+    if broken_line is not None:
+        del records[broken_line - 1]["text"]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def test_embed_reads_the_input_once_and_counts_it_at_most_once(tmp_path, monkeypatch, capsys):
+    export_file = write_export(tmp_path / "in.jsonl", 5)
+    opened: list[str] = []
+    real_open = Path.open
+
+    def watched_open(self, *args, **kwargs):
+        if self == export_file:
+            opened.append(args[0] if args else kwargs.get("mode", "r"))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", watched_open)
+    report = embed_file(export_file, tmp_path / "a", Ones(), batch_size=2)
+    assert (report.total, report.embedded, opened) == (5, 5, ["r"])  # one pass: it reads, and counts as it reads
+    opened.clear()
+    assert cli(["embed", str(export_file), "--out", str(tmp_path / "b"), "--batch-size", "2"]) == 0
+    assert opened == ["rb", "r"]  # one counting pass (for the progress bar's total), one reading pass
+    captured = capsys.readouterr()
+    assert "5/5" in captured.err and "5 embedded, 0 already done, 5 in the input" in captured.out
+    opened.clear()
+    assert cli(["embed", str(export_file), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert opened == ["r"]  # no bar, no count
+    assert "0 embedded, 5 already done, 5 in the input" in capsys.readouterr().out
+
+
+def test_a_malformed_record_fails_on_ray_as_it_does_locally(tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray Data is not installed (the dev extra installs it)")
+    from semantic_catalog.engine.offline.ray_embed import embed_with_ray
+
+    export_file = write_export(tmp_path / "in.jsonl", 6, broken_line=5)
+    with pytest.raises(BadFile, match=r"in\.jsonl line 5: missing text\.") as local:
+        embed_file(export_file, tmp_path / "a", Ones())
+    # chunks of 2: Ray has started and holds the first records when line 5 is read
+    with pytest.raises(BadFile) as on_ray:
+        embed_with_ray(export_file, tmp_path / "b", Ones, Ones.name, chunk_rows=2)
+    assert str(on_ray.value) == str(local.value)
+    assert not ray.is_initialized() and not list((tmp_path / "b").glob("*.parquet"))  # shut down, nothing written
 
 
 def test_http_export_and_import_need_staff_and_validate(catalog, client, tmp_path):

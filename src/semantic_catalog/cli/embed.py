@@ -57,7 +57,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
             gpus_per_worker=1 if args.device == "cuda" else 0,
         )
     else:
-        total = count_records(args.input)
+        # the bar's total: the one counting pass (free for Parquet); embed_file only reads, once
+        total = None if args.quiet else count_records(args.input)
         with tqdm(total=total, unit="rec", desc=f"embed {Path(args.input).name}", disable=args.quiet) as bar:
             report = embed_file(args.input, args.out, encoder, batch_size=args.batch_size, progress=bar.update)
     print(
@@ -68,11 +69,9 @@ def cmd_embed(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def cmd_export_onnx(args: argparse.Namespace) -> int:
     from semantic_catalog.engine.encoders.onnx_export import export_onnx
 
     path = export_onnx(args.model, args.out, quantize=args.int8)
     print(f"ONNX model written to {path}")
     return 0
-

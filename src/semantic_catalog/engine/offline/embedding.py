@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 from semantic_catalog.engine.encoders.base import Encoder
 from semantic_catalog.engine.offline.records import (
     VectorRecord,
-    count_records,
     read_records,
     vector_parts,
     vector_table,
@@ -86,6 +85,39 @@ def _write_part(out_dir: Path, number: int, records: list[VectorRecord], dimensi
     os.replace(temporary, final)  # a crash never leaves a half-written part behind
 
 
+def unembedded(
+    input_path: str | Path,
+    done: set[tuple[str, str]],
+    report: EmbedReport,
+    progress: Callable[[int], Any] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """The records of an export that ``done`` does not hold, through the one checked reader.
+
+    Counts ``report.total`` and ``report.skipped`` as it reads, so no path passes over the input
+    again just to count it; skipped records still move ``progress``.
+    """
+    for record in read_records(input_path):
+        report.total += 1
+        if (str(record["id"]), record["content_hash"]) in done:
+            report.skipped += 1
+            if progress:
+                progress(1)
+            continue
+        yield record
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of ``size`` items (the last may be shorter): the bounded slice of the input held at once."""
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def embed_file(
     input_path: str | Path,
     out_dir: str | Path,
@@ -96,9 +128,11 @@ def embed_file(
 ) -> EmbedReport:
     """Embed every record of an export that ``out_dir`` does not hold yet for this model.
 
-    Records are read in windows of ``window`` batches and sorted by text length inside a window, so
-    batches carry little padding; each batch is written as its own part, atomically, so a crash
-    loses at most the batch in flight and a re-run skips everything already written.
+    The input is read once; ``report.total`` is counted on the way (a caller that wants a progress
+    bar total counts it itself, see ``records.count_records``). Records are taken in windows of
+    ``window`` batches and sorted by text length inside a window, so batches carry little padding;
+    each batch is written as its own part, atomically, so a crash loses at most the batch in flight
+    and a re-run skips everything already written.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -107,14 +141,10 @@ def embed_file(
     done = done_keys(out, encoder.name)
     numbers = [int(p.stem.split("-")[1]) for p in out.glob("part-*.parquet")]
     next_part = max(numbers, default=-1) + 1
-    per_window = batch_size * window
     dimension = encoder.dimension
-    report = EmbedReport(total=count_records(input_path), batch_size=batch_size)
+    report = EmbedReport(batch_size=batch_size)
     started = time.perf_counter()
-    pending: list[dict[str, Any]] = []
-
-    def flush() -> None:
-        nonlocal next_part
+    for pending in chunked(unembedded(input_path, done, report, progress), batch_size * window):
         pending.sort(key=lambda r: len(r["text"]))
         start = 0
         while start < len(pending):
@@ -131,18 +161,5 @@ def embed_file(
             start += len(batch)
             if progress:
                 progress(len(records))
-        pending.clear()
-
-    for record in read_records(input_path):
-        if (str(record["id"]), record["content_hash"]) in done:
-            report.skipped += 1
-            if progress:
-                progress(1)
-            continue
-        pending.append(record)
-        if len(pending) >= per_window:
-            flush()
-    if pending:
-        flush()
     report.seconds = time.perf_counter() - started
     return report

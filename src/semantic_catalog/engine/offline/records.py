@@ -93,10 +93,9 @@ def _checked(record: Any, where: str) -> dict[str, Any]:
 
 
 def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Records of an export file, checked one by one (the error names the line or row)."""
-    path = Path(path)
-    if not path.exists():
-        raise BadFile(f"{path}: no such file.")
+    """Records of an export file, checked one by one (the error names the line or row): the one
+    reader of exports, for `embed` (local and Ray), `evaluate` and `analyze`."""
+    path = _existing(path)
     if file_format(path) == "jsonl":
         with path.open(encoding="utf-8") as lines:
             for number, line in enumerate(lines, start=1):
@@ -121,11 +120,20 @@ def read_records(path: str | Path) -> Iterator[dict[str, Any]]:
 
 
 def count_records(path: str | Path) -> int:
-    path = Path(path)
+    """Records in an export, for a progress bar's total: free for Parquet (its metadata), one pass
+    over the lines for JSONL; the readers count as they read and do not call this."""
+    path = _existing(path)
     if file_format(path) == "parquet":
         return _parquet(path).metadata.num_rows
     with path.open("rb") as lines:
         return sum(1 for line in lines if line.strip())
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise BadFile(f"{path}: no such file.")
+    return path
 
 
 def _parquet(path: Path) -> pq.ParquetFile:
