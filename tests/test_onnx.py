@@ -390,3 +390,12 @@ def test_openai_client_unreachable_server_is_retried_then_named():
         _ = remote.dimension
     with pytest.raises(ConfigurationError, match="base_url"):
         OpenAICompatibleEncoder("", "minilm")
+
+
+def test_loading_and_exporting_print_nothing_a_user_did_not_ask_for(tmp_path, capfd, caplog):
+    """No "Loading weights" bar when a model loads (loaddata, a first save), no quantizer hint on export."""
+    SentenceTransformerEncoder(device="cpu", backend="torch").encode(["cordless drill"])
+    export_onnx(None, tmp_path / "onnx", quantize=True)
+    out, err = capfd.readouterr()
+    assert "Loading weights" not in out + err
+    assert "pre-processing" not in out + err + caplog.text

@@ -35,6 +35,7 @@ import numpy as np
 
 from semantic_catalog.engine.encoders.bundled import BUNDLED_MODEL_NAME, bundled_model_path
 from semantic_catalog.engine.encoders.onnx import CONFIG_FILE, INT8_MODEL_FILE, MODEL_FILE, TOKENIZER_FILE, OnnxEncoder
+from semantic_catalog.engine.encoders.quiet import quiet_model_loading, quiet_quantizer
 from semantic_catalog.engine.errors import ConfigurationError
 
 OPSET = 17
@@ -205,7 +206,8 @@ def _load(sentence_transformers: Any, source: str) -> Any:
     elif os.path.isabs(source) or source.startswith("."):
         raise ConfigurationError(f"No sentence-transformers model folder at {source!r}.")
     try:
-        return sentence_transformers.SentenceTransformer(source, device="cpu")
+        with quiet_model_loading():
+            return sentence_transformers.SentenceTransformer(source, device="cpu")
     except Exception as exc:  # OSError, a hub error or a bad folder: all mean the model cannot be had
         raise ConfigurationError(f"Cannot load sentence-transformers model {source!r}: {exc}") from exc
 
@@ -328,4 +330,5 @@ def _quantize(source: Path, target: Path) -> None:
             "Quantizing needs onnxruntime: pip install 'django-semantic-catalog[export]'."
         ) from exc
     # Per-channel scales keep MiniLM within ~0.99 cosine of fp32; one scale per tensor drops it to ~0.96.
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    with quiet_quantizer():
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)

@@ -16,6 +16,7 @@ import numpy as np
 
 from semantic_catalog.engine.encoders.base import Encoder
 from semantic_catalog.engine.encoders.bundled import BUNDLED_MODEL_NAME, bundled_model_path
+from semantic_catalog.engine.encoders.quiet import quiet_model_loading
 from semantic_catalog.engine.errors import ConfigurationError
 
 BACKENDS = ("auto", "torch", "onnx")
@@ -178,7 +179,8 @@ class SentenceTransformerEncoder(Encoder):
             torch.set_num_threads(self.num_threads)
         device = None if self.device in (None, "auto") else self.device
         try:
-            model = SentenceTransformer(path, device=device)
+            with quiet_model_loading():
+                model = SentenceTransformer(path, device=device)
         except OSError as exc:
             raise ConfigurationError(f"Cannot load sentence-transformers model {path!r}: {exc}") from exc
         if self.half or (self.half is None and str(model.device).startswith("cuda")):

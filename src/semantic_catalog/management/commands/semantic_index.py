@@ -5,6 +5,8 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from tqdm import tqdm
 
+from semantic_catalog.backends import get_store
+from semantic_catalog.collections import active_collection
 from semantic_catalog.engine.errors import SemanticCatalogError
 from semantic_catalog.management.commands._base import IndexCommand
 from semantic_catalog.sync.reconcile import rebuild_index, update_index
@@ -33,12 +35,20 @@ class Command(IndexCommand):
                     where = f"new collection {collection.table}"
                 else:
                     report = update_index(index, batch_size, bar.update)
+                    collection = active_collection(index)
                     where = "the active collection"
+                stored = get_store().count(collection.table)
             except SemanticCatalogError as exc:
                 raise CommandError(str(exc)) from exc
             finally:
                 bar.close()
+            if not options["rebuild"] and report.encoded == report.reused == report.deleted == 0:
+                self.stdout.write(
+                    f"{index.name}: nothing to do: all {total} rows were already indexed (saves keep the index "
+                    f"current through the outbox); {stored} documents in the index."
+                )
+                continue
             self.stdout.write(
                 f"{index.name}: {total} rows -> {where}: {report.encoded} encoded, {report.reused} re-used vectors, "
-                f"{report.unchanged} unchanged, {report.deleted} removed."
+                f"{report.unchanged} unchanged, {report.deleted} removed; {stored} documents in the index."
             )
