@@ -110,6 +110,9 @@ def test_similar_excludes_itself_and_respects_filters(client, catalog, shop):
     body = client.get(f"/api/semantic/products/{drill.pk}/similar", {"store": shop["b"].pk}).json()
     assert [hit["id"] for hit in body["results"]] == [str(catalog["hose"].pk)]
     assert client.get("/api/semantic/products/999999/similar").status_code == 404
+    response = client.get("/api/semantic/products/abc/similar")
+    assert response.status_code == 404
+    assert response.json()["detail"] == "similar: abc is not a valid id of 'products'."
 
 
 def test_recommend_positive_and_negative(client, catalog):
@@ -126,10 +129,12 @@ def test_recommend_positive_and_negative(client, catalog):
 @pytest.mark.parametrize(
     "payload, words",
     [
-        ({"positive": ["424242"]}, "unknown ids"),
+        ({"positive": ["424242"]}, "positive: 424242 is not in index 'products'."),
+        ({"positive": ["424242", "424243"]}, "positive: 424242 and 424243 are not in index 'products'."),
         ({"positive": []}, "positive"),
         ({"negative": ["1"]}, "positive"),
-        ({"positive": ["abc"]}, "not valid ids"),
+        ({"positive": ["abc"]}, "positive: abc is not a valid id of 'products'."),
+        ({"positive": ["1", "abc", "x y"]}, "positive: abc and 'x y' are not valid ids of 'products'."),
     ],
 )
 def test_bad_recommend_requests(client, catalog, payload, words):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from semantic_catalog.crossstore.results import ResultsRejected, save_run
+from semantic_catalog.crossstore.results import ResultsRejected, category_links, save_run
+from semantic_catalog.engine.errors import InvalidQuery
 from semantic_catalog.models import AnalysisRun, ProductMatch, Substitution
 from semantic_catalog.registry import registry
 
@@ -112,8 +113,37 @@ def test_an_index_without_stores_says_what_to_declare(products):
     assert not analysis_ready(plain) and plain.analysis_data(products[0]) is None
     with pytest.raises(ImproperlyConfigured, match="CrossStoreMixin with shop_field"):
         analyze(plain)
+    with pytest.raises(InvalidQuery, match="'plain' declares no shop and category tree"):
+        category_links(plain, "1")
     assert not analysis_ready(undeclared) and undeclared.analysis_data(products[0]) is None
     with pytest.raises(ImproperlyConfigured, match="set shop_field"):
         undeclared.shop_of(products[0])
     data = declared.analysis_data(products[0])
     assert analysis_ready(declared) and data["title"] == "Cordless drill driver" and data["category"]
+
+
+def test_category_links_of_an_unknown_or_invalid_category_are_404(products, shop, client):
+    index = registry.get("products")
+    drills, hoses = shop["drills"], shop["hoses"]
+    link = {
+        "source_store": str(shop["a"].pk),
+        "source_category": str(drills.pk),
+        "target_store": str(shop["b"].pk),
+        "target_category": str(hoses.pk),
+        "score": 0.7,
+    }
+    save_run(index, "links", [link], "m", timezone.now())
+    base = "/api/semantic/products/categories"
+    body = client.get(f"{base}/{hoses.pk}/links").json()
+    assert body["links"] == [{"category": str(drills.pk), "store": str(shop["a"].pk), "score": 0.7}]
+    body = client.get(f"{base}/{shop['pans'].pk}/links").json()  # a category without links
+    assert body["count"] == 0 and body["links"] == []
+
+    for category, detail in [
+        ("999999", "links: there is no category 999999 in index 'products'."),
+        ("abc", "links: abc is not a valid category id of 'products'."),
+        ("99999999999999999999999", "links: there is no category 99999999999999999999999 in index 'products'."),
+    ]:
+        response = client.get(f"{base}/{category}/links")
+        assert response.status_code == 404, category
+        assert response.json() == {"detail": detail}

@@ -10,15 +10,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 
+from semantic_catalog.crossstore.declaration import analysis_ready
 from semantic_catalog.engine.crossstore.substitutions import check_level
 from semantic_catalog.engine.documents import SearchHit
 from semantic_catalog.engine.errors import InvalidQuery, SemanticCatalogError
 from semantic_catalog.indexes import SemanticIndex
 from semantic_catalog.models import AnalysisRun, CategoryLink, ProductMatch, Substitution
-from semantic_catalog.search.service import ObjectNotFound, Result, existing_ids, hydrate, query_limits
+from semantic_catalog.search.service import ObjectNotFound, Result, existing_ids, hydrate, plain_ids, query_limits
 
 SCORE_RANGE = {"links": (-1.0, 1.0), "substitutions": (-1.0, 1.0), "matches": (0.0, 1.0)}
 FIELDS = {
@@ -154,8 +156,41 @@ def matches(index: SemanticIndex, pk: Any) -> list[Result]:
     return hydrate(index, hits, len(hits))
 
 
+def _require_category(index: SemanticIndex, category: str) -> str:
+    """``category`` as the id string the results use, when it is a category of the index's tree:
+    ``ObjectNotFound`` (404) for an id that is no valid category id or names no category.
+
+    With ``category_field`` a foreign key, its model is asked (one query). An index that overrides
+    ``category_chain`` instead has no category table to ask: any id is taken (no links, empty list)."""
+    if not analysis_ready(index):
+        raise InvalidQuery(
+            f"Index {index.name!r} declares no shop and category tree (CrossStoreMixin with shop_field and "
+            "category_field), so it has no category links."
+        )
+    field_name = getattr(index, "category_field", "")
+    field = index.model._meta.get_field(field_name) if field_name else None  # type: ignore[union-attr]
+    if field is None or not field.is_relation or field.related_model is None:
+        return category
+    model = field.related_model
+    try:
+        pk = model._meta.pk.to_python(category)
+    except ValidationError:
+        pk = None
+    if pk is None:
+        raise ObjectNotFound(
+            f"links: {plain_ids([category])} is not a valid category id of {index.name!r}.", [category]
+        )
+    if not model._default_manager.filter(pk=pk).exists():
+        raise ObjectNotFound(
+            f"links: there is no category {plain_ids([category])} in index {index.name!r}.", [category]
+        )
+    return str(pk)
+
+
 def category_links(index: SemanticIndex, category: str) -> list[dict[str, Any]]:
-    """Categories of other stores linked to ``category`` in the latest links run, best first."""
+    """Categories of other stores linked to ``category`` in the latest links run, best first;
+    ``ObjectNotFound`` when ``category`` is no category of the index (see ``_require_category``)."""
+    category = _require_category(index, str(category))
     rows = CategoryLink.objects.filter(run__index=index.name).filter(
         Q(source_category=category) | Q(target_category=category)
     )

@@ -41,7 +41,8 @@ class MatchesView(SemanticAPIView):
 
 
 class CategoryLinksView(SemanticAPIView):
-    """Categories of other stores linked to this one (latest analysis run), best first."""
+    """Categories of other stores linked to this one (latest analysis run), best first; 404 for an id
+    that names no category (an existing category without links has an empty list)."""
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERRORS})
     def get(self, request: Request, index: str, category: str) -> Response:
@@ -76,5 +77,3 @@ class AnalysisImportView(SemanticAPIView):
         except ResultsRejected as exc:
             return Response({"detail": str(exc), "problems": exc.problems}, status=400)
         return Response(asdict(report))
-
-

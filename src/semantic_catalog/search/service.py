@@ -169,15 +169,35 @@ def search(
     return hydrate(index, hits, options.limit - HYDRATION_MARGIN, objects)
 
 
+def plain_ids(ids: Sequence[str], shown: int = 10) -> str:
+    """Ids for a message, as a reader writes them: ``5, abc and 3 more`` (quoted only when empty, long
+    or holding spaces or commas, so the reader can tell where one ends)."""
+
+    def one(key: str) -> str:
+        if not key or len(key) > 40 or any(c.isspace() or c == "," for c in key) or not key.isprintable():
+            return repr(key[:40] + ("..." if len(key) > 40 else ""))
+        return key
+
+    names = [one(k) for k in ids[:shown]]
+    if len(ids) > shown:
+        return f"{', '.join(names)} and {len(ids) - shown} more"
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def existing_ids(index: SemanticIndex, ids: Sequence[Any], what: str, error: type[UnknownIds]) -> list[str]:
+    """``ids`` as strings when every one is a row of the index's queryset; else ``error`` naming the
+    ones that are no valid id, or else those that are not in the index."""
     keys = [str(i) for i in ids]
     pks, invalid = index.parse_ids(keys)
     if invalid:
-        raise error(f"{what}: {keys} are not valid ids of {index.name!r}.", keys)
+        bad = list(invalid)
+        verb = "is not a valid id" if len(bad) == 1 else "are not valid ids"
+        raise error(f"{what}: {plain_ids(bad)} {verb} of {index.name!r}.", bad)
     found = {str(pk) for pk in index.get_queryset().filter(pk__in=list(pks.values())).values_list("pk", flat=True)}
-    missing = [k for k in keys if k not in found]
+    missing = list(dict.fromkeys(k for k in keys if k not in found))
     if missing:
-        raise error(f"{what}: unknown ids (not in index {index.name!r}): {', '.join(missing)}.", missing)
+        verb = "is" if len(missing) == 1 else "are"
+        raise error(f"{what}: {plain_ids(missing)} {verb} not in index {index.name!r}.", missing)
     return keys
 
 
