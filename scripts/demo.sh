@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a running demo shop at http://127.0.0.1:8000:
 # install, migrate, load the catalog fixture, index it, create an admin user, run the server.
+# DEMO_PORT (default 8000) picks another port; DEMO_DATA_DIR (default example/data) another data folder.
 set -euo pipefail
+PORT=${DEMO_PORT:-8000}
 cd "$(dirname "$0")/.."
 
 bash scripts/install.sh
@@ -19,5 +21,5 @@ $PY manage.py semantic_status
 if ! $PY manage.py shell -v 0 -c "from django.contrib.auth.models import User; raise SystemExit(not User.objects.filter(username='admin').exists())" 2>/dev/null; then
   DJANGO_SUPERUSER_PASSWORD=admin $PY manage.py createsuperuser --noinput --username admin --email admin@example.com
 fi
-echo "==> demo shop: http://127.0.0.1:8000  (admin: http://127.0.0.1:8000/admin, user admin / password admin)"
-exec $PY manage.py runserver 127.0.0.1:8000
+echo "==> demo shop: http://127.0.0.1:$PORT  (admin: http://127.0.0.1:$PORT/admin, user admin / password admin)"
+exec $PY manage.py runserver "127.0.0.1:$PORT"

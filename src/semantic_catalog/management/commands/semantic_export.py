@@ -18,14 +18,24 @@ class Command(IndexCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         self.add_index_argument(parser)
         parser.add_argument("--format", choices=["jsonl", "parquet"], default="jsonl")
-        parser.add_argument("--output-dir", default=".", help="folder for <index>-<time>.<format> (default: .)")
+        where = parser.add_mutually_exclusive_group()
+        where.add_argument("--output-dir", default=".", help="folder for <index>-<time>.<format> (default: .)")
+        where.add_argument(
+            "--output", default=None, help="this file instead (one index; .jsonl or .parquet, replaced if it exists)"
+        )
         parser.add_argument("--limit", type=int, default=None, help="at most this many rows")
         parser.add_argument("--since", default=None, help="only rows changed after this ISO time (needs updated_field)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-        for index in self.selected(options):
-            path = Path(options["output_dir"]) / f"{index.name}-{stamp}.{options['format']}"
+        indexes = self.selected(options)
+        if options["output"] and len(indexes) > 1:
+            raise CommandError("--output names one file: choose one index with --index, or use --output-dir.")
+        for index in indexes:
+            if options["output"]:
+                path = Path(options["output"])
+            else:
+                path = Path(options["output_dir"]) / f"{index.name}-{stamp}.{options['format']}"
             try:
                 records = export_records(index, parse_since(options["since"]), options["limit"])
                 count = write_records(path, records)
