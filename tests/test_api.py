@@ -218,3 +218,84 @@ def test_no_cache_when_its_size_is_zero(client, catalog, settings, monkeypatch):
     client.get(SEARCH, {"q": "drill", "mode": "semantic"})
     client.get(SEARCH, {"q": "drill", "mode": "semantic"})
     assert calls == ["semantic", "semantic"]
+
+
+@pytest.fixture
+def staff_client(client):
+    User.objects.create_superuser("admin", "a@example.com", "pw")
+    client.login(username="admin", password="pw")
+    return client
+
+
+def parquet_bytes(columns: dict) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(pa.table(columns), buffer)
+    return buffer.getvalue()
+
+
+def assert_no_server_path(text: str) -> None:
+    import tempfile
+
+    assert tempfile.gettempdir() not in text and "semantic-import-" not in text and "/tmp" not in text, text
+
+
+def test_vector_upload_errors_say_what_is_wrong_without_server_paths(staff_client, catalog, settings):
+    """What an attacker (or a clumsy script) can send to the import endpoint: a 4xx saying what is wrong
+    with the upload, never a 500 and never the server's temporary file path."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    row = {"id": [str(catalog["drill"].pk)], "index": ["products"], "content_hash": ["h"], "model": ["m"]}
+    good = parquet_bytes({**row, "dimension": [3], "vector": [[0.1, 0.2, 0.3]]})
+    cases = [
+        (b"", 400, "The upload is empty: send a vector file of `semantic-catalog embed` (Parquet) as the body."),
+        (b"x" * (2 * 1024 * 1024), 413, "(DATA_UPLOAD_MAX_MEMORY_SIZE, 1048576 bytes)"),
+        (b"not parquet" * 1000, 400, "The upload is not a Parquet file (Parquet magic bytes not found"),
+        (b'{"index": "products", "rows": []}', 400, "The upload is not a Parquet file"),
+        (good[:-30] + b"PAR1", 400, "The upload is not a Parquet file"),
+        (good[:8] + b"\0" * 40 + good[48:], 400, "The upload: the Parquet data cannot be read"),
+        (parquet_bytes({"a": [1]}), 400, "The upload: missing columns id, index, content_hash, model, dimension"),
+        (parquet_bytes({**row, "dimension": [3], "vector": [["a", "b", "c"]]}), 400, "not numbers"),
+        (parquet_bytes({**row, "dimension": [3], "vector": ["abc"]}), 400, "not numbers"),
+        (parquet_bytes({**row, "dimension": [0], "vector": [[]]}), 400, "dimension must be at least 1, not 0"),
+        (parquet_bytes({**row, "dimension": [2], "vector": [[1e40, 0.0]]}), 400, "beyond the float32 range"),
+    ]
+    for body, status, words in cases:
+        for query in ("", "?dry_run=1&skip_invalid=1"):
+            response = staff_client.post(
+                f"/api/semantic/products/import{query}", body, content_type="application/vnd.apache.parquet"
+            )
+            text = response.content.decode()
+            assert response.status_code == status or (query and response.status_code == 200), (words, text)
+            assert words in text, text
+            assert_no_server_path(text)
+    rejected = staff_client.post(
+        "/api/semantic/products/import",
+        parquet_bytes({**row, "dimension": [3], "vector": [["a", "b", "c"]]}),
+        content_type="application/vnd.apache.parquet",
+    ).json()
+    assert rejected["report"]["errors"] == ["upload.parquet row 1: the vector holds values that are not numbers"]
+
+
+def test_analysis_upload_and_export_refuse_bad_input_with_4xx(staff_client, catalog, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    for body, status, words in [
+        (b"", 400, "must be a result file (JSON)"),
+        (b"\x00\xff" * 1000, 400, "must be a result file (JSON)"),
+        (parquet_bytes({"a": [1]}), 400, "must be a result file (JSON)"),
+        (b"[" * (2 * 1024 * 1024), 413, "DATA_UPLOAD_MAX_MEMORY_SIZE"),
+        (b'{"index": "products"}', 400, "upload: missing kind, model, computed_at, rows."),
+    ]:
+        response = staff_client.post("/api/semantic/import/analysis", body, content_type="application/json")
+        assert response.status_code == status and words in response.json()["detail"], response.content
+        assert_no_server_path(response.content.decode())
+    for params in (
+        {"limit": "99999999999999999999999"},
+        {"file_format": "parquet", "limit": "99999999999999999999999"},
+    ):
+        response = staff_client.get("/api/semantic/products/export", params)
+        assert response.status_code == 400
+        assert response.json()["detail"] == "'limit' must be at most 9223372036854775807, got 99999999999999999999999."

@@ -6,23 +6,29 @@ from __future__ import annotations
 import json
 import tempfile
 from itertools import chain
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from semantic_catalog.engine.errors import InvalidQuery
+from semantic_catalog.engine.errors import BadFile, InvalidQuery
 from semantic_catalog.engine.offline.records import write_records
 from semantic_catalog.offline.export import export_records, parse_since
 from semantic_catalog.offline.vectors import ImportRejected, import_vectors
 from semantic_catalog.registry import registry
-from semantic_catalog.rest.serializers import RecommendRequestSerializer, ResultsSerializer
+from semantic_catalog.rest.serializers import ErrorSerializer, RecommendRequestSerializer, ResultsSerializer
 from semantic_catalog.rest.views import ERRORS, FILTER_DOC, LIMIT_DOC, SemanticAPIView, filter_params, flag
 from semantic_catalog.search.service import recommend, search, similar
 from semantic_catalog.status import index_status
+
+UPLOAD_NAME = "upload.parquet"  # what an uploaded vector file is called on disk, and in messages
+MAX_EXPORT_LIMIT = 2**63 - 1  # the largest LIMIT SQL takes
 
 
 class SearchView(SemanticAPIView):
@@ -91,6 +97,8 @@ class ExportView(SemanticAPIView):
             limit_value = int(limit) if limit else None
         except ValueError:
             raise InvalidQuery(f"limit must be a whole number, got {limit!r}.") from None
+        if limit_value is not None and limit_value > MAX_EXPORT_LIMIT:  # SQL cannot take a larger LIMIT
+            raise InvalidQuery(f"'limit' must be at most {MAX_EXPORT_LIMIT}, got {limit_value}.")
         records = export_records(semantic_index, parse_since(request.query_params.get("since")), limit_value)
         filename = f"{semantic_index.name}.{fmt}"
         if fmt == "jsonl":
@@ -119,20 +127,54 @@ class ImportView(SemanticAPIView):
             OpenApiParameter("skip_invalid", OpenApiTypes.BOOL, default=False),
         ],
         request={"application/vnd.apache.parquet": OpenApiTypes.BINARY},
-        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+        responses={200: OpenApiTypes.OBJECT, **ERRORS, 413: ErrorSerializer},
     )
     def post(self, request: Request, index: str) -> Response:
         semantic_index = registry.get(index)
-        with tempfile.NamedTemporaryFile(suffix=".parquet") as upload:
-            upload.write(request.body)
-            upload.flush()
+        try:
+            body = request.body
+        except RequestDataTooBig:
+            return upload_too_large()
+        if not body:
+            raise InvalidQuery(
+                "The upload is empty: send a vector file of `semantic-catalog embed` (Parquet) as the body."
+            )
+        # Saved under a name of ours in a folder of its own, so messages about the file can speak of
+        # "the upload" and never show the server's temporary path.
+        with tempfile.TemporaryDirectory(prefix="semantic-import-") as folder:
+            upload = Path(folder) / UPLOAD_NAME
+            upload.write_bytes(body)
             try:
-                report = import_vectors(
-                    semantic_index, upload.name, flag(request, "dry_run"), flag(request, "skip_invalid")
-                )
+                report = import_vectors(semantic_index, upload, flag(request, "dry_run"), flag(request, "skip_invalid"))
+            except BadFile as exc:
+                raise BadFile(about_the_upload(str(exc), upload)) from None
             except ImportRejected as exc:
-                return Response({"detail": str(exc), "report": exc.report.as_dict()}, status=400)
+                rejected = exc.report.as_dict()
+                rejected["errors"] = [about_the_upload(e, upload) for e in rejected["errors"]]
+                return Response({"detail": about_the_upload(str(exc), upload), "report": rejected}, status=400)
         return Response(report.as_dict())
+
+
+def about_the_upload(message: str, path: Path) -> str:
+    """A message about the file an upload was saved to, rewritten about "the upload": no server path."""
+    for shown in dict.fromkeys([str(path), str(path.resolve())]):
+        message = message.replace(f"{shown}: not a ", "The upload is not a ").replace(f"{shown}: ", "The upload: ")
+        message = message.replace(shown, "the upload")
+    for folder in dict.fromkeys([str(path.parent), str(path.parent.resolve())]):
+        message = message.replace(folder, "")
+    return message
+
+
+def upload_too_large() -> Response:
+    """413 for a body over DATA_UPLOAD_MAX_MEMORY_SIZE (Django refuses to read it), saying what to do."""
+    return Response(
+        {
+            "detail": f"The upload is larger than this server accepts (DATA_UPLOAD_MAX_MEMORY_SIZE, "
+            f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes): raise that setting, or import the file on the "
+            "server with `manage.py semantic_import`."
+        },
+        status=413,
+    )
 
 
 class StatusView(SemanticAPIView):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
@@ -14,7 +16,7 @@ from semantic_catalog.collections import require_searchable
 from semantic_catalog.crossstore.results import ResultsRejected, category_links, import_results, matches, substitutes
 from semantic_catalog.engine.errors import InvalidQuery
 from semantic_catalog.registry import registry
-from semantic_catalog.rest.serializers import ResultsSerializer
+from semantic_catalog.rest.serializers import ErrorSerializer, ResultsSerializer
 from semantic_catalog.rest.views import ERRORS, LIMIT_DOC, SemanticAPIView, flag
 
 LEVEL_DOC = OpenApiParameter("level", OpenApiTypes.INT, enum=[3, 4], default=4, description="category level")
@@ -61,11 +63,20 @@ class AnalysisImportView(SemanticAPIView):
     @extend_schema(
         parameters=[OpenApiParameter("dry_run", OpenApiTypes.BOOL, default=False)],
         request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT, **ERRORS},
+        responses={200: OpenApiTypes.OBJECT, **ERRORS, 413: ErrorSerializer},
     )
     def post(self, request: Request) -> Response:
         try:
             payload = json.loads(request.body)
+        except RequestDataTooBig:
+            return Response(
+                {
+                    "detail": f"The upload is larger than this server accepts (DATA_UPLOAD_MAX_MEMORY_SIZE, "
+                    f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes): raise that setting, or import the file on "
+                    "the server with `manage.py semantic_import`."
+                },
+                status=413,
+            )
         except ValueError:
             raise InvalidQuery("The body must be a result file (JSON) of `semantic-catalog analyze`.") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("index"), str):

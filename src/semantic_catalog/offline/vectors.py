@@ -9,6 +9,7 @@ Unknown and stale records are reported and skipped; invalid ones reject the whol
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 from semantic_catalog.backends import get_encoder, get_store
 from semantic_catalog.collections import activate, collection_for_model, existing_collection_for_model
 from semantic_catalog.engine.documents import Document
-from semantic_catalog.engine.errors import SemanticCatalogError
+from semantic_catalog.engine.errors import BadFile, SemanticCatalogError
 from semantic_catalog.engine.offline.records import read_vector_rows, vector_problem
 from semantic_catalog.indexes import SemanticIndex
 from semantic_catalog.models import Collection
@@ -65,8 +66,8 @@ def import_vectors(
 ) -> ImportReport:
     report = ImportReport(index=index.name, dry_run=dry_run)
     rows: dict[str, tuple[str, dict[str, Any]]] = {}
-    for where, record in read_vector_rows(path):
-        reason = vector_problem(record)
+    for where, record in _readable_rows(path):
+        reason = _row_problem(record)
         record_id = str(record.get("id") or "")
         if reason is None and record.get("index") != index.name:
             reason = f"record of index {record.get('index')!r}, not {index.name!r}"
@@ -97,6 +98,38 @@ def import_vectors(
     report.applied = True
     report.activated = _activate_if_complete(index, collection)
     return report
+
+
+def _row_problem(record: dict[str, Any]) -> str | None:
+    """Why a vector row cannot be stored, or None: ``vector_problem``, and what a stored float32 vector
+    needs besides (values of the wrong type, no dimension, values beyond float32's range)."""
+    try:
+        reason = vector_problem(record)
+    except (TypeError, ValueError):  # values of the wrong type: text in the vector, nested lists
+        return "the vector holds values that are not numbers"
+    if reason is None and record["dimension"] < 1:
+        return f"dimension must be at least 1, not {record['dimension']}"
+    if reason is None:
+        with np.errstate(over="ignore"):
+            if not np.isfinite(np.asarray(record["vector"], dtype=np.float32)).all():
+                return "vector has values beyond the float32 range"
+    return reason
+
+
+def _readable_rows(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``read_vector_rows``, with data that Parquet cannot decode past a valid footer (corrupt pages)
+    reported as a ``BadFile`` like any other unreadable file."""
+    rows = read_vector_rows(path)
+    while True:
+        try:
+            item = next(rows)
+        except StopIteration:
+            return
+        except BadFile:
+            raise
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError, thrift errors OSError
+            raise BadFile(f"{path}: the Parquet data cannot be read ({' '.join(str(exc).split())}).") from None
+        yield item
 
 
 def _check_dimension(existing: Collection | None, report: ImportReport) -> None:
