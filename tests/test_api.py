@@ -80,6 +80,12 @@ def test_filters_are_pushed_down(client, catalog, shop):
         ({"q": ""}, 400, "empty"),
         ({"q": "   "}, 400, "empty"),
         ({"q": "x" * 501}, 400, "at most 500"),
+        ({"q": "x" * 600}, 400, "The query is 600 characters long; at most 500 are allowed."),
+        (
+            {"q": "drill " * 100},
+            400,
+            "The query is 600 characters long (599 with runs of whitespace collapsed); at most 500 are allowed.",
+        ),
         ({"q": "drill", "mode": "fuzzy"}, 400, "semantic, keyword, hybrid"),
         ({"q": "drill", "colour": "red"}, 400, "Allowed filter fields: brand, category, price, store"),
         ({"q": "drill", "limit": "0"}, 400, "between 1 and 100"),

@@ -58,6 +58,20 @@ def test_search_page_modes_and_filters(client, small_shop, shop):
     assert client.get("/").status_code == 200
 
 
+def test_an_over_long_query_shows_the_error_without_echoing_the_query(client, small_shop):
+    query = "drill " * 100  # 600 characters
+    page = client.get("/", {"q": query}).content.decode()
+    error = page.split('class="error">')[1].split("</p>")[0]
+    assert error == "The query is 600 characters long (599 with runs of whitespace collapsed); at most 500 are allowed."
+    assert "No results" not in page and "results for" not in page
+    assert query.strip() not in page  # the search box keeps what can be searched: the first 500 characters
+    assert f'value="{query[:500]}" maxlength="500"' in page
+
+    page = client.get("/", {"q": "cordless drill " * 10}).content.decode()  # allowed: the line above the
+    meta = page.split('class="meta">')[1].split("</p>")[0]  # results shows a short prefix of it
+    assert "results for “cordless drill cordless" in meta and "…” (hybrid)" in meta and len(meta) < 120
+
+
 def test_product_page_shows_similar_items(client, small_shop):
     page = client.get(f"/product/{small_shop['drill'].pk}/").content.decode()
     similar = page.split('id="similar"')[1]

@@ -12,6 +12,7 @@ from semantic_catalog.crossstore.results import matches, substitutes
 from semantic_catalog.engine.errors import SemanticCatalogError
 from semantic_catalog.registry import registry
 from semantic_catalog.search import search, similar
+from semantic_catalog.search.service import query_limits
 
 from .models import Category, Product, Store
 
@@ -35,19 +36,23 @@ def _filters(params: Any) -> list[tuple[str, str]]:
 
 def search_page(request: HttpRequest) -> HttpResponse:
     index = registry.get("products")
-    query = request.GET.get("q", "").strip()
+    query = request.GET.get("q", "")
     mode = request.GET.get("mode", "hybrid")
     results, error = [], ""
-    if query:
+    if query.strip():
         try:
             results = search(index, query, mode=mode, filters=_filters(request.GET), limit=24)
         except SemanticCatalogError as exc:
-            error = str(exc)
+            error = str(exc)  # shown instead of the results: the page never repeats a rejected query
+    max_length = query_limits().max_query_length
     categories = sorted(
         Category.objects.select_related("store", "parent__parent__parent"), key=lambda c: (c.store_id, c.path)
     )
     context = {
-        "query": query,
+        "query": query.strip(),
+        # the search box keeps what can be searched, so an over-long query comes back cut to the limit
+        "query_value": query.strip()[:max_length],
+        "max_query_length": max_length,
         "mode": mode,
         "modes": MODES,
         "results": results,
@@ -55,7 +60,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
         "stores": Store.objects.order_by("name"),
         "categories": categories,
         "params": request.GET,
-        "browse": [] if query else index.get_queryset().order_by("?")[:12],
+        "browse": [] if query.strip() else index.get_queryset().order_by("?")[:12],
     }
     return render(request, "shop/search.html", context)
 

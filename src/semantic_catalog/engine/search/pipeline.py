@@ -65,13 +65,18 @@ class QueryLimits:
     max_query_length: int = 500
 
     def check_query(self, query: Any) -> str:
-        """The query with its whitespace collapsed; empty or too long is an ``InvalidQuery``."""
-        text = " ".join(str(query or "").split())
+        """The query with its whitespace collapsed; empty or too long is an ``InvalidQuery``.
+
+        The limit applies to the collapsed text (what is searched); the message gives the length the
+        caller sent, and the collapsed length too when whitespace made them differ."""
+        sent = str(query or "")
+        text = " ".join(sent.split())
         if not text:
             raise InvalidQuery("The query is empty: pass some text to search for in 'q'.")
         if len(text) > self.max_query_length:
+            measured = "" if len(text) == len(sent) else f" ({len(text)} with runs of whitespace collapsed)"
             raise InvalidQuery(
-                f"The query is {len(text)} characters long; at most {self.max_query_length} are allowed."
+                f"The query is {len(sent)} characters long{measured}; at most {self.max_query_length} are allowed."
             )
         return text
 
