@@ -81,6 +81,24 @@ def test_product_page_shows_similar_items(client, small_shop):
     assert client.get(f"/product/{small_shop['pan'].pk}/").status_code == 404
 
 
+def test_scores_and_retriever_badges_sit_behind_a_why_this_result_toggle(client, small_shop):
+    """Scores and retriever ranks are for developers: each card shows them only inside a closed
+    <details> toggle, on the search page and among a product's similar items."""
+    pages = [
+        client.get("/", {"q": "battery drill", "mode": "hybrid"}).content.decode().split('id="results"')[1],
+        client.get(f"/product/{small_shop['drill'].pk}/").content.decode().split('id="similar"')[1],
+    ]
+    for page in pages:
+        cards = page.split('<div class="card">')[1:]
+        assert cards
+        for card in cards:
+            shown, why = card.split('<details class="why">')
+            assert "score" not in shown and "badge" not in shown and "#1" not in shown
+            assert why.startswith("<summary>Why this result</summary>") and "</details>" in why
+            assert "score" in why and 'class="badge"' in why
+    assert '<details class="why" open' not in "".join(pages)
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
