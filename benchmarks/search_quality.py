@@ -59,7 +59,7 @@ from semantic_catalog.engine.search.fusion import (  # noqa: E402
     convex_fusion,
     reciprocal_rank_fusion,
 )
-from semantic_catalog.engine.search.pipeline import QueryOptions, keyword_text, search  # noqa: E402
+from semantic_catalog.engine.search.pipeline import QueryOptions, keyword_text, search, with_coverage  # noqa: E402
 from semantic_catalog.engine.search.query_adapter import out_of_fold_adapters, training_data  # noqa: E402
 from semantic_catalog.engine.stores.lancedb import LanceDBStore, sql_literal  # noqa: E402
 
@@ -137,24 +137,32 @@ def pool_scores(store: LanceDBStore, data: HomeDepot, vectors: dict[str, np.ndar
     table = store.db.open_table(COLLECTION)
     pool_ids = sorted({uid for judged in data.judgments.values() for uid in judged})
     stored = store.fetch(COLLECTION, pool_ids, with_vectors=True)
-    semantic, keyword = {}, {}
+    semantic, keyword, coverage = {}, {}, {}
     for qid, judged in tqdm(data.judgments.items(), desc="judged pool", unit="query"):
         semantic[qid] = {uid: float(stored[uid].vector @ vectors[qid]) for uid in judged if uid in stored}
         where = f"id IN ({', '.join(sql_literal(uid) for uid in judged)})"
         rows = table.search(keyword_text(data.queries[qid]), query_type="fts").where(where, prefilter=True)
-        rows = rows.limit(len(judged)).select(["id", "_score"]).to_arrow()
-        matched = dict(zip(rows.column("id").to_pylist(), rows.column("_score").to_pylist()))
-        keyword[qid] = {uid: float(matched.get(uid, 0.0)) for uid in judged}
-    return {"semantic": semantic, "keyword": keyword}
+        rows = rows.limit(len(judged)).select(["id", "_score", "text"]).to_arrow()
+        hits = [
+            SearchHit(uid, score, text=text)
+            for uid, score, text in zip(*(rows.column(c).to_pylist() for c in ("id", "_score", "text")))
+        ]
+        matched = {hit.id: hit for hit in with_coverage(store, data.queries[qid], hits)}
+        keyword[qid] = {uid: float(matched[uid].score) if uid in matched else 0.0 for uid in judged}
+        coverage[qid] = {uid: hit.coverage for uid, hit in matched.items()}
+    return {"semantic": semantic, "keyword": keyword, "coverage": coverage}
 
 
 def rank(scores: dict[str, float]) -> list[str]:
     return sorted(scores, key=lambda uid: (-scores[uid], uid))
 
 
-def as_hits(scores: dict[str, float], retriever: str, matched_only: bool = False) -> list[SearchHit]:
+def as_hits(
+    scores: dict[str, float], retriever: str, matched_only: bool = False, coverage: dict | None = None
+) -> list[SearchHit]:
     ranked = [uid for uid in rank(scores) if scores[uid] > 0 or not matched_only]
-    return [SearchHit(uid, scores[uid], {retriever: r}) for r, uid in enumerate(ranked, start=1)]
+    covered = coverage or {}
+    return [SearchHit(uid, scores[uid], {retriever: r}, coverage=covered.get(uid)) for r, uid in enumerate(ranked, 1)]
 
 
 def pool_ndcg(data: HomeDepot, ranked: dict[str, list[str]]) -> float:
@@ -268,11 +276,12 @@ def main() -> None:
     full = {mode: evaluate(r, data.judgments, RELEVANT_AT, GAIN_OFFSET) for mode, r in runs.items()}
 
     pools = pool_scores(store, data, vectors)
+    pool_coverage = pools.pop("coverage")
     pools.update(bm25s_pools)
     pool_rankings = {m: {q: rank(s) for q, s in pools[m].items()} for m in pools}
     pool_rankings["hybrid"] = {
         q: fused(
-            as_hits(pools["keyword"][q], "keyword", matched_only=True),
+            as_hits(pools["keyword"][q], "keyword", matched_only=True, coverage=pool_coverage[q]),
             as_hits(pools["semantic"][q], "semantic"),
             pools["semantic"][q],
             len(data.judgments[q]),

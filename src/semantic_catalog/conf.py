@@ -54,6 +54,9 @@ DEFAULTS: dict[str, Any] = {
     "HYBRID_FUSION": QueryOptions.fusion,
     "HYBRID_KEYWORD_WEIGHT": QueryOptions.keyword_weight,
     "RRF_K": QueryOptions.rrf_k,
+    # A search hit is a "strong" match at this cosine to the query or when it contains every query word,
+    # else "weak" (None: no signal). 0.45 suits the bundled model (benchmarks/match_calibration.py).
+    "STRONG_MATCH_SIMILARITY": 0.45,
     # A query adapter file from `semantic-catalog adapt` (learned from judged queries), or None.
     "QUERY_ADAPTER": None,
     "QUERY_CACHE_SIZE": 1024,
@@ -110,6 +113,12 @@ class SemanticSettings:
             raise ImproperlyConfigured(f"SEMANTIC_CATALOG['HYBRID_FUSION'] must be 'convex' or 'rrf', not {value!r}.")
         if name == "HYBRID_KEYWORD_WEIGHT" and not (isinstance(value, (int, float)) and 0 <= value <= 1):
             raise ImproperlyConfigured(f"SEMANTIC_CATALOG['HYBRID_KEYWORD_WEIGHT'] must be from 0 to 1, not {value!r}.")
+        if name == "STRONG_MATCH_SIMILARITY" and value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or not -1 <= value <= 1
+        ):
+            raise ImproperlyConfigured(
+                f"SEMANTIC_CATALOG['STRONG_MATCH_SIMILARITY'] must be a cosine from -1 to 1, or None, not {value!r}."
+            )
         if name == "COLLECTION_CACHE_SECONDS" and (
             isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
         ):

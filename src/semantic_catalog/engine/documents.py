@@ -52,9 +52,13 @@ class StoredRecord:
 class SearchHit:
     """One result: the id, a score (higher is better) and the 1-based rank in each retriever that found it.
 
-    ``similarity`` is the cosine to the query vector when a keyword search was asked for it (hybrid)."""
+    ``similarity`` is the cosine to the query vector when it is known (semantic and hybrid search);
+    ``coverage`` the share of the query's words the row contains, for keyword hits. A store's keyword
+    hits carry the row's ``text``; the search pipeline measures ``coverage`` on it and drops it."""
 
     id: str
     score: float
     retrievers: dict[str, int] = field(default_factory=dict)
     similarity: float | None = None
+    coverage: float | None = None
+    text: str | None = None

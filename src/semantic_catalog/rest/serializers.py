@@ -12,6 +12,12 @@ class HitSerializer(serializers.Serializer):
     score = serializers.FloatField()
     retrievers = serializers.DictField(child=serializers.IntegerField(), help_text="1-based rank per retriever")
     fields = serializers.DictField(help_text="the index's display_fields")
+    match = serializers.ChoiceField(
+        choices=["strong", "weak"],
+        allow_null=True,
+        help_text="searches: 'strong' when the hit is close to the query (STRONG_MATCH_SIMILARITY) or contains "
+        "every query word, else 'weak'; null where it does not apply (similar, recommend)",
+    )
 
 
 class ResultsSerializer(serializers.Serializer):
@@ -32,4 +38,10 @@ class ErrorSerializer(serializers.Serializer):
 
 
 def hit_data(result: Result) -> dict:
-    return {"id": result.id, "score": result.score, "retrievers": result.retrievers, "fields": result.fields}
+    return {
+        "id": result.id,
+        "score": result.score,
+        "retrievers": result.retrievers,
+        "fields": result.fields,
+        "match": result.match,
+    }

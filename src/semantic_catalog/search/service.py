@@ -22,7 +22,7 @@ from semantic_catalog.engine.documents import SearchHit
 from semantic_catalog.engine.errors import InvalidQuery, NotIndexedYet, UnknownIds
 from semantic_catalog.engine.filters import Filter, build_filters
 from semantic_catalog.engine.search import pipeline
-from semantic_catalog.engine.search.pipeline import QueryLimits, QueryOptions, check_mode
+from semantic_catalog.engine.search.pipeline import QueryLimits, QueryOptions, check_mode, match_strength
 from semantic_catalog.engine.search.vectors import LRUCache, QueryVectors
 from semantic_catalog.indexes import SemanticIndex
 from semantic_catalog.registry import registry
@@ -39,13 +39,15 @@ class ObjectNotFound(UnknownIds):
 @dataclass(frozen=True)
 class Result:
     """One hit: the model instance (``None`` when asked for ``objects=False``), its id, score,
-    retriever ranks and display fields."""
+    retriever ranks, display fields, and for searches how well it matches the query: ``match`` is
+    "strong" or "weak" (see STRONG_MATCH_SIMILARITY), None where it does not apply."""
 
     object: models.Model | None
     id: str
     score: float
     retrievers: dict[str, int] = field(default_factory=dict)
     fields: dict[str, Any] = field(default_factory=dict)
+    match: str | None = None
 
 
 # -- query vectors, cached hits, limits -------------------------------------------------------------
@@ -127,7 +129,8 @@ def hydrate(index: SemanticIndex, hits: Sequence[SearchHit], limit: int, objects
     for hit in hits:
         fields = displayed.get(hit.id)
         if fields is not None:
-            results.append(Result(rows.get(hit.id), hit.id, hit.score, dict(hit.retrievers), fields))
+            match = match_strength(hit, semantic_settings.STRONG_MATCH_SIMILARITY)
+            results.append(Result(rows.get(hit.id), hit.id, hit.score, dict(hit.retrievers), fields, match))
             if len(results) == limit:
                 break
     return results

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -109,6 +109,32 @@ def keyword_text(query: str) -> str:
     return " ".join(words)
 
 
+def query_words(store: VectorStore, query: str) -> list[list[set[str]]]:
+    """Each word of the query as the index's terms, with its parts as an alternative for a word with a
+    number glued to letters ("12x12" is covered by "12x12" or by "12 ... x ... 12"); stop words drop out."""
+    words = []
+    for word in query.split():
+        whole = store.terms(word)
+        if whole:
+            parts = store.terms(_GLUED.sub(" ", word))
+            words.append([whole] if parts == whole else [whole, parts])
+    return words
+
+
+def with_coverage(store: VectorStore, query: str, hits: list[SearchHit]) -> list[SearchHit]:
+    """Keyword hits with ``coverage``: the share of the query's words their text contains."""
+    words = query_words(store, query)
+    covered = []
+    for hit in hits:
+        if hit.text is None:
+            covered.append(hit)
+            continue
+        found = store.terms(hit.text)
+        share = sum(any(choice <= found for choice in word) for word in words) / len(words) if words else 1.0
+        covered.append(replace(hit, coverage=share, text=None))
+    return covered
+
+
 def search(
     store: VectorStore,
     collection: str,
@@ -125,17 +151,35 @@ def search(
     """
     mode, limit = options.mode, options.limit
     if mode == "keyword":
-        return store.keyword_search(collection, keyword_text(query), limit, filters)
+        return with_coverage(store, query, store.keyword_search(collection, keyword_text(query), limit, filters))
     if vector is None:
         raise ValueError("semantic and hybrid search need a query vector")
     if mode == "semantic":
-        return store.vector_search(collection, resolve_vector(vector), limit, filters)
+        hits = store.vector_search(collection, resolve_vector(vector), limit, filters)
+        return [replace(hit, similarity=hit.score) for hit in hits]
     depth = max(limit, options.candidates)
     semantic, keyword = store.hybrid_candidates(collection, vector, keyword_text(query), depth, filters)
-    if options.fusion == "rrf":
-        return reciprocal_rank_fusion({"semantic": semantic, "keyword": keyword}, limit, k=options.rrf_k)
+    keyword = with_coverage(store, query, keyword)
     similarity = {hit.id: hit.similarity for hit in keyword} | {hit.id: hit.score for hit in semantic}
-    return convex_fusion(keyword, semantic, similarity, limit, options.keyword_weight)  # type: ignore[arg-type]
+    if options.fusion == "rrf":
+        fused = reciprocal_rank_fusion({"semantic": semantic, "keyword": keyword}, limit, k=options.rrf_k)
+    else:
+        fused = convex_fusion(keyword, semantic, similarity, limit, options.keyword_weight)  # type: ignore[arg-type]
+    covered = {hit.id: hit.coverage for hit in keyword}
+    return [replace(hit, similarity=similarity.get(hit.id), coverage=covered.get(hit.id)) for hit in fused]
+
+
+def match_strength(hit: SearchHit, strong_similarity: float | None) -> str | None:
+    """ "strong" when the hit is as close to the query as ``strong_similarity`` (cosine) or contains every
+    word of it, else "weak"; None when that cannot be told (no threshold, or neither signal is known).
+
+    The default threshold (0.45 for the bundled model) comes from benchmarks/match_calibration.py: on
+    the Home Depot dev queries it keeps a strong first hit for most queries and none for most nonsense.
+    """
+    if strong_similarity is None or (hit.similarity is None and hit.coverage is None):
+        return None
+    close = hit.similarity is not None and hit.similarity >= strong_similarity
+    return "strong" if close or hit.coverage == 1.0 else "weak"
 
 
 def recommendation_vector(

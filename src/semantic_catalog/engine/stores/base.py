@@ -11,6 +11,7 @@ import numpy as np
 
 from semantic_catalog.engine.documents import Document, SearchHit, StoredRecord
 from semantic_catalog.engine.filters import FieldSpec, Filter
+from semantic_catalog.engine.stores.terms import terms
 
 # Runs the default hybrid_candidates' keyword search beside the rest; threads start on first use.
 _retrievers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="semantic-search")
@@ -31,6 +32,12 @@ class VectorStore(ABC):
     ``exclude_ids``, and must apply them inside the store, before the limit, so a filtered query
     still returns ``limit`` hits whenever that many rows match.
     """
+
+    def terms(self, text: str) -> set[str]:
+        """The distinct terms the full-text index makes of ``text`` (to tell how much of a query a hit
+        contains). The default mirrors LanceDB's full-text defaults; a store that analyses text
+        differently overrides it."""
+        return terms(text)
 
     @abstractmethod
     def create_collection(self, name: str, dimension: int, fields: Sequence[FieldSpec]) -> None:
@@ -84,7 +91,7 @@ class VectorStore(ABC):
         filters: Sequence[Filter] = (),
         exclude_ids: Sequence[str] = (),
     ) -> list[SearchHit]:
-        """Full-text matches by relevance (BM25-like score), best first."""
+        """Full-text matches by relevance (BM25-like score), best first, each with its row's ``text``."""
 
     def hybrid_candidates(
         self, name: str, vector: VectorSource, query: str, limit: int, filters: Sequence[Filter] = ()

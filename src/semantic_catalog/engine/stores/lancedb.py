@@ -228,7 +228,7 @@ class LanceDBStore(VectorStore):
             arrow_type = ARROW_TYPES[spec.type]
             columns.append(pa.field(column(spec.name), pa.list_(arrow_type) if spec.many else arrow_type))
         table = self.db.create_table(name, schema=pa.schema(columns))
-        table.create_index("text", config=FTS())
+        table.create_index("text", config=FTS())  # LanceDB's defaults, which VectorStore.terms mirrors
         table.create_index("id", config=BTree())  # fetches, deletes and upserts look rows up by id
         self._tables[name] = table
 
@@ -395,7 +395,7 @@ class LanceDBStore(VectorStore):
         builder = table.query().nearest_to_text(query)
         if where:
             builder = builder.where(where)  # a prefilter: applied before the limit
-        return builder.limit(limit).select(["id", "_score", *(["vector"] if vectors else [])]).to_arrow()
+        return builder.limit(limit).select(["id", "_score", "text", *(["vector"] if vectors else [])]).to_arrow()
 
 
 def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:
@@ -421,8 +421,15 @@ def _vector_hits(rows: pa.Table) -> list[SearchHit]:
 
 
 def _keyword_hits(rows: pa.Table, similarities: np.ndarray | None = None) -> list[SearchHit]:
-    ids, scores = rows.column("id").to_pylist(), rows.column("_score").to_pylist()
+    """Full-text rows as hits, with their text (the search pipeline measures the query's coverage on it)."""
+    ids, scores, texts = (rows.column(c).to_pylist() for c in ("id", "_score", "text"))
     return [
-        SearchHit(row_id, float(score), {"keyword": i + 1}, None if similarities is None else float(similarities[i]))
-        for i, (row_id, score) in enumerate(zip(ids, scores))
+        SearchHit(
+            row_id,
+            float(score),
+            {"keyword": i + 1},
+            None if similarities is None else float(similarities[i]),
+            text=text or "",
+        )
+        for i, (row_id, score, text) in enumerate(zip(ids, scores, texts))
     ]
