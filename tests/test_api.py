@@ -141,6 +141,8 @@ def test_recommend_positive_and_negative(client, catalog):
         ({"negative": ["1"]}, "positive"),
         ({"positive": ["abc"]}, "positive: abc is not a valid id of 'products'."),
         ({"positive": ["1", "abc", "x y"]}, "positive: abc and 'x y' are not valid ids of 'products'."),
+        ({"positive": ["1", "2", "", "3"]}, "Invalid request body: positive[2]: This field may not be blank."),
+        ({"positive": ["1"], "filters": []}, "Invalid request body: filters: Expected a dictionary"),
     ],
 )
 def test_bad_recommend_requests(client, catalog, payload, words):

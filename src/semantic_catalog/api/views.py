@@ -23,7 +23,15 @@ from semantic_catalog.offline.export import export_records, parse_since
 from semantic_catalog.offline.vectors import ImportRejected, import_vectors
 from semantic_catalog.registry import registry
 from semantic_catalog.rest.serializers import ErrorSerializer, RecommendRequestSerializer, ResultsSerializer
-from semantic_catalog.rest.views import ERRORS, FILTER_DOC, LIMIT_DOC, SemanticAPIView, filter_params, flag
+from semantic_catalog.rest.views import (
+    ERRORS,
+    FILTER_DOC,
+    LIMIT_DOC,
+    SemanticAPIView,
+    error_lines,
+    filter_params,
+    flag,
+)
 from semantic_catalog.search.service import recommend, search, similar
 from semantic_catalog.status import index_status
 
@@ -64,8 +72,7 @@ class RecommendView(SemanticAPIView):
         semantic_index = registry.get(index)
         body = RecommendRequestSerializer(data=request.data)
         if not body.is_valid():
-            problems = "; ".join(f"{field}: {' '.join(map(str, errors))}" for field, errors in body.errors.items())
-            raise InvalidQuery(f"Invalid request body: {problems}")
+            raise InvalidQuery(f"Invalid request body: {'; '.join(error_lines(body.errors))}")
         data = body.validated_data
         results = recommend(
             semantic_index, data["positive"], data["negative"], data["filters"], data.get("limit"), objects=False

@@ -88,3 +88,19 @@ LIMIT_DOC = OpenApiParameter("limit", OpenApiTypes.INT, description="1..MAX_LIMI
 def flag(request: Request, name: str) -> bool:
     """A yes/no query parameter: 1, true or yes (any case) mean yes; absent means no."""
     return request.query_params.get(name, "0").lower() in ("1", "true", "yes")
+
+
+def error_lines(errors: Any, where: str = "") -> list[str]:
+    """A serializer's errors as "field: message" lines; a list item's errors name its position
+    ("positive[3]: This field may not be blank.")."""
+    if isinstance(errors, dict):
+        return [
+            line
+            for key, value in errors.items()
+            for line in error_lines(value, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}".lstrip("."))
+        ]
+    if isinstance(errors, list) and errors and all(isinstance(e, str) for e in errors):
+        return [f"{where}: {' '.join(errors)}"]
+    if isinstance(errors, list):
+        return [line for error in errors for line in error_lines(error, where)]
+    return [f"{where}: {errors}"]
