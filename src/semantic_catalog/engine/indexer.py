@@ -3,8 +3,9 @@ whose text did not change, encode the rest in one batch per chunk."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -70,3 +71,15 @@ def remove_documents(store: VectorStore, collection: str, ids: Sequence[str]) ->
     if ids:
         store.delete(collection, list(ids))
     return IndexReport(deleted=len(ids))
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of ``size`` items (the last may be shorter): batches of rows or records, holding one at a time."""
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

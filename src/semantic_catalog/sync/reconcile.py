@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from itertools import islice
+from collections.abc import Callable
 from typing import Any
 
 from semantic_catalog.backends import get_encoder, get_store
 from semantic_catalog.collections import activate, ensure_active, start_rebuild
-from semantic_catalog.engine.indexer import IndexReport, index_documents, remove_documents
+from semantic_catalog.engine.indexer import IndexReport, chunked, index_documents, remove_documents
 from semantic_catalog.indexes import SemanticIndex
 from semantic_catalog.models import Collection
 
 Progress = Callable[[int], Any]
-
-
-def _chunks(iterable: Any, size: int) -> Iterator[list[Any]]:
-    iterator = iter(iterable)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 def reconcile(
@@ -32,7 +25,7 @@ def reconcile(
     report = IndexReport()
     rows = index.get_queryset().order_by("pk").iterator(chunk_size=batch_size)
     since_optimize = 0
-    for chunk in _chunks(rows, batch_size):
+    for chunk in chunked(rows, batch_size):
         documents = index.documents(chunk)
         seen.update(d.id for d in documents)
         changed = [d for d in documents if stored.get(d.id) != d.content_hash]

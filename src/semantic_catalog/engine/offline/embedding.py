@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from semantic_catalog.engine.encoders.base import Encoder
+from semantic_catalog.engine.indexer import chunked
 from semantic_catalog.engine.offline.records import (
     VectorRecord,
     read_records,
@@ -104,18 +105,6 @@ def unembedded(
                 progress(1)
             continue
         yield record
-
-
-def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Lists of ``size`` items (the last may be shorter): the bounded slice of the input held at once."""
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def embed_file(

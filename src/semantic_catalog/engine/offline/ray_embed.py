@@ -11,7 +11,8 @@ from typing import Any
 import pyarrow as pa
 
 from semantic_catalog.engine.errors import ConfigurationError
-from semantic_catalog.engine.offline.embedding import EmbedReport, chunked, done_keys, unembedded
+from semantic_catalog.engine.indexer import chunked
+from semantic_catalog.engine.offline.embedding import EmbedReport, done_keys, unembedded
 from semantic_catalog.engine.offline.records import vector_parts
 
 CHUNK_ROWS = 16_384  # records read on the driver per block handed to Ray Data
