@@ -131,3 +131,45 @@ def test_browser_search_toggle_and_similar_items(live_server, small_shop):
         assert page.locator("h1").inner_text() == "Lodge cast iron skillet"
         assert page.locator("#similar .card").count() == 3
         browser.close()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_browser_search_works_on_a_390_px_phone(live_server, small_shop, shop):
+    """On a phone-sized screen (390 px, mobile viewport) nothing spills sideways: the search box, the
+    selects and the Search button lie inside the form and the screen, and searching works."""
+    from playwright.sync_api import sync_playwright
+
+    from shop.models import Category
+
+    # a long category path, the widest option of the category list
+    deep = shop["drills"]
+    for name in ("Cordless drills and drivers with batteries", "Brushless 18 V professional models"):
+        deep = Category.objects.create(store=shop["a"], parent=deep, name=name)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+        )
+        page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+        page.goto(live_server.url + "/")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+        form = page.locator("form.search").bounding_box()
+        assert form["x"] >= 0 and form["x"] + form["width"] <= 390
+        for selector in ("input[name=q]", "select[name=store]", "select[name=category]", "button[type=submit]"):
+            box = page.locator(selector).bounding_box()
+            assert box["x"] >= form["x"] and box["x"] + box["width"] <= form["x"] + form["width"], selector
+        button = page.locator("button[type=submit]")
+        assert button.is_visible() and button.is_enabled()
+        box = button.bounding_box()
+        assert box["y"] >= 0 and box["y"] + box["height"] <= 844  # on screen without scrolling
+        page.fill("input[name=q]", "battery powered drill")
+        button.tap()
+        page.wait_for_selector("#results .card")
+        assert "q=battery+powered+drill" in page.url
+        assert "drill" in page.locator("#results .card a").first.inner_text().lower()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        why = page.locator("#results .card details.why").first
+        assert not why.locator(".meta").is_visible()  # the score waits behind its toggle
+        why.locator("summary").tap()
+        assert why.locator(".meta").is_visible()
+        browser.close()
