@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -131,7 +131,8 @@ def with_coverage(store: VectorStore, query: str, hits: list[SearchHit]) -> list
             continue
         found = store.terms(hit.text)
         share = sum(any(choice <= found for choice in word) for word in words) / len(words) if words else 1.0
-        covered.append(replace(hit, coverage=share, text=None))
+        # built directly: dataclasses.replace costs more than the rest of this loop
+        covered.append(SearchHit(hit.id, hit.score, hit.retrievers, hit.similarity, share))
     return covered
 
 
@@ -156,7 +157,7 @@ def search(
         raise ValueError("semantic and hybrid search need a query vector")
     if mode == "semantic":
         hits = store.vector_search(collection, resolve_vector(vector), limit, filters)
-        return [replace(hit, similarity=hit.score) for hit in hits]
+        return [SearchHit(hit.id, hit.score, hit.retrievers, hit.score) for hit in hits]
     depth = max(limit, options.candidates)
     semantic, keyword = store.hybrid_candidates(collection, vector, keyword_text(query), depth, filters)
     keyword = with_coverage(store, query, keyword)
@@ -166,7 +167,7 @@ def search(
     else:
         fused = convex_fusion(keyword, semantic, similarity, limit, options.keyword_weight)  # type: ignore[arg-type]
     covered = {hit.id: hit.coverage for hit in keyword}
-    return [replace(hit, similarity=similarity.get(hit.id), coverage=covered.get(hit.id)) for hit in fused]
+    return [SearchHit(h.id, h.score, h.retrievers, similarity.get(h.id), covered.get(h.id)) for h in fused]
 
 
 def match_strength(hit: SearchHit, strong_similarity: float | None) -> str | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from functools import lru_cache
 
 # tantivy's (Lucene's) English stop words, the list LanceDB's remove_stop_words uses
 STOP_WORDS = frozenset(
@@ -23,9 +22,13 @@ STOP_WORDS = frozenset(
 MAX_TOKEN_LENGTH = 40  # longer tokens are not indexed
 _WORD = re.compile(r"[^\W_]+")
 _local = threading.local()  # a Snowball stemmer is not to be shared between threads
+# word -> stem, filled as words are met (a search sees the same catalog words again and again); a plain
+# dict lookup is the cheapest step of the loop below. Emptied when it grows past MAX_CACHED_STEMS, as
+# queries can bring any number of new words.
+_STEMS: dict[str, str] = {}
+MAX_CACHED_STEMS = 200_000
 
 
-@lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
     stemmer = getattr(_local, "stemmer", None)
     if stemmer is None:
@@ -37,9 +40,18 @@ def _stem(word: str) -> str:
 
 def terms(text: str) -> set[str]:
     """The distinct indexed terms of ``text``."""
-    folded = unicodedata.normalize("NFKD", text.lower()).encode("ascii", "ignore").decode("ascii")
-    return {
-        _stem(word)
-        for word in _WORD.findall(folded)
-        if word not in STOP_WORDS and len(word) <= MAX_TOKEN_LENGTH
-    }
+    lowered = text.lower()
+    if not lowered.isascii():
+        lowered = unicodedata.normalize("NFKD", lowered).encode("ascii", "ignore").decode("ascii")
+    stems = _STEMS
+    found = set()
+    for word in _WORD.findall(lowered):
+        if word in STOP_WORDS or len(word) > MAX_TOKEN_LENGTH:
+            continue
+        stem = stems.get(word)
+        if stem is None:
+            if len(stems) >= MAX_CACHED_STEMS:
+                stems.clear()
+            stem = stems[word] = _stem(word)
+        found.add(stem)
+    return found
