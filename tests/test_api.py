@@ -307,3 +307,196 @@ def test_analysis_upload_and_export_refuse_bad_input_with_4xx(staff_client, cata
         response = staff_client.get("/api/semantic/products/export", params)
         assert response.status_code == 400
         assert response.json()["detail"] == "'limit' must be at most 9223372036854775807, got 99999999999999999999999."
+
+
+# -- paging, sorting, facets ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def drills(make_product):
+    """Twelve drills at twelve prices in two stores and two top-level categories, and a skillet."""
+    made = [
+        make_product(
+            f"Drill model {n}",
+            category="drills" if n % 3 else "hoses",
+            store="a" if n % 3 else "b",
+            description=f"drill number {n}",
+            brand="Makita" if n % 2 else "Bosch",
+            price=f"{(n * 37) % 100 + 5}.00",
+        )
+        for n in range(12)
+    ]
+    make_product("Cast iron skillet", category="pans", description="searing pan", price="1.00")
+    return made
+
+
+def keyword_ids(client, **params) -> list[str]:
+    body = client.get(SEARCH, {"q": "drill", "mode": "keyword", **params}).json()
+    return [hit["id"] for hit in body["results"]]
+
+
+def test_search_pages_through_results_with_offset(client, drills):
+    """Pages of `limit` from `offset` join up to the one long list; each says its offset, count and
+    whether a next page exists."""
+    everything = keyword_ids(client, limit=12)
+    assert len(everything) == 12
+    pages = [client.get(SEARCH, {"q": "drill", "mode": "keyword", "limit": 5, "offset": o}).json() for o in (0, 5, 10)]
+    assert [hit["id"] for page in pages for hit in page["results"]] == everything
+    assert [(p["offset"], p["count"], p["has_next"]) for p in pages] == [(0, 5, True), (5, 5, True), (10, 2, False)]
+    assert keyword_ids(client, limit=5, offset=12) == []
+    body = client.get(SEARCH, {"q": "drill", "mode": "keyword"}).json()
+    assert body["offset"] == 0 and body["has_next"] is True and body["facets"] == {}  # defaults: 0, relevance
+
+
+def test_paging_stays_correct_when_stale_hits_are_dropped(client, drills):
+    """Rows that left the queryset behind the store's back (QuerySet.update, not yet marked dirty) are
+    dropped at hydration: pages still join up without gaps or repeats, more stale rows than the
+    hydration margin included, and facets and sorting never count or show them."""
+    from shop.models import Product
+
+    everything = keyword_ids(client, limit=12)
+    stale = everything[1:8]  # seven of the best twelve, more than HYDRATION_MARGIN
+    Product.objects.filter(pk__in=stale).update(active=False)
+    remaining = [i for i in everything if i not in stale]
+    for size in (1, 2, 3):
+        pages, offset = [], 0
+        while True:
+            body = client.get(SEARCH, {"q": "drill", "mode": "keyword", "limit": size, "offset": offset}).json()
+            pages += [hit["id"] for hit in body["results"]]
+            if not body["has_next"]:
+                break
+            offset += size
+        assert pages == remaining, size
+    body = client.get(SEARCH, {"q": "drill", "mode": "keyword", "limit": 10, "sort": "price", "facets": "store"}).json()
+    assert sorted(hit["id"] for hit in body["results"]) == sorted(remaining) and body["has_next"] is False
+    assert sum(f["count"] for f in body["facets"]["store"]) == len(remaining)
+
+
+def test_sort_by_a_numeric_field_reorders_the_relevance_window(client, drills, settings):
+    prices = {str(p.pk): float(p.price) for p in drills}
+    low_high = keyword_ids(client, sort="price", limit=6) + keyword_ids(client, sort="price", limit=6, offset=6)
+    assert sorted(low_high) == sorted(prices) and [prices[i] for i in low_high] == sorted(prices.values())
+    high_low = keyword_ids(client, sort="-price", limit=12)
+    assert [prices[i] for i in high_low] == sorted(prices.values(), reverse=True)
+    assert keyword_ids(client, sort="relevance", limit=12) == keyword_ids(client, limit=12)
+    # the skillet (1.00, the cheapest row) matches no query word: sorting never scans the table
+    assert all(i in prices for i in keyword_ids(client, sort="price", limit=12))
+
+    # only the relevance window is re-ordered: with a window of 4, the best 4 hits by price
+    settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG, "MAX_RESULT_WINDOW": 4}
+    top4 = keyword_ids(client, limit=4)
+    body = client.get(SEARCH, {"q": "drill", "mode": "keyword", "sort": "price", "limit": 4}).json()
+    assert [hit["id"] for hit in body["results"]] == sorted(top4, key=prices.__getitem__)
+    assert body["has_next"] is False
+
+
+def test_facets_count_the_relevance_window_by_value_and_by_band(client, drills, shop):
+    body = client.get(
+        SEARCH, {"q": "drill", "mode": "keyword", "limit": 2, "facets": "store,category,brand,price:20:50"}
+    ).json()
+    facets = body["facets"]
+    assert facets["store"] == [{"value": shop["a"].pk, "count": 8}, {"value": shop["b"].pk, "count": 4}]
+    category = {f["value"]: f["count"] for f in facets["category"]}  # every ancestor id counts
+    assert category == {shop["tools"].pk: 8, shop["drills"].pk: 8, shop["hoses"].pk: 4, shop["hoses"].parent_id: 4}
+    assert facets["brand"] == [{"value": "Bosch", "count": 6}, {"value": "Makita", "count": 6}]
+    prices = [float(p.price) for p in drills]
+    assert facets["price"] == [
+        {"from": None, "to": 20.0, "count": sum(p < 20 for p in prices)},
+        {"from": 20.0, "to": 50.0, "count": sum(20 <= p < 50 for p in prices)},
+        {"from": 50.0, "to": None, "count": sum(p >= 50 for p in prices)},
+    ]
+    assert body["count"] == 2  # facets count the window, not the page
+    repeated = client.get(SEARCH + "?q=drill&mode=keyword&facets=store&facets=price:20:50").json()["facets"]
+    assert repeated == {"store": facets["store"], "price": facets["price"]}
+    filtered = client.get(SEARCH, {"q": "drill", "mode": "keyword", "store": shop["b"].pk, "facets": "store"}).json()
+    assert filtered["facets"]["store"] == [{"value": shop["b"].pk, "count": 4}]  # the filters apply
+
+
+def test_only_sorted_or_faceted_searches_read_the_whole_window(client, drills, monkeypatch):
+    """A search in relevance order without facets asks the store for its page (and one more, and the
+    hydration margin); sorting or facets ask for the window, never more."""
+    import semantic_catalog.engine.search.pipeline as engine_search
+
+    limits = []
+    real_search = engine_search.search
+    monkeypatch.setattr(engine_search, "search", lambda *a, **k: limits.append(a[4].limit) or real_search(*a, **k))
+    client.get(SEARCH, {"q": "drill", "mode": "semantic", "limit": 10})
+    client.get(SEARCH, {"q": "drill", "mode": "semantic", "limit": 10, "offset": 20})
+    client.get(SEARCH, {"q": "drill", "mode": "semantic", "sort": "price"})
+    client.get(SEARCH, {"q": "drill", "mode": "keyword", "facets": "store"})
+    assert limits == [16, 36, 1005, 1005]
+
+
+def test_python_api_pages_sorts_and_counts_facets(drills, shop):
+    from semantic_catalog.search import search
+
+    results = search("products", "drill", "keyword", limit=5, offset=5, sort="-price", facets={"price": [50]})
+    assert len(results) == 5 and results.offset == 5 and results.has_next is True
+    assert [r.object.price for r in results] == sorted((r.object.price for r in results), reverse=True)
+    cheap = sum(p.price < 50 for p in drills)
+    assert results.facets == {
+        "price": [{"from": None, "to": 50.0, "count": cheap}, {"from": 50.0, "to": None, "count": 12 - cheap}]
+    }
+    plain = search("products", "drill", "keyword", limit=3)
+    assert plain.offset == 0 and plain.has_next is True and plain.facets == {} and len(plain) == 3
+
+
+@pytest.mark.parametrize(
+    "params, words",
+    [
+        ({"offset": "-1"}, "offset must be 0 or more, got -1."),
+        ({"offset": "99999999999999999999"}, "offset + limit must be at most 1000 (MAX_RESULT_WINDOW), got 9999"),
+        ({"offset": "9" * 5000}, "offset must be a whole number from 0 to 990, got '99999"),
+        ({"offset": "abc"}, "offset must be a whole number from 0 to 990, got 'abc'."),
+        ({"offset": "1.5"}, "offset must be a whole number from 0 to 990, got '1.5'."),
+        ({"offset": "1e3"}, "whole number"),
+        ({"offset": "995"}, "offset + limit must be at most 1000 (MAX_RESULT_WINDOW), got 995 + 10: results past"),
+        ({"offset": "950", "limit": "100"}, "got 950 + 100"),
+        ({"limit": "99999999999999999999"}, "limit must be between 1 and 100"),
+        ({"sort": "password"}, "Cannot sort by 'password'. Sort by one of: relevance, price, -price, store, -store"),
+        ({"sort": "brand"}, "Cannot sort by 'brand'."),
+        ({"sort": "--price"}, "Cannot sort by '--price'."),
+        ({"sort": "x" * 500}, "Cannot sort by 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...'."),
+        ({"facets": "unknown"}, "Cannot count facets of 'unknown'. Facet fields (the filter fields): brand, category"),
+        ({"facets": "store,password"}, "Cannot count facets of 'password'."),
+        ({"facets": "price:abc"}, "Facet 'price': band edges must be numbers, got 'abc'."),
+        ({"facets": "price:nan"}, "band edges must be numbers"),
+        ({"facets": "price:"}, "band edges must be numbers, got ''."),
+        ({"facets": "price:50:20"}, "Facet 'price': band edges must increase, got 50, 20."),
+        ({"facets": "price:" + ":".join(map(str, range(51)))}, "give 1 to 50 band edges, got 51"),
+        ({"facets": "brand:10"}, "Facet 'brand' has band edges, but 'brand' is not a single numeric field."),
+        ({"facets": "category:10"}, "not a single numeric field"),
+    ],
+)
+def test_bad_paging_sorting_and_facet_requests_get_clear_400s(client, catalog, params, words):
+    response = client.get(SEARCH, {"q": "drill", **params})
+    assert response.status_code == 400, response.content
+    assert words in response.json()["detail"]
+
+
+def test_max_result_window_bounds_offset_and_is_validated(client, catalog, settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from semantic_catalog.checks import check_settings
+    from semantic_catalog.conf import semantic_settings
+
+    settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG, "MAX_RESULT_WINDOW": 20}
+    assert client.get(SEARCH, {"q": "drill", "offset": 10, "limit": 10}).status_code == 200
+    response = client.get(SEARCH, {"q": "drill", "offset": 11, "limit": 10})
+    assert response.status_code == 400 and "at most 20 (MAX_RESULT_WINDOW), got 11 + 10" in response.json()["detail"]
+    for bad in (0, -5, 2.5, "100", True, None):
+        settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG, "MAX_RESULT_WINDOW": bad}
+        with pytest.raises(ImproperlyConfigured, match="MAX_RESULT_WINDOW'] must be a whole number of results"):
+            semantic_settings.MAX_RESULT_WINDOW  # noqa: B018
+        assert [e.id for e in check_settings()] == ["semantic_catalog.E010"]
+
+
+def test_openapi_schema_documents_paging_sorting_and_facets(client):
+    schema = client.get("/api/semantic/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    search_get = schema["paths"]["/api/semantic/{index}/search"]["get"]
+    params = {p["name"]: p for p in search_get["parameters"]}
+    assert {"offset", "sort", "facets"} <= set(params)
+    assert "MAX_RESULT_WINDOW" in params["offset"]["description"] and "-price" in params["sort"]["description"]
+    assert "price:25:50:100" in params["facets"]["description"]
+    response = search_get["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert {"offset", "has_next", "facets", "count"} <= set(schema["components"]["schemas"][response]["properties"])

@@ -99,6 +99,72 @@ def test_scores_and_retriever_badges_sit_behind_a_why_this_result_toggle(client,
     assert '<details class="why" open' not in "".join(pages)
 
 
+def cards(page: str) -> list[str]:
+    """The product names of the result cards of a search page, in order."""
+    results = page.split('id="results"')[1].split('id="pager"')[0]
+    return [card.split('">', 1)[1].split("</a>")[0] for card in results.split('<div class="card">\n  <a href="')[1:]]
+
+
+def test_search_page_pages_sorts_and_refines_by_facet_links(client, small_shop, make_product, monkeypatch):
+    """Next / previous links, a sort selector, and facet counts (stores, top-level categories by name,
+    price bands) whose links apply that filter."""
+    import html
+
+    from shop import views
+
+    monkeypatch.setattr(views, "PAGE_SIZE", 2)
+    make_product("Bosch hammer drill", description="Corded drill", brand="Bosch", price="120.00")
+    make_product("Drill press stand", category="tools", description="Bench drill stand", price="60.00")
+    search = {"q": "drill driver", "mode": "keyword"}
+    first = client.get("/", search).content.decode()
+    pager = first.split('id="pager"')[1].split("</nav>")[0]
+    assert 'rel="next"' in pager and 'rel="prev"' not in pager and "page 1" in pager
+    names = cards(first)
+    page = 1
+    while 'rel="next"' in pager:
+        link = html.unescape(pager.split('rel="prev"')[-1].split('href="')[-1].split('"')[0])
+        assert f"page={page + 1}" in link and "q=drill+driver" in link and "mode=keyword" in link
+        page += 1
+        following = client.get("/" + link).content.decode()
+        pager = following.split('id="pager"')[1].split("</nav>")[0]
+        assert 'rel="prev"' in pager and f"page {page}" in pager
+        names += cards(following)
+    assert len(names) == len(set(names)) == 4  # the drills and drivers, each once; not the pan or the hose
+
+    assert '<select name="sort">' in first and 'value="relevance" selected' in first
+    assert "Price: low to high" in first and "Price: high to low" in first
+    by_price = client.get("/", {**search, "sort": "-price"}).content.decode()
+    assert 'value="-price" selected' in by_price
+    assert cards(by_price) == ["Bosch hammer drill", "Drill press stand"]
+    assert cards(client.get("/", {**search, "sort": "price", "page": 2}).content.decode())[-1] == "Bosch hammer drill"
+
+    facets = first.split('id="facets"')[1].split("</nav>")[0]
+    assert "Brightfield Home (4)" in facets and "Tooler" not in facets
+    assert "Tools (4)</a>" in facets and "Drills" not in facets  # top-level categories only, by name
+    assert "under $25 (2)" in facets and "$50–100 (1)" in facets and "$100–250 (1)" in facets
+    tools = html.unescape(facets.split("Tools (4)")[0].rsplit('href="', 1)[1].split('"')[0])
+    assert f"category={small_shop['drill'].category.parent_id}" in tools and "page=" not in tools
+    refined = client.get("/" + tools).content.decode()
+    assert sorted(cards(refined)) == sorted(names[:2])  # first page of the same four, filtered to Tools
+    band = html.unescape(facets.split("$50–100 (1)")[0].rsplit('href="', 1)[1].split('"')[0])
+    assert "min_price=50" in band and "max_price=99.99" in band
+    assert cards(client.get("/" + band).content.decode()) == ["Drill press stand"]
+
+    page = client.get("/", {**search, "page": "abc"}).content.decode()
+    assert 'class="error">page must be a whole number from 1 to 500, got &#x27;abc&#x27;.' in page
+    assert "page must be a whole number from 1 to 500" in client.get("/", {**search, "page": "9" * 30}).content.decode()
+
+
+def test_an_unknown_product_is_the_shops_own_404_page(client, small_shop, settings):
+    settings.DEBUG = False
+    for path in ("/product/999999/", f"/product/{small_shop['drill'].pk + 1000}/", "/no/such/page/"):
+        response = client.get(path)
+        page = response.content.decode()
+        assert response.status_code == 404
+        assert "Semantic Catalog · demo shop</a></header>" in page and 'id="not-found"' in page  # the shop's layout
+        assert f"<code>{path}</code>" in page and 'href="/">Search the shop</a>' in page
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

@@ -48,6 +48,9 @@ DEFAULTS: dict[str, Any] = {
     "DEFAULT_LIMIT": QueryLimits.default_limit,
     "MAX_LIMIT": QueryLimits.max_limit,
     "MAX_QUERY_LENGTH": QueryLimits.max_query_length,
+    # The relevance window: offset + limit stay within it, and sorting by a field or counting facets
+    # reads its rows (the best this many hits that are rows of the queryset), never the whole table.
+    "MAX_RESULT_WINDOW": 1000,
     "HYBRID_CANDIDATES": QueryOptions.candidates,
     # How hybrid merges the two lists: "convex" (weighted normalised scores) or "rrf" (ranks only).
     # Chosen on the Home Depot dev queries (benchmarks/search_quality.py --tune).
@@ -118,6 +121,10 @@ class SemanticSettings:
         ):
             raise ImproperlyConfigured(
                 f"SEMANTIC_CATALOG['STRONG_MATCH_SIMILARITY'] must be a cosine from -1 to 1, or None, not {value!r}."
+            )
+        if name == "MAX_RESULT_WINDOW" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ImproperlyConfigured(
+                f"SEMANTIC_CATALOG['MAX_RESULT_WINDOW'] must be a whole number of results, 1 or more, not {value!r}."
             )
         if name == "COLLECTION_CACHE_SECONDS" and (
             isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0

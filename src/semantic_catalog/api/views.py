@@ -22,7 +22,12 @@ from semantic_catalog.engine.offline.records import write_records
 from semantic_catalog.offline.export import export_records, parse_since
 from semantic_catalog.offline.vectors import ImportRejected, import_vectors
 from semantic_catalog.registry import registry
-from semantic_catalog.rest.serializers import ErrorSerializer, RecommendRequestSerializer, ResultsSerializer
+from semantic_catalog.rest.serializers import (
+    ErrorSerializer,
+    RecommendRequestSerializer,
+    ResultsSerializer,
+    SearchResultsSerializer,
+)
 from semantic_catalog.rest.views import (
     ERRORS,
     FILTER_DOC,
@@ -35,6 +40,7 @@ from semantic_catalog.rest.views import (
 from semantic_catalog.search.service import recommend, search, similar
 from semantic_catalog.status import index_status
 
+SEARCH_PARAMS = {"offset", "sort", "facets"}  # besides q, mode and limit: no filter fields in search
 UPLOAD_NAME = "upload.parquet"  # what an uploaded vector file is called on disk, and in messages
 MAX_EXPORT_LIMIT = 2**63 - 1  # the largest LIMIT SQL takes
 
@@ -45,17 +51,52 @@ class SearchView(SemanticAPIView):
             OpenApiParameter("q", OpenApiTypes.STR, required=True, description="search text"),
             OpenApiParameter("mode", OpenApiTypes.STR, enum=["semantic", "keyword", "hybrid"], default="hybrid"),
             LIMIT_DOC,
+            OpenApiParameter(
+                "offset",
+                OpenApiTypes.INT,
+                default=0,
+                description="results to skip: 0 or more, with offset + limit at most MAX_RESULT_WINDOW (default 1000)",
+            ),
+            OpenApiParameter(
+                "sort",
+                OpenApiTypes.STR,
+                default="relevance",
+                description="`relevance`, or a numeric filter field (`price`: low to high, `-price`: high to low); "
+                "re-orders the relevance window (the best MAX_RESULT_WINDOW hits), never the whole table",
+            ),
+            OpenApiParameter(
+                "facets",
+                OpenApiTypes.STR,
+                description="filter fields to count over the relevance window, comma-separated or repeated "
+                "(`store,category`); a numeric field takes band edges after colons (`price:25:50:100` counts "
+                "below 25, 25 to 50, 50 to 100 and 100 or more)",
+            ),
             FILTER_DOC,
         ],
-        responses={200: ResultsSerializer, **ERRORS},
+        responses={200: SearchResultsSerializer, **ERRORS},
     )
     def get(self, request: Request, index: str) -> Response:
         semantic_index = registry.get(index)
-        mode = request.query_params.get("mode", "hybrid")
-        query = request.query_params.get("q", "")
-        limit = request.query_params.get("limit")
-        results = search(semantic_index, query, mode, filter_params(request), limit, objects=False)
-        return self.results(semantic_index, results, mode=mode, query=query)
+        params = request.query_params
+        mode = params.get("mode", "hybrid")
+        query = params.get("q", "")
+        filters = [(key, value) for key, value in filter_params(request) if key not in SEARCH_PARAMS]
+        results = search(
+            semantic_index,
+            query,
+            mode,
+            filters,
+            params.get("limit"),
+            objects=False,
+            offset=params.get("offset"),
+            sort=params.get("sort") or "relevance",
+            facets=params.getlist("facets"),
+        )
+        response = self.results(
+            semantic_index, results, mode=mode, query=query, offset=results.offset, has_next=results.has_next
+        )
+        response.data["facets"] = results.facets
+        return response
 
 
 class SimilarView(SemanticAPIView):

@@ -26,6 +26,19 @@ class ResultsSerializer(serializers.Serializer):
     results = HitSerializer(many=True)
 
 
+class SearchResultsSerializer(ResultsSerializer):
+    mode = serializers.CharField()
+    query = serializers.CharField()
+    offset = serializers.IntegerField(help_text="results skipped before this page")
+    has_next = serializers.BooleanField(help_text="the relevance window holds results after this page")
+    facets = serializers.DictField(
+        child=serializers.ListField(child=serializers.DictField()),
+        help_text="counts over the relevance window per field asked for in `facets`: `[{value, count}]` most "
+        "frequent first, or for band edges `[{from, to, count}]` in order (`from` included, `to` excluded, "
+        "null: open); empty when none were asked for",
+    )
+
+
 class RecommendRequestSerializer(serializers.Serializer):
     positive = serializers.ListField(child=serializers.CharField(), allow_empty=False)
     negative = serializers.ListField(child=serializers.CharField(), required=False, default=list)
