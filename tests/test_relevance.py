@@ -109,3 +109,13 @@ def test_a_bad_strong_match_setting_is_refused(settings, value):
     settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG, "STRONG_MATCH_SIMILARITY": value}
     with pytest.raises(ImproperlyConfigured, match="STRONG_MATCH_SIMILARITY"):
         semantic_settings.STRONG_MATCH_SIMILARITY  # noqa: B018
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_page_says_when_nothing_matched_well(client, make_product):
+    make_product("Gardena garden hose 30 m", category="hoses", store="b")
+    make_product("Cordless drill driver", description="battery drill")
+    nonsense = client.get("/", {"q": "xyzzy nonsense", "mode": "semantic"}).content.decode()
+    assert "No close matches for “xyzzy nonsense”: showing related items." in nonsense
+    found = client.get("/", {"q": "garden hose"}).content.decode()
+    assert "Gardena garden hose" in found and "No close matches" not in found

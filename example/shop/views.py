@@ -144,6 +144,8 @@ def search_page(request: HttpRequest) -> HttpResponse:
         "sort": sort,
         "sorts": SORTS,
         "results": results,
+        # every hit says how well it matches; when none is strong, nothing in the catalog matched well
+        "only_related": bool(results) and not any(hit.match == "strong" for hit in results),
         "facets": facets,
         "page": page,
         "previous_page": _link(request.GET, page=page - 1) if page > 1 and not error else "",
