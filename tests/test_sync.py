@@ -6,7 +6,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from semantic_catalog.models import SyncEvent
+from semantic_catalog.models import IndexLease, SyncEvent
 from semantic_catalog.registry import registry
 from semantic_catalog.search import search
 from semantic_catalog.sync import mark_dirty
@@ -87,30 +87,52 @@ def test_store_failure_keeps_outbox_row_and_later_drain_repairs(index, make_prod
     hose = make_product("Garden hose 50 ft", category="hoses", store="b", description="watering hose")
     event = SyncEvent.objects.get(object_id=str(hose.pk))
     assert event.status == SyncEvent.Status.PENDING
-    assert event.attempts == 1 and "disk full" in event.last_error
-    assert event.next_attempt_at > event.created_at
+    # the store's failure is no fault of the row: no attempt is used up, the outage is the index's
+    assert event.attempts == 0 and "store unavailable" in event.last_error and "disk full" in event.last_error
+    lease = IndexLease.objects.get(index="products")
+    assert lease.outage == "store" and lease.outage_retry_at > event.created_at
     assert ids(search(index, "garden hose", mode="keyword")) == []
 
     monkeypatch.setattr(LanceDBStore, "upsert", original)
-    SyncEvent.objects.update(next_attempt_at=event.created_at)  # the backoff has passed
+    assert drain("products").outage is not None  # drains wait for the outage's next try
+    IndexLease.objects.update(outage_retry_at=timezone.now())  # the backoff has passed
     report = drain("products")
-    assert report.events == 1
+    assert report.events == 1 and report.outage is None
     assert SyncEvent.objects.count() == 0
+    assert IndexLease.objects.get(index="products").outage == ""
     assert ids(search(index, "garden hose", mode="keyword")) == [str(hose.pk)]
     assert str(first.pk) in ids(search(index, "drill", mode="keyword"))
 
 
 def test_events_give_up_after_max_attempts(index, make_product, monkeypatch, settings):
+    """A row the store refuses while it writes the others is that row's fault: its event backs off and
+    is kept as failed after MAX_ATTEMPTS; the rows written with it are applied."""
     from semantic_catalog.engine.stores.lancedb import LanceDBStore
 
-    settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG, "MAX_ATTEMPTS": 2, "RETRY_BASE_SECONDS": 0}
+    settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG, "MAX_ATTEMPTS": 2}
     make_product("Cordless drill")
-    monkeypatch.setattr(LanceDBStore, "upsert", lambda *a, **k: (_ for _ in ()).throw(OSError("store down")))
-    hose = make_product("Garden hose", category="hoses", store="b")
-    drain("products")
-    event = SyncEvent.objects.get(object_id=str(hose.pk))
+    original = LanceDBStore.upsert
+
+    def refuses_hoses(self, name, documents, vectors):
+        if any("hose" in d.text for d in documents):
+            raise ValueError("value out of range for column 'price'")
+        return original(self, name, documents, vectors)
+
+    monkeypatch.setattr(LanceDBStore, "upsert", refuses_hoses)
+    with transaction.atomic():
+        hose = make_product("Garden hose", category="hoses", store="b")
+        mitts = make_product("Silicone oven mitts", category="pans")
+    event = SyncEvent.objects.get()
+    assert event.object_id == str(hose.pk) and event.attempts == 1 and event.status == SyncEvent.Status.PENDING
+    assert ids(search(index, "oven mitts", mode="keyword")) == [str(mitts.pk)]
+
+    SyncEvent.objects.update(next_attempt_at=timezone.now())  # the backoff has passed
+    blower = make_product("Leaf blower", category="hoses", store="b")
+    event = SyncEvent.objects.get()
     assert event.status == SyncEvent.Status.FAILED and event.attempts == 2
-    assert "store down" in event.last_error
+    assert "out of range" in event.last_error
+    assert ids(search(index, "leaf blower", mode="keyword")) == [str(blower.pk)]
+    assert IndexLease.objects.get(index="products").outage == ""
 
 
 def test_unchanged_content_is_not_reencoded(index, make_product, counting):

@@ -35,10 +35,19 @@ DEFAULTS: dict[str, Any] = {
     "AUTO_SYNC": True,
     "ENQUEUE_DRAIN": True,
     "SYNC_BATCH_SIZE": 128,
+    # A row's own failures (its text cannot be built, the store refuses it alone) back off and give up
+    # after MAX_ATTEMPTS; an outage of the store or the model never uses attempts up: drains retry it
+    # with a backoff capped at OUTAGE_RETRY_MAX_SECONDS until it is back.
     "MAX_ATTEMPTS": 5,
     "RETRY_BASE_SECONDS": 5,
     "RETRY_MAX_SECONDS": 3600,
-    "LOCK_SECONDS": 300,
+    "OUTAGE_RETRY_MAX_SECONDS": 300,
+    # A drain's lease on its index: renewed after every batch and by a heartbeat while the drain runs,
+    # so a killed worker's lease lapses after this; a drain that finds the index leased retries then.
+    "LOCK_SECONDS": 30,
+    # Status warns when changes have waited longer than this to reach the index (or a queued drain
+    # has not started for this long).
+    "STALE_EVENT_SECONDS": 600,
     # Compact the store's table after this many rows were written by drains in one process.
     "OPTIMIZE_AFTER_WRITES": 1000,
     # django-tasks backend alias and queue used for drain tasks.
@@ -71,6 +80,9 @@ DEFAULTS: dict[str, Any] = {
     "EXPORT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "IMPORT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
 }
+
+
+_POSITIVE_SECONDS = ("LOCK_SECONDS", "OUTAGE_RETRY_MAX_SECONDS", "STALE_EVENT_SECONDS")
 
 
 class SemanticSettings:
@@ -131,6 +143,10 @@ class SemanticSettings:
         ):
             raise ImproperlyConfigured(
                 f"SEMANTIC_CATALOG['COLLECTION_CACHE_SECONDS'] must be a number of seconds, 0 or more, not {value!r}."
+            )
+        if name in _POSITIVE_SECONDS and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise ImproperlyConfigured(
+                f"SEMANTIC_CATALOG['{name}'] must be a number of seconds greater than 0, not {value!r}."
             )
         return value
 

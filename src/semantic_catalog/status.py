@@ -1,17 +1,20 @@
-"""What is indexed: per index, rows in the queryset, indexed, pending, failed, model, dimension."""
+"""What is indexed: per index, rows in the queryset, indexed, pending, failed, model, dimension, an
+outage of the store or the model, and warnings (changes waiting too long among them)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, Min
 from django.utils import timezone
 
 from semantic_catalog.backends import available_encoder_names, get_encoder, get_store
 from semantic_catalog.conf import semantic_settings
 from semantic_catalog.engine.errors import SemanticCatalogError
 from semantic_catalog.indexes import SemanticIndex
-from semantic_catalog.models import Collection, DrainRequest, SyncEvent
+from semantic_catalog.models import Collection, DrainRequest, IndexLease, SyncEvent
+from semantic_catalog.sync.lease import Outage
 
 
 def index_status(index: SemanticIndex) -> dict[str, Any]:
@@ -58,11 +61,29 @@ def index_status(index: SemanticIndex) -> dict[str, Any]:
             )
         if active["documents"] is None:
             warnings.append("the active collection's table is missing: run semantic_index --rebuild")
+    now = timezone.now()
+    stale_after = semantic_settings.STALE_EVENT_SECONDS
     request = DrainRequest.objects.filter(index=index.name).first()
-    if request and (timezone.now() - request.requested_at).total_seconds() > semantic_settings.LOCK_SECONDS:
+    if request and (now - request.requested_at).total_seconds() > stale_after:
         warnings.append(
             f"a drain was queued at {request.requested_at:%Y-%m-%d %H:%M:%S} and has not started: "
             "is the tasks worker running? `semantic_sync` drains now"
+        )
+    state = IndexLease.objects.filter(index=index.name).first()
+    outage = Outage.of(state) if state else None
+    if outage:
+        warnings.append(
+            f"{outage}; {events.get(SyncEvent.Status.PENDING, 0)} changes wait for it and use up no attempts "
+            f"(next try at {timezone.localtime(outage.retry_at):%Y-%m-%d %H:%M:%S %Z}; `semantic_sync` tries now)"
+        )
+    stale = SyncEvent.objects.filter(
+        index=index.name, status=SyncEvent.Status.PENDING, created_at__lt=now - timedelta(seconds=stale_after)
+    ).aggregate(n=Count("id"), oldest=Min("created_at"))
+    if stale["n"]:
+        warnings.append(
+            f"{stale['n']} changes have waited more than {stale_after:g} s to reach the index (the oldest since "
+            f"{timezone.localtime(stale['oldest']):%Y-%m-%d %H:%M:%S %Z}): is the tasks worker running? "
+            "See their last errors in the admin's sync events; `semantic_sync` drains now"
         )
     if events.get(SyncEvent.Status.FAILED):
         warnings.append("some changes failed to sync: see the admin's sync events, then `semantic_sync --retry-failed`")
@@ -77,5 +98,15 @@ def index_status(index: SemanticIndex) -> dict[str, Any]:
         "dimension": active["dimension"] if active else None,
         "collection": active["table"] if active else None,
         "collections": collections,
+        "outage": (
+            {
+                "what": outage.what,
+                "since": outage.since.isoformat(),
+                "error": outage.error,
+                "retry_at": outage.retry_at.isoformat(),
+            }
+            if outage
+            else None
+        ),
         "warnings": warnings,
     }

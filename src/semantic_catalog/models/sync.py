@@ -1,4 +1,4 @@
-"""Tables of the sync: the outbox, the per-index drain lease and the drain request marker."""
+"""Tables of the sync: the outbox, the per-index drain state (lease, outage) and the drain request marker."""
 
 from __future__ import annotations
 
@@ -39,15 +39,33 @@ class SyncEvent(models.Model):
 
 
 class IndexLease(models.Model):
-    """At most one drain per index at a time, on any database: taken by a conditional UPDATE.
+    """Per-index drain state: the lease, an outage the drain met, and the deferred drain already queued.
 
+    The lease: at most one drain per index at a time, on any database, taken by a conditional UPDATE.
     One drainer per index keeps writes in order: two workers could otherwise read a row at different
-    moments and write an older state last. A dead worker's lease simply expires after LOCK_SECONDS.
+    moments and write an older state last. The lease is short (LOCK_SECONDS) and renewed after every
+    batch and by a heartbeat while a drain runs, so a dead worker's lease expires soon.
+
+    An outage: the vector store or the model failed a write that was not one row's fault. It is kept
+    here (not on the events, whose attempts it never uses up) so that status can say since when, and
+    so that drains wait for ``outage_retry_at`` instead of hammering a store that is down.
     """
+
+    class Outage(models.TextChoices):
+        NONE = "", "none"
+        STORE = "store"
+        MODEL = "model"
 
     index = models.CharField(max_length=100, primary_key=True)
     token = models.CharField(max_length=32, blank=True)
     locked_until = models.DateTimeField(null=True, blank=True)
+    outage = models.CharField(max_length=10, choices=Outage.choices, blank=True, default="")
+    outage_since = models.DateTimeField(null=True, blank=True)
+    outage_error = models.TextField(blank=True, default="")
+    outage_retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="when a drain tries the store or the model again"
+    )
+    retry_at = models.DateTimeField(null=True, blank=True, help_text="a deferred drain is queued for this time")
 
     def __str__(self) -> str:
         return f"{self.index} lease until {self.locked_until}"
