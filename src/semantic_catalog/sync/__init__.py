@@ -1,8 +1,10 @@
 """Keeping the index in step with SQL.
 
 ``signals`` (receivers connected in ``AppConfig.ready``) -> ``changes`` (outbox rows in the same
-transaction, a drain queued at commit) -> ``tasks`` (the drain task) -> ``drain`` (lease, batches,
-backoff, optimize). ``reconcile`` is the bulk path behind ``semantic_index``.
+transaction, a drain queued at commit) -> ``tasks`` (the drain task, and the deferred drains it
+schedules) -> ``drain`` (batches, a row's fault or an outage, backoff, optimize), with ``lease`` (the
+drain's short lease and heartbeat, the outage record, deferred drains queued once).
+``reconcile`` is the bulk path behind ``semantic_index``.
 """
 
 from semantic_catalog.sync.changes import mark_dirty, record_changes, schedule_drain
