@@ -500,3 +500,29 @@ def test_openapi_schema_documents_paging_sorting_and_facets(client):
     assert "price:25:50:100" in params["facets"]["description"]
     response = search_get["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     assert {"offset", "has_next", "facets", "count"} <= set(schema["components"]["schemas"][response]["properties"])
+
+
+BEYOND_64_BITS = "99999999999999999999999"
+
+
+@pytest.mark.parametrize(
+    "method, path, body, status, words",
+    [
+        ("get", f"{SEARCH}?q=drill&store={BEYOND_64_BITS}", None, 400, "takes a 64-bit integer"),
+        ("get", f"{SEARCH}?q=drill&category=-{BEYOND_64_BITS}", None, 400, "takes a 64-bit integer"),
+        ("get", f"/api/semantic/products/{BEYOND_64_BITS}/similar", None, 404, "is not a valid id of 'products'"),
+        ("get", f"/api/semantic/products/{BEYOND_64_BITS}/substitutions", None, 404, "is not a valid id"),
+        ("get", f"/api/semantic/products/{BEYOND_64_BITS}/matches", None, 404, "is not a valid id"),
+        ("post", "/api/semantic/products/recommend", {"positive": [BEYOND_64_BITS]}, 400, "is not a valid id"),
+        (
+            "post",
+            "/api/semantic/products/recommend",
+            {"positive": ["1"], "filters": {"store": BEYOND_64_BITS}},
+            400,
+            "takes a 64-bit integer",
+        ),
+    ],
+)
+def test_integers_beyond_64_bits_are_4xx_not_500(client, catalog, method, path, body, status, words):
+    response = client.get(path) if method == "get" else client.post(path, body, content_type="application/json")
+    assert response.status_code == status and words in response.json()["detail"]

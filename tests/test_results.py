@@ -57,6 +57,10 @@ def test_a_new_run_replaces_the_previous_one(products):
         (lambda d, h: [subs(d, h), subs(d, h)], "duplicate"),
         (lambda d, h: [{**subs(d, h), "substitute": "99999"}], "ids not in index"),
         (lambda d, h: [{"product": str(d.pk), "level": 4}], "missing substitute"),
+        (lambda d, h: [subs(d, h, level=[3])], "level must be 3 or 4, not \\[3\\]"),
+        (lambda d, h: [subs(d, h, level=3.0)], "level must be 3 or 4, not 3.0"),
+        (lambda d, h: [subs(d, h, score=True)], "score True is not a number"),
+        (lambda d, h: [{**subs(d, h), "rank": 2**70}], "rank must be a whole number from 1 to 32767"),
     ],
 )
 def test_bad_rows_are_rejected_and_change_nothing(products, rows, words):

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
-from django.db import models
+from django.db import connections, models
 from django.template import Context, Engine, TemplateSyntaxError
 
 from semantic_catalog.engine.documents import Document
@@ -185,8 +185,15 @@ class SemanticIndex:
         return {str(pk): {name: _jsonable(v) for name, v in zip(names, values)} for pk, *values in rows}
 
     def pk_from_string(self, value: str) -> Any:
-        """Convert an id from the store or a URL back to the model's primary key type."""
-        return self.model._meta.pk.to_python(value)  # type: ignore[union-attr]
+        """Convert an id from the store or a URL back to the model's primary key type; an integer the
+        database cannot hold (beyond 64 bits, say) is a ValueError, not a query that fails."""
+        field = self.model._meta.pk  # type: ignore[union-attr]
+        pk = field.to_python(value)
+        if isinstance(pk, int) and not isinstance(pk, bool):
+            low, high = connections[self.get_queryset().db].ops.integer_field_range(field.get_internal_type())
+            if (low is not None and pk < low) or (high is not None and pk > high):
+                raise ValueError(f"it is beyond the range of the primary key ({low} to {high})")
+        return pk
 
     def parse_ids(self, ids: Iterable[str]) -> tuple[dict[str, Any], dict[str, str]]:
         """Primary keys of string ids (from the store, a URL, an outbox row or a file), and, for the

@@ -54,6 +54,14 @@ def _pairs(kind: str) -> tuple[str, str]:
     )
 
 
+MAX_RANK = 32767  # Substitution.rank is a small integer column
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    """A JSON whole number from ``low`` to ``high`` (true and 3.0 are not)."""
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
 def check_rows(index: SemanticIndex, kind: str, rows: Sequence[dict[str, Any]]) -> list[str]:
     """Every problem of ``rows`` (empty when they can be stored)."""
     if kind not in SCORE_RANGE:
@@ -72,17 +80,18 @@ def check_rows(index: SemanticIndex, kind: str, rows: Sequence[dict[str, Any]]) 
         a, b, score = str(row[left]), str(row[right]), row["score"]
         if a == b:
             problems.append(f"{where}: {left} and {right} are the same ({a})")
-        if not isinstance(score, (int, float)) or not math.isfinite(score) or not low <= score <= high:
+        number = isinstance(score, (int, float)) and not isinstance(score, bool) and math.isfinite(score)
+        if not number or not low <= score <= high:
             problems.append(f"{where}: score {score!r} is not a number from {low} to {high}")
         key: tuple = (a, b)
         if kind == "links" and str(row["source_store"]) == str(row["target_store"]):
             problems.append(f"{where}: a link joins two stores; both sides are in store {row['source_store']}")
         if kind == "substitutions":
-            if row["level"] not in (3, 4):
+            if not _whole(row["level"], 3, 4):
                 problems.append(f"{where}: level must be 3 or 4, not {row['level']!r}")
-            if not isinstance(row["rank"], int) or row["rank"] < 1:
-                problems.append(f"{where}: rank must be a whole number from 1, not {row['rank']!r}")
-            key = (a, b, row["level"])
+            if not _whole(row["rank"], 1, MAX_RANK):
+                problems.append(f"{where}: rank must be a whole number from 1 to {MAX_RANK}, not {row['rank']!r}")
+            key = (a, b, repr(row["level"]))
         if key in seen:
             problems.append(f"{where}: duplicate of an earlier row {key}")
         seen.add(key)

@@ -15,6 +15,7 @@ FIELD_TYPES: tuple[str, ...] = ("str", "int", "float", "bool")
 RANGE_OPERATORS = ("gte", "lte", "gt", "lt")
 OPERATORS: tuple[str, ...] = ("eq", "in", *RANGE_OPERATORS)
 MAX_IN_VALUES = 100
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # what an int filter column holds
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,13 @@ class FieldSpec:
             if self.type == "int":
                 if isinstance(value, bool):
                     raise ValueError
-                return int(value)
+                number = int(value)
+                if not INT64_MIN <= number <= INT64_MAX:
+                    raise InvalidFilter(
+                        f"Filter {self.name!r} takes a 64-bit integer (from {INT64_MIN} to {INT64_MAX}), "
+                        f"got {str(value)[:40]}."
+                    )
+                return number
             if self.type == "float":
                 number = float(value)
                 if number != number or number in (float("inf"), float("-inf")):
@@ -51,6 +58,8 @@ class FieldSpec:
                     return False
                 raise ValueError
             return str(value)
+        except InvalidFilter:
+            raise
         except (TypeError, ValueError):
             raise InvalidFilter(f"Filter {self.name!r} expects a value of type {self.type}, got {value!r}.") from None
 
