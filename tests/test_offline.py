@@ -19,6 +19,7 @@ from semantic_catalog.engine.encoders.base import Encoder
 from semantic_catalog.engine.errors import BadFile
 from semantic_catalog.engine.offline.embedding import embed_file
 from semantic_catalog.engine.offline.records import read_records
+from semantic_catalog.models import Collection
 from semantic_catalog.registry import registry
 from semantic_catalog.search import search
 from tests.helpers import run, write_vectors
@@ -109,12 +110,20 @@ def test_import_rejects_wrong_dimension_and_other_index(catalog, tmp_path):
         run("semantic_import", str(not_vectors), "--index", "products")
 
 
-def test_vectors_of_another_model_go_to_that_models_collection(catalog, tmp_path):
+def test_vectors_of_another_model_go_to_that_models_collection(catalog, tmp_path, settings):
     run("semantic_index", "--no-progress")
     index = registry.get("products")
     active = active_collection(index)
     path = export(tmp_path)
-    other = write_vectors(path, tmp_path / "other.parquet", "other-model", [0.5, 0.5, 0.5, 0.5])
+    other = write_vectors(path, tmp_path / "other.parquet", "other-model", [384**-0.5] * 384)
+    with pytest.raises(CommandError, match="'other-model', which this server does not have"):
+        run("semantic_import", str(other), "--index", "products", "--dry-run")
+    evil = write_vectors(path, tmp_path / "evil.parquet", "evil/../model", [0.5, 0.5, 0.5])
+    with pytest.raises(CommandError, match="which this server does not have"):
+        run("semantic_import", str(evil), "--index", "products")
+    assert {c.model for c in Collection.objects.all()} == {"all-MiniLM-L6-v2"}  # nothing was created
+    other_encoder = {"BACKEND": "tests.encoders.CountingEncoder", "OPTIONS": {"name": "other-model"}}
+    settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG, "ENCODERS": {"other-model": other_encoder}}
     report = json.loads(run("semantic_import", str(other), "--index", "products", "--json"))
     assert report["applied"] and not report["activated"] and report["collection"] != active.table
     assert active_collection(index).table == active.table  # the old model keeps serving

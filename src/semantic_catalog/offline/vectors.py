@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from semantic_catalog.backends import get_encoder, get_store
+from semantic_catalog.backends import available_encoder_names, get_encoder, get_store
 from semantic_catalog.collections import activate, collection_for_model, existing_collection_for_model
 from semantic_catalog.engine.documents import Document
 from semantic_catalog.engine.errors import BadFile, SemanticCatalogError
@@ -83,6 +83,13 @@ def import_vectors(
             continue
         rows[record_id] = (where, record)
 
+    if report.model and report.model not in available_encoder_names():
+        raise ImportRejected(
+            f"The vectors are of model {report.model!r}, which this server does not have: set it as "
+            "SEMANTIC_CATALOG['ENCODER'] (or add it to 'ENCODERS') first, so its collection can serve "
+            f"queries; configured: {', '.join(sorted(available_encoder_names()))}. Nothing was imported.",
+            report,
+        )
     existing = existing_collection_for_model(index, report.model) if report.model else None
     _check_dimension(existing, report)
     documents, vectors = _match_rows(index, existing, rows, report)
@@ -135,8 +142,8 @@ def _readable_rows(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
 def _check_dimension(existing: Collection | None, report: ImportReport) -> None:
     if not report.model:
         return
-    encoder = get_encoder()
-    if report.model == encoder.name and encoder.dimension != report.dimension:
+    encoder = get_encoder(report.model)  # configured (checked before): ENCODER or one of ENCODERS
+    if encoder.dimension != report.dimension:
         raise ImportRejected(
             f"The file says model {report.model!r} with dimension {report.dimension}, but that model "
             f"has dimension {encoder.dimension}; nothing was imported.",
