@@ -282,6 +282,11 @@ def test_cli_pull_and_push_over_real_http_with_a_token(catalog, live_server, tmp
     assert [r.id for r in search(index, "garden hose", mode="keyword")] == [str(catalog[2].pk)]
     assert cli(["pull", live_server.url, "--index", "products", "--out", str(export_path), "--token", "wrong"]) == 2
     assert "Invalid token" in capsys.readouterr().err
+    # a page that is not the API's (here Django's 404 page for a wrong site URL) is one line, not the HTML
+    wrong_site = f"{live_server.url}/elsewhere"
+    assert cli(["push", wrong_site, "--index", "products", str(tmp_path / "v"), "--token", token]) == 2
+    err = capsys.readouterr().err
+    assert "404 Not Found" in err and len(err.strip().splitlines()) == 1 and "<" not in err
 
 
 def test_embed_defaults_to_the_onnx_export_on_cpu(tmp_path, onnx_cache, capsys):

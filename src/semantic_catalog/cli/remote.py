@@ -36,12 +36,21 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def _raise_for(response: Any) -> None:
-    if response.status_code >= 400:
-        try:
-            detail = response.json().get("detail", response.text)
-        except ValueError:
-            detail = response.text
-        raise SemanticCatalogError(f"{response.request.method} {response.request.url}: {response.status_code} {detail}")
+    """An error answer as one line: the API's ``detail``, or for a page that is not the API's (a proxy's
+    or the web server's HTML) its status and reason, never the whole page."""
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()
+        detail = body.get("detail") if isinstance(body, dict) else None
+    except ValueError:
+        detail = None
+    if not detail:
+        detail = response.reason_phrase or "error"
+        if response.status_code == 413:
+            detail += " (the server refuses bodies this large: raise its upload limit, or import with semantic_import)"
+    line = " ".join(str(detail).split())
+    raise SemanticCatalogError(f"{response.request.method} {response.request.url}: {response.status_code} {line}")
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
