@@ -35,7 +35,21 @@ def semantic_data_dir(tmp_path, settings):
     settings.SEMANTIC_CATALOG = config
     clear_query_cache()
     CountingEncoder.reset()
+    _empty_pg_store(config)
     yield tmp_path / "semantic"
+
+
+def _empty_pg_store(config):
+    """With the PostgreSQL store (tests.settings_pg), each test starts without collections, as with a
+    fresh LanceDB folder: drop whatever an earlier test (or run) left in the store's schema."""
+    store_config = config.get("VECTOR_STORE") or {}
+    if not str(store_config.get("BACKEND", "")).endswith("PgVectorStore"):
+        return
+    from semantic_catalog.backends import get_store
+
+    store = get_store()
+    for name in store.list_collections():
+        store.drop_collection(name)
 
 
 @pytest.fixture

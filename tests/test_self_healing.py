@@ -177,18 +177,20 @@ def test_a_live_drain_keeps_its_short_lease_through_a_long_encode(index, make_pr
 
 
 def test_a_store_outage_never_uses_up_attempts(index, make_product, monkeypatch, sync_settings, admin_client):
-    from semantic_catalog.engine.stores.lancedb import LanceDBStore
+    from semantic_catalog.backends import get_store
+
+    Store = type(get_store())  # the configured store: LanceDB, or PostgreSQL (tests.settings_pg)
 
     sync_settings(MAX_ATTEMPTS=2, RETRY_BASE_SECONDS=0.5, OUTAGE_RETRY_MAX_SECONDS=1)
     make_product("Cordless drill", description="battery drill")
-    original = LanceDBStore.upsert
+    original = Store.upsert
     writes = []
 
     def unwritable(self, *args, **kwargs):
         writes.append(timezone.now())
         raise PermissionError(13, "Permission denied", "semantic/lancedb/products.lance")
 
-    monkeypatch.setattr(LanceDBStore, "upsert", unwritable)
+    monkeypatch.setattr(Store, "upsert", unwritable)
     with transaction.atomic():
         hose = make_product("Garden hose 50 ft", category="hoses", store="b", description="watering hose")
         mitts = make_product("Silicone oven mitts", category="pans", description="heat proof kitchen gloves")
@@ -221,7 +223,7 @@ def test_a_store_outage_never_uses_up_attempts(index, make_product, monkeypatch,
     assert all("store unavailable" in e.last_error for e in pending())
     assert IndexLease.objects.get(index="products").outage_since == since
 
-    monkeypatch.setattr(LanceDBStore, "upsert", original)  # the store is back
+    monkeypatch.setattr(Store, "upsert", original)  # the store is back
     sleep_until(IndexLease.objects.get(index="products").outage_retry_at)
     report = drain("products")
     assert report.events == 2 and report.outage is None

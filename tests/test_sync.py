@@ -75,15 +75,17 @@ def test_rolled_back_transaction_leaves_no_trace(index, make_product, counting):
 
 
 def test_store_failure_keeps_outbox_row_and_later_drain_repairs(index, make_product, monkeypatch):
-    from semantic_catalog.engine.stores.lancedb import LanceDBStore
+    from semantic_catalog.backends import get_store
+
+    Store = type(get_store())  # the configured store: LanceDB, or PostgreSQL (tests.settings_pg)
 
     first = make_product("Cordless drill", description="battery drill")  # builds the collection
-    original = LanceDBStore.upsert
+    original = Store.upsert
 
     def broken(self, *args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(LanceDBStore, "upsert", broken)
+    monkeypatch.setattr(Store, "upsert", broken)
     hose = make_product("Garden hose 50 ft", category="hoses", store="b", description="watering hose")
     event = SyncEvent.objects.get(object_id=str(hose.pk))
     assert event.status == SyncEvent.Status.PENDING
@@ -93,7 +95,7 @@ def test_store_failure_keeps_outbox_row_and_later_drain_repairs(index, make_prod
     assert lease.outage == "store" and lease.outage_retry_at > event.created_at
     assert ids(search(index, "garden hose", mode="keyword")) == []
 
-    monkeypatch.setattr(LanceDBStore, "upsert", original)
+    monkeypatch.setattr(Store, "upsert", original)
     assert drain("products").outage is not None  # drains wait for the outage's next try
     IndexLease.objects.update(outage_retry_at=timezone.now())  # the backoff has passed
     report = drain("products")
@@ -107,18 +109,20 @@ def test_store_failure_keeps_outbox_row_and_later_drain_repairs(index, make_prod
 def test_events_give_up_after_max_attempts(index, make_product, monkeypatch, settings):
     """A row the store refuses while it writes the others is that row's fault: its event backs off and
     is kept as failed after MAX_ATTEMPTS; the rows written with it are applied."""
-    from semantic_catalog.engine.stores.lancedb import LanceDBStore
+    from semantic_catalog.backends import get_store
+
+    Store = type(get_store())  # the configured store: LanceDB, or PostgreSQL (tests.settings_pg)
 
     settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG, "MAX_ATTEMPTS": 2}
     make_product("Cordless drill")
-    original = LanceDBStore.upsert
+    original = Store.upsert
 
     def refuses_hoses(self, name, documents, vectors):
         if any("hose" in d.text for d in documents):
             raise ValueError("value out of range for column 'price'")
         return original(self, name, documents, vectors)
 
-    monkeypatch.setattr(LanceDBStore, "upsert", refuses_hoses)
+    monkeypatch.setattr(Store, "upsert", refuses_hoses)
     with transaction.atomic():
         hose = make_product("Garden hose", category="hoses", store="b")
         mitts = make_product("Silicone oven mitts", category="pans")

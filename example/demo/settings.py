@@ -71,6 +71,27 @@ DATABASES = {
         "CONN_MAX_AGE": 600,
     }
 }
+# DEMO_DATABASE_URL=postgresql://user:password@host:port/name puts the demo on PostgreSQL instead: Django's
+# tables and the vector index (PgVectorStore, the `postgres` extra) in that database.
+DATABASE_URL = os.environ.get("DEMO_DATABASE_URL", "")
+if DATABASE_URL:
+    from urllib.parse import unquote, urlsplit
+
+    _url = urlsplit(DATABASE_URL)
+    if _url.scheme not in ("postgres", "postgresql"):
+        raise ValueError(f"DEMO_DATABASE_URL must be a postgresql:// URL, got {_url.scheme!r}")
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(_url.path.lstrip("/")),
+            "USER": unquote(_url.username or ""),
+            "PASSWORD": unquote(_url.password or ""),
+            "HOST": _url.hostname or "",
+            "PORT": str(_url.port or ""),
+            "ATOMIC_REQUESTS": True,
+            "CONN_MAX_AGE": 600,
+        }
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
@@ -110,3 +131,8 @@ SEMANTIC_CATALOG = {
         "OPTIONS": {"model": os.environ.get("DEMO_EMBEDDING_MODEL") or None, "device": "cpu"},
     },
 }
+if DATABASE_URL:
+    SEMANTIC_CATALOG["VECTOR_STORE"] = {
+        "BACKEND": "semantic_catalog.engine.stores.pgvector.PgVectorStore",
+        "OPTIONS": {"dsn": DATABASE_URL},
+    }
