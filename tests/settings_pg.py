@@ -6,8 +6,8 @@ tables in the DSN's database under a schema of its own, emptied before each test
 ``pytest --ds=tests.settings_pg tests/test_sync.py ...`` runs a suite on it."""
 
 import os
-from urllib.parse import unquote, urlsplit
 
+from demo.settings import postgres_database
 from tests.settings import *  # noqa: F403
 from tests.settings import SEMANTIC_CATALOG
 
@@ -21,22 +21,7 @@ if not PG_DSN:
 STORE_SCHEMA = "semantic_catalog_django_tests"
 
 
-def database_from_dsn(dsn: str) -> dict:
-    """Django's DATABASES entry for a ``postgresql://user:password@host:port/name`` DSN."""
-    url = urlsplit(dsn)
-    if url.scheme not in ("postgres", "postgresql"):
-        raise ValueError(f"{PG_DSN_VARIABLE} must be a postgresql:// URL, got {url.scheme!r}")
-    return {
-        "ENGINE": "django.db.backends.postgresql",
-        "NAME": unquote(url.path.lstrip("/")),
-        "USER": unquote(url.username or ""),
-        "PASSWORD": unquote(url.password or ""),
-        "HOST": url.hostname or "",
-        "PORT": str(url.port or ""),
-    }
-
-
-DATABASES = {"default": {**database_from_dsn(PG_DSN), "ATOMIC_REQUESTS": True}}
+DATABASES = {"default": {**postgres_database(PG_DSN, PG_DSN_VARIABLE), "ATOMIC_REQUESTS": True}}
 SEMANTIC_CATALOG = {
     **SEMANTIC_CATALOG,
     "VECTOR_STORE": {

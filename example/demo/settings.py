@@ -71,23 +71,32 @@ DATABASES = {
         "CONN_MAX_AGE": 600,
     }
 }
+
+
+def postgres_database(url: str, variable: str) -> dict:
+    """Django's DATABASES entry for a ``postgresql://user:password@host:port/name`` URL read from ``variable``."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgres", "postgresql"):
+        raise ValueError(f"{variable} must be a postgresql:// URL, got {parts.scheme!r}")
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": unquote(parts.path.lstrip("/")),
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(parts.port or ""),
+    }
+
+
 # DEMO_DATABASE_URL=postgresql://user:password@host:port/name puts the demo on PostgreSQL instead: Django's
 # tables and the vector index (PgVectorStore, the `postgres` extra) in that database.
 DATABASE_URL = os.environ.get("DEMO_DATABASE_URL", "")
 if DATABASE_URL:
-    from urllib.parse import unquote, urlsplit
-
-    _url = urlsplit(DATABASE_URL)
-    if _url.scheme not in ("postgres", "postgresql"):
-        raise ValueError(f"DEMO_DATABASE_URL must be a postgresql:// URL, got {_url.scheme!r}")
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": unquote(_url.path.lstrip("/")),
-            "USER": unquote(_url.username or ""),
-            "PASSWORD": unquote(_url.password or ""),
-            "HOST": _url.hostname or "",
-            "PORT": str(_url.port or ""),
+            **postgres_database(DATABASE_URL, "DEMO_DATABASE_URL"),
             "ATOMIC_REQUESTS": True,
             "CONN_MAX_AGE": 600,
         }

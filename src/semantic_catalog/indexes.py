@@ -53,11 +53,12 @@ class FilterField:
     many: bool = False
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """A field value as JSON takes it (decimals as floats)."""
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
@@ -96,7 +97,10 @@ class SemanticIndex:
             self._template = _TEMPLATE_ENGINE.from_string(self.text_template) if self.text_template else None
         except TemplateSyntaxError as exc:
             raise ImproperlyConfigured(f"{type(self).__name__}: text_template does not parse: {exc}") from None
-        self._filters = [self._resolve_filter(f) for f in self.filter_fields]
+        resolved = [self._resolve_filter(f) for f in self.filter_fields]
+        self._filters = [(spec, getter) for spec, getter, _ in resolved]
+        # Each filter field's column, or None for one computed by a getter (read from instances).
+        self.filter_columns: dict[str, str | None] = {spec.name: column for spec, _, column in resolved}
         # (name, attribute) of each display field: its column, the id for a foreign key.
         self._display_columns: list[tuple[str, str]] = []
         for display in self.display_fields:
@@ -119,18 +123,15 @@ class SemanticIndex:
                 f"{type(self).__name__}: {self.model.__name__} has no field {name!r}."  # type: ignore[union-attr]
             ) from None
 
-    def _resolve_filter(self, declared: str | FilterField) -> tuple[FieldSpec, Callable[[Any], Any]]:
+    def _resolve_filter(self, declared: str | FilterField) -> tuple[FieldSpec, Callable[[Any], Any], str | None]:
+        """The field as the engine sees it, how to read it from a row, and its column (None: a getter)."""
         field = declared if isinstance(declared, FilterField) else FilterField(declared)
         if field.getter is not None:
-            return FieldSpec(field.name, field.type or "str", field.many), field.getter
+            return FieldSpec(field.name, field.type or "str", field.many), field.getter, None
         model_field = self._model_field(field.name)
-        if model_field.is_relation:
-            target = model_field.target_field  # type: ignore[attr-defined]
-            kind = field.type or self._field_type(target)
-            attname = model_field.attname
-            return FieldSpec(field.name, kind), lambda obj: getattr(obj, attname)
-        kind = field.type or self._field_type(model_field)
-        return FieldSpec(field.name, kind), lambda obj: getattr(obj, field.name)
+        kind = field.type or self._field_type(model_field.target_field if model_field.is_relation else model_field)  # type: ignore[attr-defined]
+        attname = model_field.attname  # the column: a foreign key's id
+        return FieldSpec(field.name, kind), lambda obj: getattr(obj, attname), attname
 
     @staticmethod
     def _field_type(model_field: models.Field) -> FieldType:
@@ -163,14 +164,14 @@ class SemanticIndex:
     # -- used by the library ---------------------------------------------------------------------
 
     def get_fields(self, obj: models.Model) -> dict[str, Any]:
-        return {spec.name: _jsonable(getter(obj)) for spec, getter in self._filters}
+        return {spec.name: jsonable(getter(obj)) for spec, getter in self._filters}
 
     def to_document(self, obj: models.Model) -> Document:
         return Document(id=str(obj.pk), text=self.get_text(obj), fields=self.get_fields(obj))
 
     def display(self, obj: models.Model) -> dict[str, Any]:
         """The declared display fields of one row, JSON-ready."""
-        return {name: _jsonable(getattr(obj, attname)) for name, attname in self._display_columns}
+        return {name: jsonable(getattr(obj, attname)) for name, attname in self._display_columns}
 
     def display_by_id(self, ids: Iterable[str]) -> dict[str, dict[str, Any]] | None:
         """``display()`` of the queryset's rows among ``ids``, keyed by id string, read as plain values:
@@ -182,7 +183,7 @@ class SemanticIndex:
         names = [name for name, _ in self._display_columns]
         columns = [attname for _, attname in self._display_columns]
         rows = self.get_queryset().filter(pk__in=list(pks.values())).values_list("pk", *columns)
-        return {str(pk): {name: _jsonable(v) for name, v in zip(names, values)} for pk, *values in rows}
+        return {str(pk): {name: jsonable(v) for name, v in zip(names, values)} for pk, *values in rows}
 
     def pk_from_string(self, value: str) -> Any:
         """Convert an id from the store or a URL back to the model's primary key type; an integer the

@@ -7,12 +7,12 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 from semantic_catalog.engine.documents import SearchHit
 from semantic_catalog.engine.errors import InvalidQuery
-from semantic_catalog.indexes import FilterField, SemanticIndex
+from semantic_catalog.engine.indexer import chunked
+from semantic_catalog.indexes import SemanticIndex, jsonable
 
 RELEVANCE = "relevance"
 MAX_FACET_EDGES = 50
@@ -153,35 +153,18 @@ def count_facets(wanted: Mapping[str, tuple[float, ...] | None], rows: Iterable[
     return facets
 
 
-def _filter_columns(index: SemanticIndex) -> dict[str, str | None]:
-    """Each filter field's column (a foreign key's id column), or None for a field computed by a getter."""
-    columns: dict[str, str | None] = {}
-    for declared in index.filter_fields:
-        field_ = declared if isinstance(declared, FilterField) else FilterField(declared)
-        if field_.getter is not None:
-            columns[field_.name] = None
-        else:
-            columns[field_.name] = index.model._meta.get_field(field_.name).attname  # type: ignore[union-attr]
-    return columns
-
-
-def _plain(value: Any) -> Any:
-    return float(value) if isinstance(value, Decimal) else value
-
-
 def window_rows(index: SemanticIndex, ids: Sequence[str], names: Sequence[str]) -> dict[str, dict[str, Any]]:
     """The rows of the index's queryset among ``ids`` (by id string) with the values of the filter fields
     ``names``: read as plain columns, or from the instances when one of them is computed by a getter."""
     pks, _ = index.parse_ids(ids)
     keys = list(pks.values())
-    columns = _filter_columns(index)
+    columns = index.filter_columns
     rows: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(keys), SQL_CHUNK):
-        chunk = keys[start : start + SQL_CHUNK]
+    for chunk in chunked(keys, SQL_CHUNK):
         if all(columns.get(name) for name in names):
             attnames = [columns[name] for name in names]
             for pk, *values in index.get_queryset().filter(pk__in=chunk).values_list("pk", *attnames):
-                rows[str(pk)] = {name: _plain(value) for name, value in zip(names, values)}
+                rows[str(pk)] = {name: jsonable(value) for name, value in zip(names, values)}
         else:
             for obj in index.get_queryset().filter(pk__in=chunk):
                 fields = index.get_fields(obj)
