@@ -3,6 +3,14 @@ feature's tables live in their own file here and are gathered below."""
 
 from semantic_catalog.models.collection import Collection
 from semantic_catalog.models.crossstore import AnalysisRun, CategoryLink, ProductMatch, Substitution
+from semantic_catalog.models.segmentation import (
+    ItemSegment,
+    LLMInteraction,
+    RefinedItemSegment,
+    RunItem,
+    Segment,
+    SegmentationRun,
+)
 from semantic_catalog.models.sync import DrainRequest, IndexLease, SyncEvent
 
 __all__ = [
@@ -11,7 +19,13 @@ __all__ = [
     "Collection",
     "DrainRequest",
     "IndexLease",
+    "ItemSegment",
+    "LLMInteraction",
     "ProductMatch",
+    "RefinedItemSegment",
+    "RunItem",
+    "Segment",
+    "SegmentationRun",
     "Substitution",
     "SyncEvent",
 ]
