@@ -40,3 +40,27 @@ class CollectionMissing(SemanticCatalogError):
 
 class BadFile(SemanticCatalogError):
     """A file is not a valid export, vector, result or judgment file; the message names the file, record and reason."""
+
+
+class SegmentationError(SemanticCatalogError):
+    """Base class of the errors a segmentation run raises on purpose."""
+
+
+class SegmentationInputError(SegmentationError, ValueError):
+    """The items of a run are unusable: an empty list, duplicate ids, empty texts, a malformed run id."""
+
+
+class PromptTemplateError(SegmentationError, ConfigurationError):
+    """A prompt template is missing, unreadable or lacks (or adds) a placeholder."""
+
+
+class LLMError(SegmentationError):
+    """The LLM could not give a usable answer: retries exhausted (invalid answers or transport errors)."""
+
+
+class RunCancelled(SegmentationError):
+    """The run was asked to stop (its stop check returned True); what was asked so far is cached."""
+
+
+class LogStorageError(SegmentationError):
+    """The log storage cannot be read or written, or a moved file's checksum does not match."""

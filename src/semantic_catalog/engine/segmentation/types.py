@@ -43,6 +43,7 @@ class SegmentationConfig:
     max_output_tokens: int = 4096
     request_timeout: float = 300.0
     prompts_dir: str | None = None  # None: the bundled prompts folder
+    max_item_chars: int = 500  # an item's text is cut to this many characters in a prompt
     mode: Mode = "full"
 
     def as_dict(self) -> dict[str, Any]:

@@ -1,0 +1,69 @@
+"""The response schema of each stage (pydantic), sent to the server as the structured-output schema and used
+to validate every answer. Checks that need the batch (which ids were asked, which segments exist) live in
+the stages; these models only say what shape an answer has.
+
+The model names are the schemas' ``title``s; the scripted test server tells the stages apart by them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ProductId = Annotated[str, Field(pattern=r"^P_\d+$", description="a product id exactly as given, e.g. P_1")]
+SegmentId = Annotated[str, Field(pattern=r"^S_\d+$", description="a segment id exactly as given, e.g. S_1")]
+Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Definition = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class ExtractSegment(_Strict):
+    name: Name
+    definition: Definition
+
+
+class ExtractAssignment(_Strict):
+    product_id: ProductId
+    segment: Name
+    confidence: Confidence
+
+
+class ExtractAnswer(_Strict):
+    """Stage (a): a batch's taxonomy and the segment of every product in the batch."""
+
+    segments: list[ExtractSegment] = Field(min_length=1)
+    assignments: list[ExtractAssignment]
+
+
+class ConsolidatedSegment(_Strict):
+    name: Name
+    definition: Definition
+    merged_from: list[str]
+
+
+class ConsolidateAnswer(_Strict):
+    """Stage (b): several taxonomies merged into one; ``merged_from`` names the input segments covered."""
+
+    segments: list[ConsolidatedSegment] = Field(min_length=1)
+
+
+class RefineAssignment(_Strict):
+    product_id: ProductId
+    segment_id: SegmentId
+    confidence: Confidence
+
+
+class RefineAnswer(_Strict):
+    """Stage (c): every product of the batch (re)assigned to one ``S_<n>`` of the consolidated taxonomy."""
+
+    assignments: list[RefineAssignment]
+
+
+def json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema sent to the server (pydantic's, with its ``title``)."""
+    return model.model_json_schema()
