@@ -255,12 +255,12 @@ def assert_no_server_path(text: str) -> None:
 def test_vector_upload_errors_say_what_is_wrong_without_server_paths(staff_client, catalog, settings):
     """What an attacker (or a clumsy script) can send to the import endpoint: a 4xx saying what is wrong
     with the upload, never a 500 and never the server's temporary file path."""
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG, "MAX_UPLOAD_BYTES": 1024 * 1024}
     row = {"id": [str(catalog["drill"].pk)], "index": ["products"], "content_hash": ["h"], "model": ["m"]}
     good = parquet_bytes({**row, "dimension": [3], "vector": [[0.1, 0.2, 0.3]]})
     cases = [
         (b"", 400, "The upload is empty: send a vector file of `semantic-catalog embed` (Parquet) as the body."),
-        (b"x" * (2 * 1024 * 1024), 413, "(DATA_UPLOAD_MAX_MEMORY_SIZE, 1048576 bytes)"),
+        (b"x" * (2 * 1024 * 1024), 413, "(1048576 bytes, SEMANTIC_CATALOG['MAX_UPLOAD_BYTES'])"),
         (b"not parquet" * 1000, 400, "The upload is not a Parquet file (Parquet magic bytes not found"),
         (b'{"index": "products", "rows": []}', 400, "The upload is not a Parquet file"),
         (good[:-30] + b"PAR1", 400, "The upload is not a Parquet file"),
@@ -289,12 +289,13 @@ def test_vector_upload_errors_say_what_is_wrong_without_server_paths(staff_clien
 
 
 def test_analysis_upload_and_export_refuse_bad_input_with_4xx(staff_client, catalog, settings):
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG, "MAX_UPLOAD_BYTES": 1024 * 1024}
     for body, status, words in [
         (b"", 400, "must be a result file (JSON)"),
         (b"\x00\xff" * 1000, 400, "must be a result file (JSON)"),
         (parquet_bytes({"a": [1]}), 400, "must be a result file (JSON)"),
-        (b"[" * (2 * 1024 * 1024), 413, "DATA_UPLOAD_MAX_MEMORY_SIZE"),
+        (b"[" * (2 * 1024 * 1024), 413, "SEMANTIC_CATALOG['MAX_UPLOAD_BYTES']"),
+        (b"[" * (1024 * 1024), 400, "must be a result file (JSON)"),  # nested a million deep: no 500
         (b'{"index": "products"}', 400, "upload: missing kind, model, computed_at, rows."),
     ]:
         response = staff_client.post("/api/semantic/import/analysis", body, content_type="application/json")

@@ -79,6 +79,9 @@ DEFAULTS: dict[str, Any] = {
     "STATUS_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "EXPORT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "IMPORT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    # The largest upload the import endpoints take (bytes; 413 above it). Uploads stream to disk, so
+    # Django's DATA_UPLOAD_MAX_MEMORY_SIZE does not limit them.
+    "MAX_UPLOAD_BYTES": 512 * 1024 * 1024,
 }
 
 
@@ -143,6 +146,10 @@ class SemanticSettings:
         ):
             raise ImproperlyConfigured(
                 f"SEMANTIC_CATALOG['COLLECTION_CACHE_SECONDS'] must be a number of seconds, 0 or more, not {value!r}."
+            )
+        if name == "MAX_UPLOAD_BYTES" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ImproperlyConfigured(
+                f"SEMANTIC_CATALOG['MAX_UPLOAD_BYTES'] must be a whole number of bytes, 1 or more, not {value!r}."
             )
         if name in _POSITIVE_SECONDS and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
             raise ImproperlyConfigured(

@@ -9,8 +9,6 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -27,7 +25,9 @@ from semantic_catalog.rest.serializers import (
     RecommendRequestSerializer,
     ResultsSerializer,
     SearchResultsSerializer,
+    UploadFormSerializer,
 )
+from semantic_catalog.rest.uploads import StreamedUploads, save_upload
 from semantic_catalog.rest.views import (
     ERRORS,
     FILTER_DOC,
@@ -163,8 +163,9 @@ class ExportView(SemanticAPIView):
         return response
 
 
-class ImportView(SemanticAPIView):
-    """Upload a Parquet vector file (the raw request body); ``dry_run=1`` reports without changing anything."""
+class ImportView(StreamedUploads, SemanticAPIView):
+    """Upload a Parquet vector file (the raw body, or the form field ``file``), streamed to disk;
+    ``dry_run=1`` reports without changing anything."""
 
     read_only = False
     permission_setting = "IMPORT_PERMISSION_CLASSES"
@@ -174,24 +175,19 @@ class ImportView(SemanticAPIView):
             OpenApiParameter("dry_run", OpenApiTypes.BOOL, default=False),
             OpenApiParameter("skip_invalid", OpenApiTypes.BOOL, default=False),
         ],
-        request={"application/vnd.apache.parquet": OpenApiTypes.BINARY},
+        request={"application/vnd.apache.parquet": OpenApiTypes.BINARY, "multipart/form-data": UploadFormSerializer},
         responses={200: OpenApiTypes.OBJECT, **ERRORS, 413: ErrorSerializer},
     )
     def post(self, request: Request, index: str) -> Response:
         semantic_index = registry.get(index)
-        try:
-            body = request.body
-        except RequestDataTooBig:
-            return upload_too_large()
-        if not body:
-            raise InvalidQuery(
-                "The upload is empty: send a vector file of `semantic-catalog embed` (Parquet) as the body."
-            )
         # Saved under a name of ours in a folder of its own, so messages about the file can speak of
         # "the upload" and never show the server's temporary path.
         with tempfile.TemporaryDirectory(prefix="semantic-import-") as folder:
-            upload = Path(folder) / UPLOAD_NAME
-            upload.write_bytes(body)
+            upload = save_upload(
+                request,
+                Path(folder) / UPLOAD_NAME,
+                "The upload is empty: send a vector file of `semantic-catalog embed` (Parquet) as the body.",
+            )
             try:
                 report = import_vectors(semantic_index, upload, flag(request, "dry_run"), flag(request, "skip_invalid"))
             except BadFile as exc:
@@ -211,18 +207,6 @@ def about_the_upload(message: str, path: Path) -> str:
     for folder in dict.fromkeys([str(path.parent), str(path.parent.resolve())]):
         message = message.replace(folder, "")
     return message
-
-
-def upload_too_large() -> Response:
-    """413 for a body over DATA_UPLOAD_MAX_MEMORY_SIZE (Django refuses to read it), saying what to do."""
-    return Response(
-        {
-            "detail": f"The upload is larger than this server accepts (DATA_UPLOAD_MAX_MEMORY_SIZE, "
-            f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes): raise that setting, or import the file on the "
-            "server with `manage.py semantic_import`."
-        },
-        status=413,
-    )
 
 
 class StatusView(SemanticAPIView):

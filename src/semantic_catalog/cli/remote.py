@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from semantic_catalog.engine.errors import SemanticCatalogError
+from semantic_catalog.engine.errors import BadFile, SemanticCatalogError
 
 
 def register(sub: Any) -> None:
@@ -72,25 +72,48 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    import io
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """Upload the vectors as one Parquet body streamed from disk (a folder's parts are first joined
+    into one temporary file, a batch at a time), so the file is never held in memory."""
+    import tempfile
 
     from semantic_catalog.engine.offline.records import vector_parts
 
-    table = pa.concat_tables([pq.read_table(p) for p in vector_parts(args.vectors)])
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
+    parts = vector_parts(args.vectors)
+    if not parts:
+        raise SemanticCatalogError(f"{args.vectors}: no *.parquet vector files to push.")
     params = {"dry_run": "1" if args.dry_run else "0", "skip_invalid": "1" if args.skip_invalid else "0"}
-    with _client(args) as client:
-        response = client.post(
-            f"{args.index}/import",
-            params=params,
-            content=buffer.getvalue(),
-            headers={"Content-Type": "application/vnd.apache.parquet"},
-        )
+    with tempfile.TemporaryDirectory(prefix="semantic-push-") as folder:
+        path = parts[0] if len(parts) == 1 else _joined(parts, Path(folder) / "vectors.parquet")
+        with _client(args) as client, path.open("rb") as body:
+            response = client.post(
+                f"{args.index}/import",
+                params=params,
+                content=body,
+                headers={"Content-Type": "application/vnd.apache.parquet"},
+            )
     _raise_for(response)
     print(json.dumps(response.json(), indent=2))
     return 0
 
+
+def _joined(parts: list[Path], target: Path) -> Path:
+    """The Parquet parts written one record batch at a time into ``target`` (the first part's schema)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for part in parts:
+            try:
+                for batch in pq.ParquetFile(part).iter_batches():
+                    if writer is None:
+                        writer = pq.ParquetWriter(target, batch.schema)
+                    writer.write_batch(batch.cast(writer.schema) if batch.schema != writer.schema else batch)
+            except (pa.ArrowException, ValueError) as exc:
+                raise BadFile(
+                    f"{part}: cannot join it to {parts[0].name} ({exc}); push the parts one by one."
+                ) from None
+    finally:
+        if writer is not None:
+            writer.close()
+    return target

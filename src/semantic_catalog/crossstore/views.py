@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
@@ -17,6 +15,7 @@ from semantic_catalog.crossstore.results import ResultsRejected, category_links,
 from semantic_catalog.engine.errors import InvalidQuery
 from semantic_catalog.registry import registry
 from semantic_catalog.rest.serializers import ErrorSerializer, ResultsSerializer
+from semantic_catalog.rest.uploads import StreamedUploads, received
 from semantic_catalog.rest.views import ERRORS, LIMIT_DOC, SemanticAPIView, flag
 
 LEVEL_DOC = OpenApiParameter("level", OpenApiTypes.INT, enum=[3, 4], default=4, description="category level")
@@ -53,7 +52,7 @@ class CategoryLinksView(SemanticAPIView):
         return Response({"index": semantic_index.name, "category": category, "count": len(links), "links": links})
 
 
-class AnalysisImportView(SemanticAPIView):
+class AnalysisImportView(StreamedUploads, SemanticAPIView):
     """Upload one result file of `semantic-catalog analyze` (the JSON body); it replaces the previous run
     of its kind for its index. ``dry_run=1`` validates and reports without changing anything."""
 
@@ -66,19 +65,13 @@ class AnalysisImportView(SemanticAPIView):
         responses={200: OpenApiTypes.OBJECT, **ERRORS, 413: ErrorSerializer},
     )
     def post(self, request: Request) -> Response:
+        upload = received(request, "The body must be a result file (JSON) of `semantic-catalog analyze`.")
         try:
-            payload = json.loads(request.body)
-        except RequestDataTooBig:
-            return Response(
-                {
-                    "detail": f"The upload is larger than this server accepts (DATA_UPLOAD_MAX_MEMORY_SIZE, "
-                    f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes): raise that setting, or import the file on "
-                    "the server with `manage.py semantic_import`."
-                },
-                status=413,
-            )
-        except ValueError:
+            payload = json.load(upload)
+        except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
             raise InvalidQuery("The body must be a result file (JSON) of `semantic-catalog analyze`.") from None
+        finally:
+            upload.close()
         if not isinstance(payload, dict) or not isinstance(payload.get("index"), str):
             raise InvalidQuery("The result file names no 'index'.")
         semantic_index = registry.get(payload["index"])

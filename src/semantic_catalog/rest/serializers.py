@@ -46,6 +46,10 @@ class RecommendRequestSerializer(serializers.Serializer):
     filters = serializers.DictField(required=False, default=dict)
 
 
+class UploadFormSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="the file to import (a form may also carry it as its only file)")
+
+
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
 

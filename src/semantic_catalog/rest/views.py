@@ -21,6 +21,7 @@ from semantic_catalog.engine.errors import BadFile, InvalidQuery, NotIndexedYet,
 from semantic_catalog.indexes import SemanticIndex
 from semantic_catalog.registry import UnknownIndex
 from semantic_catalog.rest.serializers import ErrorSerializer, hit_data
+from semantic_catalog.rest.uploads import UploadTooLarge
 from semantic_catalog.search.service import ObjectNotFound, Result
 
 RESERVED_PARAMS = {"q", "mode", "limit", "format"}
@@ -32,6 +33,7 @@ ERROR_STATUS: list[tuple[type[Exception], int]] = [
     (UnknownIds, status.HTTP_400_BAD_REQUEST),
     (NotIndexedYet, status.HTTP_409_CONFLICT),
     (IndexNotReady, status.HTTP_503_SERVICE_UNAVAILABLE),
+    (UploadTooLarge, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE),
 ]
 ERRORS = {code: ErrorSerializer for code in (400, 404, 409, 503)}
 
