@@ -1,0 +1,229 @@
+"""What a segmentation run costs on the local LLM (``bash scripts/llm.sh``): a fixed stratified sample of
+Indonesian recipes (the same number from each of the 8 main-ingredient files, recipes listed under one
+ingredient only), segmented end to end.
+
+    .venv/bin/python benchmarks/segmentation_cost.py [--items 160] [--per-prompt 20] [--replay 4]
+
+Reports, per stage (extract, consolidate, refine): wall time and tokens (in / out) per 1,000 items; the cache
+hit rate of a second identical run on the same log storage (the goal: 100%, and no request reaches the
+server: every chat request is counted by a client that wraps the engine's own); and the server's throughput
+with 1 vs several concurrent requests (the first ``--replay`` logged extraction requests sent again, one at a
+time and then all at once). Also the sample's purity against the 8 ingredient classes, as a sanity check.
+Needs ../shared/data/multilingual/indonesian-recipes and a server answering at ``--url`` (default: the
+SEMANTIC_CATALOG_TEST_LLM_URL environment variable, else http://127.0.0.1:8088/v1); skips with a message
+otherwise. Writes benchmarks/results/segmentation_cost.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from _results import ROOT, write_report
+
+sys.path.insert(0, str(ROOT / "src"))
+
+from semantic_catalog.engine.segmentation import (  # noqa: E402
+    ChatReply,
+    OpenAIChatClient,
+    SegmentationConfig,
+    run_segmentation,
+    validate_result,
+)
+from semantic_catalog.engine.segmentation.types import Item, SegmentationResult  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "multilingual" / "indonesian-recipes"
+CLASSES = ("ayam", "ikan", "kambing", "sapi", "tahu", "telur", "tempe", "udang")
+DEFAULT_URL = "http://127.0.0.1:8088/v1"
+SEED = 16
+
+
+def recipe_text(row: dict[str, str], ingredients: int = 4) -> str:
+    """The title and the first few ingredients: what a catalogue line says about a recipe."""
+    parts = [part.strip() for part in row["Ingredients"].split("--") if part.strip() and not part.strip().endswith(":")]
+    return f"{row['Title'].strip()} (bahan: {', '.join(parts[:ingredients])})"
+
+
+def load_sample(per_class: int) -> tuple[list[Item], dict[str, str]]:
+    """``per_class`` recipes from each file, drawn with a fixed seed from those in one file only."""
+    rows: dict[str, list[dict[str, str]]] = {}
+    seen: Counter[str] = Counter()
+    for name in CLASSES:
+        with (DATA / f"dataset-{name}.csv").open(encoding="utf-8-sig", newline="") as handle:
+            rows[name] = [row for row in csv.DictReader(handle) if row["Title"].strip() and row["URL"].strip()]
+        seen.update({row["URL"] for row in rows[name]})
+    items, labels = [], {}
+    rng = random.Random(SEED)
+    for name in CLASSES:
+        single = sorted((row for row in rows[name] if seen[row["URL"]] == 1), key=lambda row: row["URL"])
+        for row in rng.sample(single, per_class):
+            item_id = row["URL"].rsplit("/", 1)[-1].split("-", 1)[0]
+            items.append(Item(id=item_id, text=recipe_text(row)))
+            labels[item_id] = name
+    return items, labels
+
+
+def server_model(url: str) -> str | None:
+    try:
+        with urllib.request.urlopen(f"{url}/models", timeout=5) as answer:
+            return json.load(answer)["data"][0]["id"]
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+
+
+class CountingClient:
+    """The engine's own chat client, counting the requests that really leave for the server."""
+
+    def __init__(self, inner: OpenAIChatClient):
+        self.inner = inner
+        self.model = inner.model
+        self.temperature = inner.temperature
+        self.requests = 0
+        self._lock = threading.Lock()
+
+    def complete(self, messages: list[dict[str, str]], schema: dict[str, Any], schema_name: str) -> ChatReply:
+        with self._lock:
+            self.requests += 1
+        return self.inner.complete(messages, schema, schema_name)
+
+
+def per_thousand(result: SegmentationResult, items: int) -> dict[str, dict[str, float]]:
+    scale = 1000 / items
+    return {
+        stage: {
+            "calls": usage.calls,
+            "cached_calls": usage.cached_calls,
+            "seconds_per_1000_items": round(usage.seconds * scale, 1),
+            "tokens_in_per_1000_items": round(usage.tokens_in * scale),
+            "tokens_out_per_1000_items": round(usage.tokens_out * scale),
+        }
+        for stage, usage in result.usage.items()
+    }
+
+
+def purity(result: SegmentationResult, labels: dict[str, str]) -> float:
+    """Share of items whose segment's most common ingredient class is their own."""
+    by_segment: dict[str, Counter[str]] = defaultdict(Counter)
+    for assignment in result.refined:
+        by_segment[assignment.segment][labels[assignment.item_id]] += 1
+    return round(sum(c.most_common(1)[0][1] for c in by_segment.values()) / max(1, len(result.refined)), 3)
+
+
+def timed_run(items: list[Item], config: SegmentationConfig, storage: str) -> tuple[SegmentationResult, float, int]:
+    client = CountingClient(OpenAIChatClient(config))
+    started = time.perf_counter()
+    result = run_segmentation(items, config, storage_url=storage, client=client)
+    return result, time.perf_counter() - started, client.requests
+
+
+def logged_requests(storage: Path, count: int) -> list[dict[str, Any]]:
+    """The first ``count`` extraction requests (first attempts) as the run logged them: messages and schema."""
+    paths = sorted(storage.glob("RUN_*/segmentation/*_a1_*.json"))
+    return [json.loads(path.read_text()) for path in paths[:count]]
+
+
+def replay(config: SegmentationConfig, requests: list[dict[str, Any]], concurrency: int) -> dict[str, float]:
+    """Sends logged requests again, ``concurrency`` at a time: requests per minute and output tokens/s."""
+    client = OpenAIChatClient(config)
+    client.mode = requests[0]["metadata"].get("response_format", client.mode)  # what the server accepted
+
+    def send(request: dict[str, Any]) -> int:
+        return client.complete(request["messages"], request["schema"], "ExtractAnswer").tokens_out
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        tokens = sum(pool.map(send, requests))
+    seconds = time.perf_counter() - started
+    return {
+        "concurrency": concurrency,
+        "requests": len(requests),
+        "seconds": round(seconds, 1),
+        "requests_per_minute": round(len(requests) / seconds * 60, 2),
+        "output_tokens_per_second": round(tokens / seconds, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=160, help="recipes in the sample (a multiple of 8)")
+    parser.add_argument("--per-prompt", type=int, default=20, help="products per extraction / refinement prompt")
+    parser.add_argument("--concurrency", type=int, default=1, help="the runs' concurrent requests")
+    parser.add_argument("--replay", type=int, default=4, help="extraction requests replayed at 1 and 4 at once")
+    parser.add_argument("--url", default=os.environ.get("SEMANTIC_CATALOG_TEST_LLM_URL", DEFAULT_URL))
+    args = parser.parse_args()
+    if not DATA.is_dir():
+        print(f"skipped: {DATA} is absent (the shared evaluation data)")
+        return
+    url = args.url.rstrip("/")
+    model = server_model(url)
+    if model is None:
+        print(f"skipped: no LLM server answers at {url}; start one with `bash scripts/llm.sh`")
+        return
+
+    items, labels = load_sample(args.items // len(CLASSES))
+    config = SegmentationConfig(
+        model=model,
+        base_url=url,
+        category="resep masakan Indonesia (Indonesian recipes)",
+        products_per_prompt=args.per_prompt,
+        products_per_refinement=args.per_prompt,
+        concurrency=args.concurrency,
+        context_tokens=8192,
+        max_output_tokens=4096,
+        request_timeout=1800.0,
+    )
+    with tempfile.TemporaryDirectory(prefix="segmentation-cost-") as folder:
+        storage = Path(folder) / "logs"
+        print(f"{len(items)} recipes, {args.per_prompt} per prompt, model {model} at {url}", flush=True)
+        first, first_seconds, first_requests = timed_run(items, config, str(storage))
+        print(f"first run: {first_seconds:.0f} s, {first_requests} requests", flush=True)
+        second, second_seconds, second_requests = timed_run(items, config, str(storage))
+        print(f"second run: {second_seconds:.1f} s, {second_requests} requests", flush=True)
+        requests = logged_requests(storage, args.replay)
+        throughput = [replay(config, requests, n) for n in (1, len(requests))] if requests else []
+
+    calls = sum(u.calls for u in second.usage.values())
+    cached = sum(u.cached_calls for u in second.usage.values())
+    report = {
+        "items": len(items),
+        "classes": len(CLASSES),
+        "model": model,
+        "config": config.as_dict(),
+        "first_run": {
+            "seconds": round(first_seconds, 1),
+            "seconds_per_1000_items": round(first_seconds * 1000 / len(items), 1),
+            "requests": first_requests,
+            "segments": len(first.segments),
+            "problems": len(first.problems),
+            "invalid": validate_result(first, [item.id for item in items]),
+            "purity": purity(first, labels),
+            "stages": per_thousand(first, len(items)),
+        },
+        "second_run": {
+            "seconds": round(second_seconds, 2),
+            "requests": second_requests,
+            "calls": calls,
+            "cached_calls": cached,
+            "cache_hit_rate": round(cached / calls, 4) if calls else None,
+            "same_segments": [s.name for s in second.segments] == [s.name for s in first.segments],
+        },
+        "throughput": throughput,
+    }
+    print(json.dumps(report, indent=2))
+    write_report("segmentation_cost", report)
+
+
+if __name__ == "__main__":
+    main()
