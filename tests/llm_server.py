@@ -15,7 +15,8 @@ Use::
         assert server.count == ...            # requests answered (faults included)
         server.requests[-1]["messages"]       # what the client sent, per request
 
-or the pytest fixture ``llm_server`` (``from tests.llm_server import llm_server`` in a test module).
+or the pytest fixture ``llm_server`` (``from tests.llm_server import llm_server_fixture  # noqa: F401`` in a
+test module).
 
 How it answers (the stage comes from the response schema's ``title``: ``ExtractAnswer``, ``ConsolidateAnswer``,
 ``RefineAnswer``; the product, taxonomy and segment lines are those the engine's prompts render):
@@ -263,8 +264,8 @@ class ScriptedLLMServer:
         return Handler
 
 
-@pytest.fixture
-def llm_server():
-    """A running ScriptedLLMServer for one test."""
+@pytest.fixture(name="llm_server")
+def llm_server_fixture():
+    """A running ScriptedLLMServer for one test, as the ``llm_server`` fixture."""
     with ScriptedLLMServer() as server:
         yield server

@@ -7,6 +7,7 @@ semantic-catalog push URL --index products vectors/ --token TOKEN [--dry-run]
 semantic-catalog evaluate products.jsonl --queries q.csv --judgments j.csv [--vectors vectors/] [--adapter a.npz]
 semantic-catalog adapt products.jsonl --queries q.csv --judgments j.csv --out adapter.npz [--folds 5]
 semantic-catalog analyze products.jsonl --out results/
+semantic-catalog segment products.jsonl --out results/ --model NAME [--base-url URL] [--logs s3://bucket/prefix]
 """
 
 from semantic_catalog.cli.main import build_parser, main

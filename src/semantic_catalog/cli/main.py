@@ -6,16 +6,16 @@ import argparse
 import logging
 import sys
 
-from semantic_catalog.cli import analyze, embed, evaluate, remote
+from semantic_catalog.cli import analyze, embed, evaluate, remote, segment
 from semantic_catalog.engine.errors import SemanticCatalogError
 
-DESCRIPTION = "The offline machine's command: embed, evaluate, adapt, analyze, export-onnx, pull, push."
+DESCRIPTION = "The offline machine's command: embed, evaluate, adapt, analyze, segment, export-onnx, pull, push."
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semantic-catalog", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (embed, evaluate, analyze, remote):
+    for group in (embed, evaluate, analyze, remote, segment):
         group.register(sub)
     return parser
 
