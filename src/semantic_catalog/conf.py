@@ -82,6 +82,29 @@ DEFAULTS: dict[str, Any] = {
     # The largest upload the import endpoints take (bytes; 413 above it). Uploads stream to disk, so
     # Django's DATA_UPLOAD_MAX_MEMORY_SIZE does not limit them.
     "MAX_UPLOAD_BYTES": 512 * 1024 * 1024,
+    # LLM market segmentation (the segmentation wing): merged key by key over these defaults and checked
+    # by `manage.py check` (semantic_catalog.E020). The README's settings table says what each key does.
+    "SEGMENTATION": {
+        "BASE_URL": "http://127.0.0.1:8080/v1",
+        "MODEL": "qwen2.5-coder-1.5b-instruct",
+        "API_KEY": "not-needed",
+        "TEMPERATURE": 0.0,
+        "PRODUCTS_PER_PROMPT": 40,
+        "TAXONOMIES_PER_CONSOLIDATION": 20,
+        "PRODUCTS_PER_REFINEMENT": 40,
+        "MAX_RETRIES": 3,
+        "CONCURRENCY": 4,
+        "REQUESTS_PER_MINUTE": None,
+        "TOKENS_PER_MINUTE": None,
+        "CONTEXT_TOKENS": 32768,
+        "MAX_OUTPUT_TOKENS": 4096,
+        "REQUEST_TIMEOUT": 300.0,
+        "PROMPTS_DIR": None,
+        "LOG_STORAGE": None,
+        "STORAGE_OPTIONS": {},
+        "MAX_ITEMS": 20000,
+        "PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    },
 }
 
 
@@ -122,6 +145,8 @@ class SemanticSettings:
 
     def _read(self, name: str) -> Any:
         value = self._user().get(name, DEFAULTS[name])
+        if name == "SEGMENTATION":  # checked key by key by the wing (semantic_catalog.segmentation.conf)
+            return {**DEFAULTS[name], **value} if isinstance(value, dict) else value
         if name in ("ENCODER", "VECTOR_STORE"):
             merged = dict(DEFAULTS[name])
             merged.update(value)

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from semantic_catalog.api import views
 from semantic_catalog.crossstore.urls import urlpatterns as crossstore_urls
+from semantic_catalog.segmentation.urls import urlpatterns as segmentation_urls
 
 app_name = "semantic_catalog"
 
@@ -17,4 +18,5 @@ urlpatterns = [
     path("<str:index>/import", views.ImportView.as_view(), name="import"),
     path("<str:index>/<str:pk>/similar", views.SimilarView.as_view(), name="similar"),
     *crossstore_urls,
+    *segmentation_urls,
 ]

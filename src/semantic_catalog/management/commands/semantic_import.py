@@ -13,6 +13,7 @@ from semantic_catalog.engine.crossstore.analysis import FILE_NAMES, read_result_
 from semantic_catalog.engine.errors import SemanticCatalogError
 from semantic_catalog.management.commands._base import IndexCommand
 from semantic_catalog.offline.vectors import ImportRejected, ImportReport, import_vectors
+from semantic_catalog.segmentation.importing import SegmentationRejected, import_segmentation, is_segmentation_file
 
 COUNTS = ("new", "updated", "unchanged", "stale", "unknown", "invalid")
 
@@ -31,7 +32,8 @@ class Command(IndexCommand):
         "Import vectors from `semantic-catalog embed` (a Parquet file or folder). Validates model, dimension, "
         "ids, content hashes, NaNs, duplicates; --dry-run reports and changes nothing; otherwise all or nothing. "
         "Also imports `semantic-catalog analyze` results: a category_links.json, substitutions.json or "
-        "product_matches.json file, or a folder of them, each replacing its previous run."
+        "product_matches.json file, or a folder of them, each replacing its previous run. And a "
+        "`semantic-catalog segment` result (segmentation.json, or its folder): all or nothing, as a completed run."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -43,6 +45,9 @@ class Command(IndexCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         (index,) = self.selected({"indexes": [options["index"]]})
+        if is_segmentation_file(Path(options["path"])):
+            self._import_segmentation(index, Path(options["path"]), options["dry_run"], options["json"])
+            return
         files = result_files(Path(options["path"]))
         if files:
             self._import_results(index, files, options["dry_run"])
@@ -70,6 +75,25 @@ class Command(IndexCommand):
         for report in reports:
             verb = "would store" if report.dry_run else "stored"
             self.stdout.write(f"{index.name}: {verb} {report.rows} {report.kind} (replacing {report.replaced} run(s))")
+
+    def _import_segmentation(self, index: Any, path: Path, dry_run: bool, as_json: bool) -> None:
+        try:
+            report = import_segmentation(index, path, dry_run)
+        except SegmentationRejected as exc:
+            for problem in exc.problems:
+                self.stderr.write(f"  {problem}")
+            raise CommandError(str(exc)) from exc
+        except SemanticCatalogError as exc:
+            raise CommandError(str(exc)) from exc
+        if as_json:
+            self.stdout.write(json.dumps(report.as_dict(), indent=2))
+            return
+        verb = "would import" if report.dry_run else "imported"
+        replaced = " (replacing the run of that id)" if report.replaced else ""
+        self.stdout.write(
+            f"{index.name}: {verb} segmentation run {report.run_id}: {report.segments} segments, "
+            f"{report.items} items{replaced}" + (" (dry run, nothing changed)" if report.dry_run else "")
+        )
 
     def _print(self, report: ImportReport, as_json: bool) -> None:
         if as_json:

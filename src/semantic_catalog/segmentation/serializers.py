@@ -1,0 +1,94 @@
+"""Request and response shapes of the segmentation endpoints (they also feed the OpenAPI schema, with
+the real bounds: MAX_ITEMS ids, temperatures from 0 to 2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from semantic_catalog.segmentation.conf import MAX_TEMPERATURE
+from semantic_catalog.segmentation.items import max_items
+
+
+class StartSerializer(serializers.Serializer):
+    index = serializers.CharField(max_length=100, help_text="a registered index whose rows have text")
+    category = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
+    model = serializers.CharField(max_length=200, required=False, help_text="default: SEGMENTATION MODEL")
+    temperature = serializers.FloatField(
+        required=False, min_value=0.0, max_value=MAX_TEMPERATURE, help_text="default: SEGMENTATION TEMPERATURE"
+    )
+    filters = serializers.DictField(
+        required=False,
+        help_text="instead of ids: declared filter fields of the index, `field`, `field__in` (a list), "
+        "`field__gte`, `__lte`, `__gt`, `__lt`; at most MAX_ITEMS rows may match",
+    )
+
+    def get_fields(self) -> dict[str, Any]:
+        fields = super().get_fields()
+        fields["ids"] = serializers.ListField(
+            child=serializers.CharField(max_length=64),
+            required=False,
+            min_length=1,
+            max_length=max_items(),
+            help_text="the rows to segment (ids of the index's queryset), each once",
+        )
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("ids" in attrs) == ("filters" in attrs):
+            raise serializers.ValidationError("Give either ids or filters (one of them).")
+        return attrs
+
+
+class StartedSerializer(serializers.Serializer):
+    run_id = serializers.CharField()
+    status = serializers.CharField()
+    total_items = serializers.IntegerField()
+    status_url = serializers.CharField()
+    results_url = serializers.CharField()
+
+
+class StatusSerializer(serializers.Serializer):
+    run_id = serializers.CharField()
+    index = serializers.CharField()
+    status = serializers.ChoiceField(choices=["running", "completed", "failed", "cancelled"])
+    stage = serializers.CharField(help_text="queued, extract, consolidate, refine or done")
+    processed = serializers.IntegerField(help_text="units of the current stage done (items, or taxonomies)")
+    total = serializers.IntegerField(help_text="units of the current stage")
+    percent = serializers.FloatField(help_text="of the current stage")
+    rate = serializers.FloatField(allow_null=True, help_text="units per second observed in the current stage")
+    eta_seconds = serializers.FloatField(allow_null=True, help_text="time left in the current stage at that rate")
+    total_items = serializers.IntegerField()
+    cancel_requested = serializers.BooleanField()
+    error = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+
+class SegmentSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="S_<n>")
+    name = serializers.CharField()
+    definition = serializers.CharField()
+    item_count = serializers.IntegerField()
+
+
+class ItemResultSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    segment = serializers.CharField(help_text="S_<n>")
+    segment_name = serializers.CharField()
+    confidence = serializers.FloatField()
+
+
+class ResultsSerializer(serializers.Serializer):
+    run_id = serializers.CharField()
+    index = serializers.CharField()
+    status = serializers.CharField()
+    category = serializers.CharField()
+    model = serializers.CharField()
+    segments = SegmentSerializer(many=True)
+    items = ItemResultSerializer(many=True)
+    problems = serializers.ListField(
+        child=serializers.CharField(), help_text="ids missing, duplicated or unknown in answers"
+    )
+    totals = serializers.DictField(help_text="per stage: calls, cached_calls, tokens_in, tokens_out, seconds")
