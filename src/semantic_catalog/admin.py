@@ -16,10 +16,10 @@ from django.utils import timezone
 from semantic_catalog.backends import get_store
 from semantic_catalog.collections import active_collection
 from semantic_catalog.crossstore.admin import ReadOnlyAdmin  # importing it registers the wing's admin too
-from semantic_catalog.segmentation import admin as segmentation_admin  # noqa: F401 - registers the wing's admin
 from semantic_catalog.engine.errors import SemanticCatalogError
 from semantic_catalog.models import Collection, SyncEvent
 from semantic_catalog.registry import registry
+from semantic_catalog.segmentation import admin as segmentation_admin  # noqa: F401 - registers the wing's admin
 from semantic_catalog.sync import mark_dirty, schedule_drain
 
 STATE_LABELS = {

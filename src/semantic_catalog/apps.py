@@ -14,8 +14,8 @@ class SemanticCatalogConfig(AppConfig):
     def ready(self) -> None:
         from semantic_catalog import checks  # noqa: F401 - registers the system checks
         from semantic_catalog.crossstore import checks as crossstore_checks  # noqa: F401
-        from semantic_catalog.segmentation import checks as segmentation_checks  # noqa: F401
         from semantic_catalog.registry import autodiscover
+        from semantic_catalog.segmentation import checks as segmentation_checks  # noqa: F401
         from semantic_catalog.sync import signals
 
         autodiscover()
