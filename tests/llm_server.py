@@ -29,10 +29,10 @@ How it answers (the stage comes from the response schema's ``title``: ``ExtractA
 
 Faults (``fail_next(stage, *faults)``, stage ``"extract" | "consolidate" | "refine" | "any"``, consumed one per
 request in order): ``malformed`` (not JSON), ``wrong_schema`` (JSON of the wrong shape), ``missing_id``,
-``duplicate_id``, ``unknown_id``, ``unknown_segment``, ``http500``, ``http429``. ``refuse_json_schema = True``
-answers 400 to a ``json_schema`` response format (as llama-cpp-python's server does), so the client must fall
-back to ``json_object``. ``delay`` (seconds) slows every answer; ``max_in_flight`` is the most requests seen at
-once.
+``duplicate_id``, ``unknown_id``, ``unknown_segment``, ``http400``, ``http500``, ``http429``.
+``refuse_json_schema = True`` answers 400 to a ``json_schema`` response format (as llama-cpp-python's server
+does), so the client must fall back to ``json_object``. ``delay`` (seconds) slows every answer;
+``max_in_flight`` is the most requests seen at once.
 """
 
 from __future__ import annotations
@@ -143,6 +143,8 @@ class ScriptedLLMServer:
                 }
             }
         fault = self._next_fault(stage)
+        if fault == "http400":
+            return 400, {"error": {"message": "scripted bad request", "type": "invalid_request_error"}}
         if fault == "http500":
             return 500, {"error": {"message": "scripted internal error", "type": "server_error"}}
         if fault == "http429":

@@ -197,6 +197,45 @@ def test_falls_back_to_json_object_when_the_server_refuses_json_schema(llm_serve
     assert len(result.refined) == 20
 
 
+def test_a_request_refused_in_both_modes_is_an_llm_error(llm_server, tmp_path):
+    llm_server.fail_next("any", "http400", "http400")
+    config = config_for(llm_server)
+    client = quick_client(config)
+    with pytest.raises(LLMError, match="refused the request: scripted bad request"):
+        run_segmentation(make_items(4), config, storage_url=str(tmp_path / "logs"), client=client)
+    assert [r["response_format"]["type"] for r in llm_server.requests] == ["json_schema", "json_object"]
+    assert client.mode == "json_schema"  # not the server's lack of json_schema: the mode goes back
+
+
+def test_a_retry_that_would_overflow_the_context_leaves_the_previous_answer_out():
+    from semantic_catalog.engine.segmentation.calls import conversation
+    from semantic_catalog.engine.segmentation.prompts import load_template
+    from semantic_catalog.engine.segmentation.schemas import RefineAnswer
+
+    def talk(fits):
+        gen = conversation(
+            interaction_type="refine_assignments",
+            batch=1,
+            prompt="P_1 (current S_1): ayam",
+            model=RefineAnswer,
+            check=lambda answer: ([], []),
+            context={},
+            prompt_file="refine_assignments_v1.txt",
+            retry=load_template("shared_retry"),
+            max_retries=1,
+            problems=[],
+            fits=fits,
+        )
+        next(gen)
+        return gen.send("x" * 500).messages
+
+    assert [m["role"] for m in talk(lambda text: True)] == ["user", "assistant", "user"]
+    alone = talk(lambda text: len(text) < 400)
+    assert [m["role"] for m in alone] == ["user"]
+    content = alone[0]["content"]
+    assert content.startswith("P_1 (current S_1): ayam") and "not valid JSON" in content and "xxx" not in content
+
+
 def test_consolidation_falls_back_to_the_name_merge(llm_server, tmp_path):
     llm_server.fail_next("consolidate", "malformed", "wrong_schema")
     items = make_items(30)

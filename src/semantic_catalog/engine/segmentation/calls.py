@@ -88,8 +88,10 @@ def conversation(
     retry: PromptTemplate,
     max_retries: int,
     problems: list[str],
+    fits: Callable[[str], bool] | None = None,
 ) -> Generator[Request, str, Outcome[M]]:
-    """One batch's exchange: the prompt, then up to ``max_retries`` retries carrying the validation error."""
+    """One batch's exchange: the prompt, then up to ``max_retries`` retries carrying the validation error
+    (after the previous answer, unless ``fits`` says the three would not fit the model's context)."""
     schema = json_schema(model)
     messages = [{"role": "user", "content": prompt}]
     best: M | None = None
@@ -104,7 +106,10 @@ def conversation(
             best = answer
         errors = fatal + id_problems
         retry_prompt = retry.render(error="; ".join(errors))
-        messages = [messages[0], {"role": "assistant", "content": text}, {"role": "user", "content": retry_prompt}]
+        if fits is None or fits(prompt + text + retry_prompt):
+            messages = [messages[0], {"role": "assistant", "content": text}, {"role": "user", "content": retry_prompt}]
+        else:  # the previous answer would overflow the context: the prompt and the error only
+            messages = [{"role": "user", "content": f"{prompt}\n\n{retry_prompt}"}]
     return Outcome(best, False, errors)
 
 

@@ -82,6 +82,7 @@ class OpenAIChatClient:
     def complete(self, messages: list[dict[str, str]], schema: dict[str, Any], schema_name: str) -> ChatReply:
         openai = self._openai
         attempt = 0
+        refused: Exception | None = None  # json_schema's refusal, while json_object is being tried
         while True:
             mode = self.mode
             try:
@@ -93,12 +94,18 @@ class OpenAIChatClient:
                     response_format=self._response_format(mode, schema, schema_name),  # type: ignore[arg-type]
                 )
             except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
-                if mode == "json_schema":
-                    log.info("%s refused json_schema (%s); using json_object", self.model, exc.status_code)
+                if mode == "json_schema" and refused is None:
+                    # Maybe the server does not know json_schema; if json_object is refused too, the
+                    # request itself is wrong (a context overflow, say) and the mode goes back.
+                    log.info("%s refused json_schema (%s); trying json_object", self.model, exc.status_code)
+                    refused = exc
                     with self._lock:
                         self.mode = "json_object"
                     continue
-                raise LLMError(f"the LLM server refused the request: {_message(exc)}") from None
+                if refused is not None:
+                    with self._lock:
+                        self.mode = "json_schema"
+                raise LLMError(f"the LLM server refused the request: {_message(refused or exc)}") from None
             except (openai.APIConnectionError, openai.APIStatusError) as exc:
                 status = getattr(exc, "status_code", None)
                 transient = status is None or status in RETRYABLE_STATUS or status >= 500

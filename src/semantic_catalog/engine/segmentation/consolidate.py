@@ -67,6 +67,7 @@ def consolidate_group(batch: int, group: Sequence[Taxonomy], ctx: StageContext) 
         retry=ctx.templates["shared_retry"],
         max_retries=ctx.config.max_retries,
         problems=ctx.problems,
+        fits=ctx.fits,
     )
     if outcome.answer is None:
         ctx.problems.append(

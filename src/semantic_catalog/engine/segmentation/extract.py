@@ -57,6 +57,7 @@ def extract_batch(batch: int, entries: Sequence[Entry], ctx: StageContext) -> Ge
         retry=ctx.templates["shared_retry"],
         max_retries=ctx.config.max_retries,
         problems=ctx.problems,
+        fits=ctx.fits,
     )
     answer = outcome.answer
     if answer is None:

@@ -1,5 +1,5 @@
 """``run_segmentation``: extract -> consolidate -> refine over an explicit list of items, every call cached
-and logged. See ``docs`` in the README's "Market segmentation" section for the whole story."""
+and logged. The README's "Market segmentation" section tells the whole story."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
-from semantic_catalog.engine.errors import ConfigurationError, LLMError, SegmentationInputError
+from semantic_catalog.engine.errors import ConfigurationError, LLMError, LogStorageError, SegmentationInputError
 from semantic_catalog.engine.segmentation import consolidate, extract, refine
 from semantic_catalog.engine.segmentation.batches import normalize_name, plan_batches, segment_label
 from semantic_catalog.engine.segmentation.calls import CallRunner
@@ -163,8 +164,11 @@ def run_segmentation(
         )
         refined_by_id = {item_id: value for answer in answers for item_id, value in answer.items()}
         refined, final = _complete(items, refined_by_id, current, first_pass, final, ctx)
-    finally:
-        log.write_manifest()
+    except BaseException:
+        with suppress(LogStorageError):  # the run's own error matters more than the manifest's
+            log.write_manifest()
+        raise
+    log.write_manifest()
     counts = Counter(a.segment for a in refined)
     return SegmentationResult(
         run_id=run_id,

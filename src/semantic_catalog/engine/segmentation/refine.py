@@ -60,6 +60,7 @@ def refine_batch(
         retry=ctx.templates["shared_retry"],
         max_retries=ctx.config.max_retries,
         problems=ctx.problems,
+        fits=ctx.fits,
     )
     if outcome.answer is None:
         ctx.problems.append(
