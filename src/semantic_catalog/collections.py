@@ -84,6 +84,9 @@ def ensure_active(index: SemanticIndex) -> Collection:
     collection = active_collection(index)
     if collection is not None:
         return collection
+    # Load the model first: on SQLite (transaction_mode IMMEDIATE) the transaction below holds the
+    # database's write lock, and loading took longer than writers' lock timeout (tests/reliability).
+    get_encoder().dimension  # noqa: B018 - loads the model
     with transaction.atomic():
         collection = active_collection(index)
         return collection if collection is not None else _create(index, Collection.State.ACTIVE)
