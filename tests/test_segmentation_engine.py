@@ -648,3 +648,26 @@ def test_cli_segment_writes_the_log_tree_and_segmentation_json(llm_server, tmp_p
     )
     assert code == 2 and "ids not in recipes.jsonl: nope" in capsys.readouterr().err
     assert not (tmp_path / "out3").exists() and llm_server.count > asked
+
+
+def test_answers_read_loose_id_spellings_and_percentages_but_refuse_nonsense():
+    from pydantic import ValidationError
+
+    from semantic_catalog.engine.segmentation.schemas import RefineAnswer, json_schema
+
+    answer = RefineAnswer.model_validate_json(
+        '{"assignments": [{"product_id": "p1", "segment_id": "S-3", "confidence": 90},'
+        ' {"product_id": "P 2", "segment_id": "s_1", "confidence": "0.5"}]}'
+    )
+    assert [(a.product_id, a.segment_id, a.confidence) for a in answer.assignments] == [
+        ("P_1", "S_3", 0.9),
+        ("P_2", "S_1", 0.5),
+    ]
+    with pytest.raises(ValidationError):
+        RefineAnswer.model_validate_json(
+            '{"assignments": [{"product_id": "X1", "segment_id": "S_1", "confidence": -1}]}'
+        )
+    schema = json_schema(RefineAnswer)
+    item = schema["$defs"]["RefineAssignment"]["properties"]
+    assert schema["title"] == "RefineAnswer" and item["product_id"]["pattern"] == r"^P_\d+$"
+    assert (item["confidence"]["minimum"], item["confidence"]["maximum"]) == (0.0, 1.0)

@@ -7,13 +7,39 @@ The model names are the schemas' ``title``s; the scripted test server tells the 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-ProductId = Annotated[str, Field(pattern=r"^P_\d+$", description="a product id exactly as given, e.g. P_1")]
-SegmentId = Annotated[str, Field(pattern=r"^S_\d+$", description="a segment id exactly as given, e.g. S_1")]
-Confidence = Annotated[float, Field(ge=0.0, le=1.0)]
+LOOSE_ID = re.compile(r"^\s*([PS])\s*[_\-\s]?\s*(\d+)\s*$", re.I)
+
+
+def _id_spelling(value: Any) -> Any:
+    """Small models write ``P1``, ``p_1`` or ``P-1``: the same id, so it is read as ``P_1``, not retried."""
+    if isinstance(value, str) and (match := LOOSE_ID.match(value)):
+        return f"{match.group(1).upper()}_{int(match.group(2))}"
+    return value
+
+
+def _percent(value: Any) -> Any:
+    """A confidence written as a percentage (``90``) is read as 0.9."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 1 < value <= 100:
+        return value / 100
+    return value
+
+
+ProductId = Annotated[
+    str,
+    Field(pattern=r"^P_\d+$", description="a product id exactly as given, e.g. P_1"),
+    BeforeValidator(_id_spelling),
+]
+SegmentId = Annotated[
+    str,
+    Field(pattern=r"^S_\d+$", description="a segment id exactly as given, e.g. S_1"),
+    BeforeValidator(_id_spelling),
+]
+Confidence = Annotated[float, Field(ge=0.0, le=1.0), BeforeValidator(_percent)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Definition = Annotated[str, Field(min_length=1, max_length=2000)]
 
