@@ -153,7 +153,6 @@ class CallRunner:
         queue = deque(_Job(i, gen, weight) for i, (gen, weight) in enumerate(jobs))
         results: dict[int, R] = {}
         in_flight: dict[Future, _Job] = {}
-        done = 0
         self._report(stage, 0, total)
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="segment") as pool:
             try:
@@ -163,6 +162,8 @@ class CallRunner:
                             raise RunCancelled("the run was stopped; run it again with its run id to resume.")
                         job = queue.popleft()
                         self._advance(job, next(job.gen), usage, pool, in_flight, results)
+                        if job.index in results:  # answered from the cache alone
+                            self._report(stage, sum(jobs[i][1] for i in results), total)
                     if not in_flight:
                         continue
                     finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
@@ -177,8 +178,7 @@ class CallRunner:
                             results[job.index] = stop.value
                         else:
                             self._advance(job, request, usage, pool, in_flight, results)
-                    done = sum(jobs[i][1] for i in results)
-                    self._report(stage, done, total)
+                    self._report(stage, sum(jobs[i][1] for i in results), total)
             except BaseException:
                 for future in in_flight:
                     future.cancel()
@@ -292,7 +292,8 @@ class CallRunner:
 
 def _storage_for(storage: LogStorage, url: str) -> LogStorage:
     """The run's storage when the cached file lives there, else one opened for the file's own URL."""
-    if ("://" not in url and storage.local) or url.startswith(tuple(f"{p}://" for p in _protocols(storage))):
+    same_kind = ("://" not in url and storage.local) or url.startswith(tuple(f"{p}://" for p in _protocols(storage)))
+    if same_kind and storage.fs._strip_protocol(url).startswith(storage.root + "/"):
         return storage
     return LogStorage(url.rsplit("/", 1)[0], storage.storage_options)
 
