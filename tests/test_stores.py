@@ -290,6 +290,9 @@ def test_pg_options_are_checked():
         load_backend(PG_BACKEND, VectorStore, {"dsn": "postgresql://x/y", "ef_search": 0})
     with pytest.raises(ConfigurationError, match="hnsw"):
         load_backend(PG_BACKEND, VectorStore, {"dsn": "postgresql://x/y", "hnsw": {"lists": 3}})
+    for threshold in (-1, 1.5, True, "100"):
+        with pytest.raises(ConfigurationError, match="ann_threshold"):
+            load_backend(PG_BACKEND, VectorStore, {"dsn": "postgresql://x/y", "ann_threshold": threshold})
 
 
 def test_pg_terms_drop_postgres_stop_words():
@@ -301,11 +304,12 @@ def test_pg_terms_drop_postgres_stop_words():
     assert store.terms("Café XK-900") == {"cafe", "xk", "900"}
 
 
-def test_pg_long_names_indexes_and_iterative_scan(pg):
+def test_pg_long_names_indexes_and_iterative_scan(pg, tmp_path):
     """A name longer than PostgreSQL's 63-byte identifiers gets a table of its own; the HNSW index
     answers a filtered query that pushes the filter into its iterative scan, and still fills the limit."""
     from psycopg import sql
 
+    pg = make_store("postgres", tmp_path, ann_threshold=0)  # the index made with the table (the pg fixture cleans up)
     long_name = "test_" + "x" * 70
     other = "test_" + "x" * 70 + "y"
     pg.create_collection(long_name, DIMENSION, SPECS)
@@ -339,6 +343,56 @@ def test_pg_long_names_indexes_and_iterative_scan(pg):
     assert len(hits) == 25 and set(ids(hits)) <= {str(i) for i in range(0, 600, 20)}
     assert len(set(ids(hits)) & set(wanted)) >= 23
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_pg_optimize_builds_the_hnsw_index_past_ann_threshold(pg, tmp_path):
+    """A first load writes no HNSW graph row by row (benchmarks/store_compare.py: 100 rows/s with the
+    index, 2,389 without, on the Home Depot titles): searches are exact until the first ``optimize``
+    past ``ann_threshold`` builds the index in one pass; later writes are added to it, and two
+    processes optimizing at once build it once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = make_store("postgres", tmp_path, ann_threshold=500)
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    store.create_collection(name, DIMENSION, SPECS)
+    vectors = unit_vectors(700, seed=11)
+    docs = [Document(str(i), f"item {i}", {"store": i % 3}) for i in range(700)]
+    store.upsert(name, docs[:400], vectors[:400])
+    store.optimize(name)
+    assert not store.has_vector_index(name)  # 400 < 500
+    query = unit_vectors(1, seed=12)[0]
+    exact = [str(i) for i in np.argsort(-(vectors[:400] @ query))[:20]]
+    assert ids(store.vector_search(name, query, 20)) == exact  # no index: exact order
+
+    store.upsert(name, docs[400:600], vectors[400:600])
+    assert not store.has_vector_index(name)  # writes alone never build it
+    other = make_store("postgres", tmp_path, ann_threshold=500)  # another process's store
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda s: s.optimize(name), (store, other)))
+    other.close()
+    assert store.has_vector_index(name)
+    with store._using(name) as (conn, collection):
+        indexes = conn.execute(
+            "SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND tablename = %s AND indexdef LIKE %s",
+            (store.schema, collection.table, "% USING hnsw %"),
+        ).fetchone()[0]
+    assert indexes == 1
+
+    store.upsert(name, docs[600:], vectors[600:])  # written after the build: found through the index
+    for i in (600, 650, 699):
+        assert ids(store.vector_search(name, vectors[i], 1)) == [str(i)]
+    filtered = store.vector_search(name, vectors[650], 5, build_filters(SPECS, {"store": 650 % 3}))
+    assert filtered[0].id == "650" and len(filtered) == 5
+
+    never = make_store("postgres", tmp_path, ann_threshold=None)
+    never.optimize(name)  # None: optimize never builds one (this one exists already and stays)
+    fresh = f"test_{uuid.uuid4().hex[:12]}"
+    never.create_collection(fresh, DIMENSION, SPECS)
+    never.upsert(fresh, docs, vectors)
+    never.optimize(fresh)
+    assert not never.has_vector_index(fresh) and store.has_vector_index(name)
+    never.close()
+    store.close()
 
 
 def test_pg_version_and_settings_select_the_store(pg, settings):

@@ -6,6 +6,12 @@ for a ``many`` field) and ``tsv``, a generated ``tsvector`` of ``text`` with Pos
 configuration. Indexes: HNSW on ``vector`` (inner product, which is the cosine on the normalised vectors
 the encoders make), GIN on ``tsv``, and one per filter field (B-tree, or GIN for arrays).
 
+The HNSW index is built by the first ``optimize`` after the collection reaches ``ann_threshold`` rows
+(default 50,000, as LanceDB's), in one pass over the table; until then vector search is exact. Built
+with the table instead, every insert of a first load would update the graph row by row: on the
+54,667 Home Depot titles that loaded 100 rows/s against 2,389 without the index
+(benchmarks/store_compare.py). Rows written after the build are added to the index by their writes.
+
 A small registry table, ``semantic_catalog_collections``, maps each collection to its table and keeps
 its dimension, its filter fields and its version: every write bumps the version from one sequence, in
 the write's own transaction, so ``version`` changes on every write and never repeats (the hit cache).
@@ -58,6 +64,7 @@ ITERATIVE_SCANS = ("relaxed_order", "strict_order", "off")
 HNSW_MAX_DIMENSION = 2000  # pgvector's limit for an HNSW index on `vector`; larger ones are searched exactly
 DEFAULT_HNSW = {"m": 16, "ef_construction": 64}
 DEFAULT_EF_SEARCH = 150  # as the LanceDB store's HNSW search list
+DEFAULT_ANN_THRESHOLD = 50_000  # as the LanceDB store's: rows at which optimize builds the HNSW index
 DDL_LOCK = 0x5EA7C47A  # pg_advisory_xact_lock key serialising this store's DDL across processes
 MAX_IDENTIFIER = 63  # PostgreSQL's identifier length, in bytes
 
@@ -93,6 +100,11 @@ def table_name(name: str) -> str:
     return name.encode()[:48].decode("utf-8", "ignore") + "_" + digest
 
 
+def index_key(schema: str, table: str) -> str:
+    """The stem of a collection's index names (short and unique whatever the table's name)."""
+    return hashlib.sha1(f"{schema}.{table}".encode()).hexdigest()[:16]
+
+
 def _clean(value: Any) -> Any:
     """PostgreSQL text cannot hold NUL characters: drop them (from strings and lists of strings)."""
     if isinstance(value, str):
@@ -121,7 +133,9 @@ class _Collection:
 class PgVectorStore(VectorStore):
     """Options: ``dsn`` (a libpq connection string or URI, required), ``schema`` (where the tables go,
     default ``public``; created when missing), ``hnsw`` (the index's build options, default
-    ``{"m": 16, "ef_construction": 64}``; ``None`` = no vector index, always exact), ``ef_search``
+    ``{"m": 16, "ef_construction": 64}``; ``None`` = no vector index, always exact), ``ann_threshold``
+    (rows at which ``optimize`` builds that index, default 50,000; ``0`` = build it with the table and
+    update it on every insert from the first row; ``None`` = never), ``ef_search``
     (the HNSW search list, default 150, raised to the limit when larger, at most 1000),
     ``iterative_scan`` (``relaxed_order`` default, ``strict_order`` or ``off``: how a filtered query
     keeps scanning the index until ``limit`` rows pass), ``max_scan_tuples`` (pgvector's cap on that
@@ -134,6 +148,7 @@ class PgVectorStore(VectorStore):
         dsn: str,
         schema: str = "public",
         hnsw: dict[str, int] | None = DEFAULT_HNSW,
+        ann_threshold: int | None = DEFAULT_ANN_THRESHOLD,
         ef_search: int = DEFAULT_EF_SEARCH,
         iterative_scan: str = "relaxed_order",
         max_scan_tuples: int | None = None,
@@ -149,6 +164,12 @@ class PgVectorStore(VectorStore):
         unknown = set(hnsw or {}) - {"m", "ef_construction"}
         if unknown:
             raise ConfigurationError(f"Unknown hnsw options {sorted(unknown)}; use m, ef_construction.")
+        if ann_threshold is not None and (
+            isinstance(ann_threshold, bool) or not isinstance(ann_threshold, int) or ann_threshold < 0
+        ):
+            raise ConfigurationError(
+                f"ann_threshold must be a whole number of rows (0 or more) or None, got {ann_threshold!r}."
+            )
         if max_scan_tuples is not None and (not isinstance(max_scan_tuples, int) or max_scan_tuples < 1):
             raise ConfigurationError(
                 f"max_scan_tuples must be a positive whole number or None, got {max_scan_tuples!r}."
@@ -156,6 +177,7 @@ class PgVectorStore(VectorStore):
         self.dsn = dsn
         self.schema = schema
         self.hnsw = None if hnsw is None else {**DEFAULT_HNSW, **hnsw}
+        self.ann_threshold = ann_threshold
         self.ef_search = ef_search
         self.iterative_scan = iterative_scan
         self.max_scan_tuples = max_scan_tuples
@@ -301,7 +323,7 @@ class PgVectorStore(VectorStore):
                 return
             table = table_name(name)
             ident = sql.Identifier(self.schema, table)
-            key = hashlib.sha1(f"{self.schema}.{table}".encode()).hexdigest()[:16]
+            key = index_key(self.schema, table)
             columns = [
                 sql.SQL("id text PRIMARY KEY"),
                 sql.SQL("text text NOT NULL DEFAULT ''"),
@@ -315,16 +337,8 @@ class PgVectorStore(VectorStore):
             columns.append(sql.SQL("tsv tsvector GENERATED ALWAYS AS (to_tsvector('english'::regconfig, text)) STORED"))
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ident))  # left by a registry row deleted by hand
             conn.execute(sql.SQL("CREATE TABLE {} ({})").format(ident, sql.SQL(", ").join(columns)))
-            if self.hnsw is not None and dimension <= HNSW_MAX_DIMENSION:
-                options = sql.SQL(", ").join(
-                    sql.SQL("{} = {}").format(sql.SQL(option), sql.Literal(int(value)))
-                    for option, value in sorted(self.hnsw.items())
-                )
-                conn.execute(
-                    sql.SQL("CREATE INDEX {} ON {} USING hnsw (vector vector_ip_ops) WITH ({})").format(
-                        sql.Identifier(f"sc_{key}_hnsw"), ident, options
-                    )
-                )
+            if self.ann_threshold == 0:
+                self._create_hnsw(conn, table, dimension)
             conn.execute(
                 sql.SQL("CREATE INDEX {} ON {} USING gin (tsv)").format(sql.Identifier(f"sc_{key}_tsv"), ident)
             )
@@ -344,6 +358,20 @@ class PgVectorStore(VectorStore):
                 ).format(self._registry),
                 (name, table, int(dimension), json.dumps(specs), self._sequence),
             )
+
+    def _create_hnsw(self, conn: Any, table: str, dimension: int) -> None:
+        """Build the HNSW index of a table when the store uses one and it is missing."""
+        if self.hnsw is None or dimension > HNSW_MAX_DIMENSION:
+            return
+        options = sql.SQL(", ").join(
+            sql.SQL("{} = {}").format(sql.SQL(option), sql.Literal(int(value)))
+            for option, value in sorted(self.hnsw.items())
+        )
+        conn.execute(
+            sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (vector vector_ip_ops) WITH ({})").format(
+                sql.Identifier(f"sc_{index_key(self.schema, table)}_hnsw"), sql.Identifier(self.schema, table), options
+            )
+        )
 
     def drop_collection(self, name: str) -> None:
         self._collections.pop(name, None)
@@ -367,11 +395,14 @@ class PgVectorStore(VectorStore):
 
     def has_vector_index(self, name: str) -> bool:
         with self._using(name) as (conn, collection):
-            row = conn.execute(
-                "SELECT 1 FROM pg_indexes WHERE schemaname = %s AND tablename = %s AND indexdef LIKE %s",
-                (self.schema, collection.table, "% USING hnsw %"),
-            ).fetchone()
-            return row is not None
+            return self._has_hnsw(conn, collection)
+
+    def _has_hnsw(self, conn: Any, collection: _Collection) -> bool:
+        row = conn.execute(
+            "SELECT 1 FROM pg_indexes WHERE schemaname = %s AND tablename = %s AND indexdef LIKE %s",
+            (self.schema, collection.table, "% USING hnsw %"),
+        ).fetchone()
+        return row is not None
 
     # -- writes --------------------------------------------------------------------------------------
 
@@ -416,10 +447,21 @@ class PgVectorStore(VectorStore):
             self._bump(conn, name)
 
     def optimize(self, name: str) -> None:
-        """VACUUM and ANALYZE the table: reclaims dead rows and refreshes the planner's statistics (the
-        indexes are kept current by every write)."""
+        """VACUUM and ANALYZE the table (reclaims dead rows, refreshes the planner's statistics), then
+        build the HNSW index in one pass once the table has ``ann_threshold`` rows (writes keep an
+        existing index current). The build blocks writes to this table while it runs, not reads; a lock
+        of this table's own keeps two processes from building it at once."""
         with self._using(name) as (conn, collection):
             conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(collection.ident))
+            if self.ann_threshold is None or self.hnsw is None or collection.dimension > HNSW_MAX_DIMENSION:
+                return
+            if self._has_hnsw(conn, collection):
+                return
+            if self.ann_threshold and self._count(conn, collection) < self.ann_threshold:
+                return
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (DDL_LOCK, collection.table))
+                self._create_hnsw(conn, collection.table, collection.dimension)
 
     def version(self, name: str) -> str | None:
         """A number from one sequence, taken by every write in its own transaction."""
@@ -451,7 +493,11 @@ class PgVectorStore(VectorStore):
 
     def count(self, name: str) -> int:
         with self._using(name) as (conn, collection):
-            return int(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(collection.ident)).fetchone()[0])
+            return self._count(conn, collection)
+
+    @staticmethod
+    def _count(conn: Any, collection: _Collection) -> int:
+        return int(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(collection.ident)).fetchone()[0])
 
     def vector_search(
         self,
