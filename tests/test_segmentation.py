@@ -365,3 +365,127 @@ def test_store_result_of_an_engine_run_matches_the_api_shape(products, segmentat
     assert seg_run.status == "running" and seg_run.stage == "queued" and seg_run.run_id.startswith("RUN_")
     done = execute_run(seg_run.run_id)
     assert done.status == "completed" and done.result_summary["assigned"] == 3
+
+
+# -- moving the logs ----------------------------------------------------------------------------------
+
+
+def storage(*args: str) -> str:
+    return run("semantic_segmentation_storage", *args)
+
+
+def test_logs_move_to_another_folder_and_back_and_the_cache_follows(products, llm, tmp_path, admin_client):
+    segment("--index", "products", *products)
+    seg_run = only_run()
+    source = seg_run.storage_url
+    before = {c.pk: c.path for c in LLMInteraction.objects.all()}
+    out = storage(seg_run.run_id, "--to", str(tmp_path / "archive"))
+    assert f"{len(before)} indexed calls updated; source kept" in out
+    seg_run.refresh_from_db()
+    assert seg_run.storage_url == str(tmp_path / "archive") and seg_run.params["previous_log_storages"] == [source]
+    for call in LLMInteraction.objects.all():
+        assert call.path.startswith(str(tmp_path / "archive") + "/") and Path(call.path).exists()
+        assert hashlib.sha256(Path(call.path).read_bytes()).hexdigest() == call.sha256
+        assert Path(before[call.pk]).exists()  # kept: not asked to delete
+    page = admin_client.get(f"/admin/semantic_catalog/llminteraction/{call.pk}/content/")
+    assert page.status_code == 200 and "&quot;metadata&quot;" in page.content.decode()
+    # the cache finds the moved files: a second run of the same items asks nothing
+    asked = llm.count
+    segment("--index", "products", *products)
+    assert llm.count == asked
+    # back, removing the archive copy
+    out = storage(seg_run.run_id, "--rollback", "--delete-source")
+    assert "source removed" in out
+    seg_run.refresh_from_db()
+    assert seg_run.storage_url == source and seg_run.params["previous_log_storages"] == []
+    assert {c.pk: c.path for c in LLMInteraction.objects.filter(run=seg_run)} == {
+        pk: path for pk, path in before.items() if LLMInteraction.objects.get(pk=pk).run_id == seg_run.pk
+    }
+    assert not (tmp_path / "archive" / seg_run.run_id).exists()
+    # moved with --delete-source: only the destination holds the files
+    storage(seg_run.run_id, "--to", str(tmp_path / "elsewhere"), "--delete-source")
+    assert not (Path(source) / seg_run.run_id).exists()
+    assert all(Path(c.path).exists() for c in LLMInteraction.objects.filter(run=seg_run))
+
+
+def test_a_changed_log_file_stops_the_move_and_changes_nothing(products, llm, tmp_path):
+    segment("--index", "products", *products)
+    seg_run = only_run()
+    call = LLMInteraction.objects.filter(run=seg_run).first()
+    Path(call.path).write_text('{"tampered": true}')
+    with pytest.raises(CommandError, match="SHA-256 does not match|differ from the checksums"):
+        storage(seg_run.run_id, "--to", str(tmp_path / "archive"), "--delete-source")
+    seg_run.refresh_from_db()
+    assert seg_run.storage_url != str(tmp_path / "archive")
+    assert LLMInteraction.objects.get(pk=call.pk).path == call.path and Path(call.path).exists()
+    assert not (tmp_path / "archive" / seg_run.run_id).exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("RUN_missing", "--to", "/tmp/x"), "no segmentation run 'RUN_missing'"),
+        (("RUN_missing",), "Give --to STORAGE, or --rollback"),
+        (("RUN_missing", "--to", "/tmp/x", "--rollback"), "Give --to STORAGE, or --rollback"),
+        (("RUN_missing", "--to", "/tmp/x", "--options", "[1"), "--options takes a JSON object"),
+    ],
+)
+def test_storage_command_refuses_bad_input(segmentation_settings, args, message):
+    with pytest.raises(CommandError, match=message):
+        storage(*args)
+
+
+def test_rollback_of_logs_never_moved_is_refused(products, llm):
+    segment("--index", "products", *products[:3])
+    with pytest.raises(CommandError, match="never moved"):
+        storage(only_run().run_id, "--rollback")
+
+
+@pytest.fixture
+def s3_options():
+    import socket
+
+    boto3 = pytest.importorskip("boto3", reason="moto[server] and s3fs (the dev extra) run the S3 test")
+    pytest.importorskip("s3fs", reason="moto[server] and s3fs (the dev extra) run the S3 test")
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1"
+    ).create_bucket(Bucket="segment-logs")
+    yield {
+        "key": "k",
+        "secret": "s",
+        "client_kwargs": {"endpoint_url": endpoint, "region_name": "us-east-1"},
+        "skip_instance_cache": True,
+    }
+    server.stop()
+
+
+def test_logs_move_to_s3_and_the_admin_reads_them_there(products, llm, settings, s3_options, admin_client):
+    segment("--index", "products", *products[:3])
+    seg_run = only_run()
+    local = seg_run.storage_url
+    options = json.dumps(s3_options)
+    storage(seg_run.run_id, "--to", "s3://segment-logs/runs", "--options", options, "--delete-source")
+    calls = list(LLMInteraction.objects.filter(run=seg_run))
+    assert all(c.path.startswith(f"s3://segment-logs/runs/{seg_run.run_id}/") for c in calls)
+    assert not (Path(local) / seg_run.run_id).exists()
+    config = dict(settings.SEMANTIC_CATALOG)  # the logs now live on S3: the admin reads them with these options
+    config["SEGMENTATION"] = {
+        **config["SEGMENTATION"],
+        "LOG_STORAGE": "s3://segment-logs/runs",
+        "STORAGE_OPTIONS": s3_options,
+    }
+    settings.SEMANTIC_CATALOG = config
+    page = admin_client.get(f"/admin/semantic_catalog/llminteraction/{calls[0].pk}/content/")
+    assert page.status_code == 200 and calls[0].cache_key in page.content.decode()
+    storage(seg_run.run_id, "--rollback", "--source-options", options, "--options", "{}", "--delete-source")
+    seg_run.refresh_from_db()
+    assert seg_run.storage_url == local
+    assert all(Path(c.path).exists() for c in LLMInteraction.objects.filter(run=seg_run))
