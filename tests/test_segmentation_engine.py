@@ -275,15 +275,17 @@ def test_ids_still_missing_after_the_retries_keep_a_segment(llm_server, tmp_path
 def test_a_second_identical_run_makes_no_llm_call(llm_server, tmp_path):
     items = make_items(40)
     config = config_for(llm_server)
+    llm_server.fail_next("extract", "malformed")  # the retry is cached too: the replayed answer fails again
     first = run_segmentation(items, config, storage_url=str(tmp_path / "logs"))
     asked = llm_server.count
+    assert first.usage["extract"].calls == 5
     second = run_segmentation(items, config, storage_url=str(tmp_path / "logs"))
     assert llm_server.count == asked
     assert all(u.cached_calls == u.calls for u in second.usage.values())
     assert second.segments == first.segments and second.refined == first.refined
     # a different temperature is a different call
     run_segmentation(items, config_for(llm_server, temperature=0.5), storage_url=str(tmp_path / "logs"))
-    assert llm_server.count == 2 * asked
+    assert llm_server.count == 2 * asked - 1  # the same calls but the scripted malformed answer
 
 
 def test_a_stopped_run_resumes_from_the_cache(llm_server, tmp_path):
