@@ -6,13 +6,15 @@ filter field, ``bucket`` = product_uid % 10 (deterministic, so a ``bucket = 3`` 
 the rows on both stores). Measured, per store:
 
 - **writes**: ``upsert`` in batches of ``--batch-size`` (default 256, ``semantic_index``'s batch) into a
-  new collection: rows per second. PgVectorStore creates its HNSW index with the table, so every
-  insert also updates the graph; ``pgvector (no HNSW)`` loads a collection made with ``hnsw=None`` to
-  show what that costs.
-- **index build**: LanceDB's ``optimize`` (folds the rows into the full-text index and builds the
-  IVF-HNSW-SQ vector index, past the 50,000-row threshold); PostgreSQL's ``optimize`` (VACUUM
-  ANALYZE) and a ``REINDEX`` of the HNSW index, i.e. building the graph in one pass over the loaded
-  table (the server's own maintenance_work_mem and parallel workers).
+  new collection: rows per second (a first load: neither store has a vector index yet); then, once
+  the index exists, ``--update-rows`` (default 2,560) rows written again with new vectors, as a sync
+  drain does: each store adds them to its index as it writes (LanceDB: to the next ``optimize``).
+  ``--row-by-row`` also loads PostgreSQL with ``ann_threshold=0`` (the HNSW index made with the table
+  and updated by every insert from the first row: about 9 minutes here).
+- **index build**: each store's ``optimize`` after the load: LanceDB compacts, folds the rows into the
+  full-text index and builds the IVF-HNSW-SQ vector index; PostgreSQL runs VACUUM ANALYZE and builds
+  the HNSW index in one pass (both past their 50,000-row ``ann_threshold``; PostgreSQL with the
+  server's own maintenance_work_mem and parallel workers, printed in the report).
 - **latency**: ``semantic_catalog.engine.search.search`` (what the server calls; limit 10, hybrid with
   100 candidates per retriever) for the first ``--queries`` dev queries (default 300), each mode
   with and without the filter. Query vectors are encoded once up front (the library's default
@@ -20,7 +22,7 @@ the rows on both stores). Measured, per store:
   within each of ``--repeats`` passes (default 3); each figure is the median over the passes of that
   pass's p50 / p99.
 - **recall@10** of semantic search (without and with the filter) against exact top 10 by numpy over
-  all vectors; for PostgreSQL also after the REINDEX (a graph built in one pass instead of row by row).
+  all vectors.
 - **quality**: nDCG@10, recall@10 / @100 and MRR of keyword, semantic and hybrid search (top 100) on
   the dev queries with judgments (``--quality-queries``, default all 4,357), as search_quality.py
   scores them: PostgreSQL ranks full-text hits by ``ts_rank_cd`` (no inverse document frequency),
@@ -110,36 +112,37 @@ def writes(rows: int, seconds: float) -> dict[str, float]:
     return {"rows": rows, "seconds": round(seconds, 1), "rows_per_s": round(rows / seconds, 0)}
 
 
-def build_lancedb(folder: Path, ids: list[str], texts: list[str], vectors: np.ndarray, batch: int) -> tuple:
+def rewrite_rows(
+    store: VectorStore, ids: list[str], texts: list[str], vectors: np.ndarray, rows: int, batch: int
+) -> dict[str, float]:
+    """Upsert the first ``rows`` rows again with slightly moved vectors (changed rows, as a drain writes
+    them) into the indexed collection, then put the original vectors back (untimed)."""
+    rng = np.random.default_rng(0)
+    moved = vectors[:rows] + rng.standard_normal(vectors[:rows].shape, dtype=np.float32) * 0.01
+    moved /= np.linalg.norm(moved, axis=1, keepdims=True)
+    documents = [Document(uid, text, {"bucket": bucket(uid)}) for uid, text in zip(ids[:rows], texts[:rows])]
+    started = time.perf_counter()
+    for start in range(0, rows, batch):
+        store.upsert(COLLECTION, documents[start : start + batch], moved[start : start + batch])
+    seconds = time.perf_counter() - started
+    store.upsert(COLLECTION, documents, vectors[:rows])
+    store.optimize(COLLECTION)
+    return writes(rows, seconds)
+
+
+def build_lancedb(folder: Path, ids: list[str], texts: list[str], vectors: np.ndarray, args: Any) -> tuple:
     store = LanceDBStore(folder)
-    seconds = load_rows(store, ids, texts, vectors, batch)
+    seconds = load_rows(store, ids, texts, vectors, args.batch_size)
     build = timed(lambda: store.optimize(COLLECTION))
     report = {
         "upsert": writes(len(ids), seconds),
-        "index_build_s": {"optimize (IVF_HNSW_SQ + full-text)": round(build, 1)},
+        "index_build_s": {"optimize (compaction, full-text, IVF_HNSW_SQ)": round(build, 1)},
         "vector_index": store.has_vector_index(COLLECTION),
     }
+    if args.update_rows:
+        report["upsert_indexed"] = rewrite_rows(store, ids, texts, vectors, args.update_rows, args.batch_size)
     print("lancedb:", report, flush=True)
     return store, report
-
-
-def hnsw_index(store: Any) -> str:
-    """The name of the collection's HNSW index."""
-    with store._using(COLLECTION) as (conn, collection):
-        row = conn.execute(
-            "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s AND indexdef LIKE %s",
-            (store.schema, collection.table, "% USING hnsw %"),
-        ).fetchone()
-    return row[0]
-
-
-def reindex(store: Any) -> float:
-    """Rebuild the HNSW graph in one pass over the loaded table; seconds taken."""
-    from psycopg import sql
-
-    name = hnsw_index(store)
-    with store._connection() as conn:
-        return timed(lambda: conn.execute(sql.SQL("REINDEX INDEX {}").format(sql.Identifier(store.schema, name))))
 
 
 def server_settings(store: Any) -> dict[str, str]:
@@ -148,23 +151,28 @@ def server_settings(store: Any) -> dict[str, str]:
         return {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in names}
 
 
-def build_pgvector(dsn: str, schema: str, ids: list[str], texts: list[str], vectors: np.ndarray, batch: int) -> tuple:
+def build_pgvector(dsn: str, schema: str, ids: list[str], texts: list[str], vectors: np.ndarray, args: Any) -> tuple:
     from semantic_catalog.engine.stores.pgvector import PgVectorStore
 
-    bare = PgVectorStore(dsn, schema=schema, hnsw=None)
-    bare_seconds = load_rows(bare, ids, texts, vectors, batch)
-    bare.drop_collection(COLLECTION)
-    bare.close()
+    report: dict[str, Any] = {}
+    if args.row_by_row:
+        eager = PgVectorStore(dsn, schema=schema, ann_threshold=0)
+        report["upsert_row_by_row_hnsw"] = writes(len(ids), load_rows(eager, ids, texts, vectors, args.batch_size))
+        eager.drop_collection(COLLECTION)
+        eager.close()
     store = PgVectorStore(dsn, schema=schema)
-    seconds = load_rows(store, ids, texts, vectors, batch)
-    vacuum = timed(lambda: store.optimize(COLLECTION))
-    report = {
-        "upsert": writes(len(ids), seconds),
-        "upsert_without_hnsw": writes(len(ids), bare_seconds),
-        "index_build_s": {"optimize (VACUUM ANALYZE)": round(vacuum, 1)},
-        "vector_index": store.has_vector_index(COLLECTION),
-        "server": server_settings(store),
-    }
+    seconds = load_rows(store, ids, texts, vectors, args.batch_size)
+    build = timed(lambda: store.optimize(COLLECTION))
+    report.update(
+        {
+            "upsert": writes(len(ids), seconds),
+            "index_build_s": {"optimize (VACUUM ANALYZE, HNSW build)": round(build, 1)},
+            "vector_index": store.has_vector_index(COLLECTION),
+            "server": server_settings(store),
+        }
+    )
+    if args.update_rows:
+        report["upsert_indexed"] = rewrite_rows(store, ids, texts, vectors, args.update_rows, args.batch_size)
     print("pgvector:", report, flush=True)
     return store, report
 
@@ -175,6 +183,38 @@ def exact_top10(vectors: np.ndarray, ids: list[str], queries: np.ndarray, mask: 
         scores[:, ~mask] = -np.inf
     top = np.argsort(-scores, axis=1, kind="stable")[:, :10]
     return [[ids[i] for i in row] for row in top]
+
+
+def exact_search(store: VectorStore, vector: np.ndarray) -> list[str]:
+    """Top 10 by a full scan, as each store searches a collection below its ``ann_threshold``."""
+    if isinstance(store, LanceDBStore):
+        from semantic_catalog.engine.stores.lancedb import _run
+
+        rows = _run(store._vector_query(store._async_table(COLLECTION), vector, 10, None, exact=True))
+        return rows.column("id").to_pylist()
+    from psycopg import sql
+
+    with store._using(COLLECTION) as (conn, collection):  # type: ignore[attr-defined]
+        query = sql.SQL("SELECT id FROM {} ORDER BY vector <#> %s LIMIT 10").format(collection.ident)
+        return [row[0] for row in store._run_search(conn, query, [vector], 10, exact=True)]  # type: ignore[attr-defined]
+
+
+def exact_latency(stores: dict[str, VectorStore], vectors: np.ndarray, count: int) -> dict[str, dict[str, float]]:
+    """p50 / p99 ms of exact top-10 search (no vector index) for ``count`` queries, the stores taking turns."""
+    spent: dict[str, list[float]] = {name: [] for name in stores}
+    for vector in vectors[:count]:
+        for name, store in stores.items():
+            began = time.perf_counter()
+            exact_search(store, vector)
+            spent[name].append(time.perf_counter() - began)
+    return {
+        name: {
+            "p50_ms": round(statistics.median(times) * 1000, 2),
+            "p99_ms": round(sorted(times)[int(0.99 * (len(times) - 1))] * 1000, 2),
+            "queries": len(times),
+        }
+        for name, times in spent.items()
+    }
 
 
 def recall(store: VectorStore, queries: np.ndarray, truth: list[list[str]], filters: list[Filter]) -> float:
@@ -234,12 +274,20 @@ def dsn_from(args: argparse.Namespace) -> str | None:
 def print_tables(report: dict) -> None:
     stores = report["stores"]
     print(f"\n{report['titles']} titles, {report['timed_queries']} queries x {report['repeats']} passes")
-    print(f"{'store':<12}{'upsert rows/s':>14}{'index build s':>15}{'recall@10':>11}{'filtered':>10}")
+    print(
+        f"{'store':<12}{'load rows/s':>12}{'index build s':>15}{'rewrite rows/s':>16}{'recall@10':>11}{'filtered':>10}"
+    )
     for name, s in stores.items():
         build = "; ".join(f"{v}" for v in s["index_build_s"].values())
+        rewrite = s["upsert_indexed"]["rows_per_s"] if "upsert_indexed" in s else float("nan")
         print(
-            f"{name:<12}{s['upsert']['rows_per_s']:>14.0f}{build:>15}{s['recall@10']:>11.4f}{s['recall@10_filtered']:>10.4f}"
+            f"{name:<12}{s['upsert']['rows_per_s']:>12.0f}{build:>15}{rewrite:>16.0f}"
+            f"{s['recall@10']:>11.4f}{s['recall@10_filtered']:>10.4f}"
         )
+    for name, s in stores.items():
+        print(f"{name:<12}exact top-10 (no vector index): p50 {s['exact_semantic']['p50_ms']} ms")
+    if "upsert_row_by_row_hnsw" in stores.get("pgvector", {}):
+        print(f"pgvector loaded with the index made with the table: {stores['pgvector']['upsert_row_by_row_hnsw']}")
     print(f"\n{'store':<12}{'mode':<10}{'p50 ms':>8}{'p99 ms':>8}{'filtered p50':>14}{'p99':>8}")
     for name, s in stores.items():
         for mode, by_filter in s["latency"].items():
@@ -266,6 +314,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256, help="rows per upsert")
     parser.add_argument("--quality-queries", type=int, default=None, help="judged dev queries scored (default: all)")
     parser.add_argument("--rows", type=int, default=None, help="load only the first N titles (a quick check)")
+    parser.add_argument("--exact-queries", type=int, default=50, help="queries timed with exact search")
+    parser.add_argument("--update-rows", type=int, default=2560, help="rows rewritten once indexed (0: skip)")
+    parser.add_argument(
+        "--row-by-row", action="store_true", help="also load PostgreSQL with the HNSW index made with the table"
+    )
     args = parser.parse_args()
 
     data = load()
@@ -295,24 +348,23 @@ def main() -> None:
     reports: dict[str, dict] = {}
     pg: Any = None
     try:
-        stores["lancedb"], reports["lancedb"] = build_lancedb(folder, ids, texts, vectors, args.batch_size)
+        stores["lancedb"], reports["lancedb"] = build_lancedb(folder, ids, texts, vectors, args)
         if dsn:
-            pg, reports["pgvector"] = build_pgvector(dsn, args.schema, ids, texts, vectors, args.batch_size)
+            pg, reports["pgvector"] = build_pgvector(dsn, args.schema, ids, texts, vectors, args)
             stores["pgvector"] = pg
         for name, store in stores.items():
             reports[name]["recall@10"] = recall(store, timed_vectors, truth, [])
             reports[name]["recall@10_filtered"] = recall(store, timed_vectors, truth_filtered, filters)
         print("recall:", {n: (r["recall@10"], r["recall@10_filtered"]) for n, r in reports.items()}, flush=True)
+        for name, figures in exact_latency(stores, timed_vectors, args.exact_queries).items():
+            reports[name]["exact_semantic"] = figures
+            print(name, "exact search:", figures, flush=True)
         for name, figures in latency(stores, timed_texts, timed_vectors, filters, args.repeats).items():
             reports[name]["latency"] = figures
             print(name, figures, flush=True)
         for name, store in stores.items():
             reports[name]["quality"] = quality(store, judged_queries, by_query, data.judgments)
             print(name, "quality:", reports[name]["quality"], flush=True)
-        if pg is not None:
-            reports["pgvector"]["index_build_s"]["REINDEX hnsw (one pass)"] = round(reindex(pg), 1)
-            reports["pgvector"]["recall@10_after_reindex"] = recall(pg, timed_vectors, truth, [])
-            reports["pgvector"]["recall@10_filtered_after_reindex"] = recall(pg, timed_vectors, truth_filtered, filters)
     finally:
         if pg is not None:
             pg.drop_collection(COLLECTION)
