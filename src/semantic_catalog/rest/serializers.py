@@ -9,8 +9,14 @@ from semantic_catalog.search.service import Result
 
 class HitSerializer(serializers.Serializer):
     id = serializers.CharField()
+    rank = serializers.IntegerField(
+        min_value=1, help_text="1-based place in the whole ranking (offset + place on the page), without gaps"
+    )
     score = serializers.FloatField()
-    retrievers = serializers.DictField(child=serializers.IntegerField(), help_text="1-based rank per retriever")
+    retrievers = serializers.DictField(
+        child=serializers.IntegerField(min_value=1),
+        help_text="1-based rank per retriever, counting only rows of the queryset",
+    )
     fields = serializers.DictField(help_text="the index's display_fields")
     match = serializers.ChoiceField(
         choices=["strong", "weak"],
@@ -57,6 +63,7 @@ class ErrorSerializer(serializers.Serializer):
 def hit_data(result: Result) -> dict:
     return {
         "id": result.id,
+        "rank": result.rank,
         "score": result.score,
         "retrievers": result.retrievers,
         "fields": result.fields,

@@ -8,8 +8,9 @@ relevance window), with the declared display fields.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from bisect import bisect_left
+from collections.abc import Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -51,7 +52,9 @@ class ObjectNotFound(UnknownIds):
 class Result:
     """One hit: the model instance (``None`` when asked for ``objects=False``), its id, score,
     retriever ranks, display fields, and for searches how well it matches the query: ``match`` is
-    "strong" or "weak" (see STRONG_MATCH_SIMILARITY), None where it does not apply."""
+    "strong" or "weak" (see STRONG_MATCH_SIMILARITY), None where it does not apply. ``rank`` is its
+    1-based place in the whole ranking (a page at offset 20 starts at 21); ranks, retriever ranks
+    included, count only rows of the queryset, so a row dropped at hydration leaves no gap."""
 
     object: models.Model | None
     id: str
@@ -59,6 +62,7 @@ class Result:
     retrievers: dict[str, int] = field(default_factory=dict)
     fields: dict[str, Any] = field(default_factory=dict)
     match: str | None = None
+    rank: int = 0
 
 
 # -- query vectors, cached hits, limits -------------------------------------------------------------
@@ -124,9 +128,34 @@ def _filters(index: SemanticIndex, filters: Mapping[str, Any] | Iterable[tuple[s
 # -- hydration ---------------------------------------------------------------------------------------
 
 
-def hydrate(index: SemanticIndex, hits: Sequence[SearchHit], limit: int, objects: bool = True) -> list[Result]:
-    """Load hit rows from the index's queryset in hit order; rows outside it are dropped. With
-    ``objects=False`` only the display fields are read (what the HTTP API returns)."""
+def renumbered(hits: Sequence[SearchHit], kept: Container[str]) -> list[SearchHit]:
+    """The hits whose ids are in ``kept`` (rows of the queryset), with each retriever's rank lowered by
+    the dropped hits ranked above them in that retriever: ranks among the rows that can be shown."""
+    dropped: dict[str, list[int]] = {}
+    for hit in hits:
+        if hit.id not in kept:
+            for name, rank in hit.retrievers.items():
+                dropped.setdefault(name, []).append(rank)
+    if not dropped:
+        return [hit for hit in hits if hit.id in kept]
+    for ranks in dropped.values():
+        ranks.sort()
+    return [
+        replace(
+            hit,
+            retrievers={name: rank - bisect_left(dropped.get(name, ()), rank) for name, rank in hit.retrievers.items()},
+        )
+        for hit in hits
+        if hit.id in kept
+    ]
+
+
+def hydrate(
+    index: SemanticIndex, hits: Sequence[SearchHit], limit: int, objects: bool = True, first: int = 1
+) -> list[Result]:
+    """Load hit rows from the index's queryset in hit order; rows outside it are dropped and the rest
+    renumbered (``renumbered``; ``rank`` counts from ``first``). With ``objects=False`` only the display
+    fields are read (what the HTTP API returns)."""
     if not hits:
         return []
     ids = [hit.id for hit in hits]
@@ -136,14 +165,15 @@ def hydrate(index: SemanticIndex, hits: Sequence[SearchHit], limit: int, objects
         displayed = {key: index.display(obj) for key, obj in rows.items()}
     else:
         rows = {}
-    results = []
-    for hit in hits:
-        fields = displayed.get(hit.id)
-        if fields is not None:
-            match = match_strength(hit, semantic_settings.STRONG_MATCH_SIMILARITY)
-            results.append(Result(rows.get(hit.id), hit.id, hit.score, dict(hit.retrievers), fields, match))
-            if len(results) == limit:
-                break
+    results: list[Result] = []
+    for hit in renumbered(hits, displayed):
+        match = match_strength(hit, semantic_settings.STRONG_MATCH_SIMILARITY)
+        fields = displayed[hit.id]
+        results.append(
+            Result(rows.get(hit.id), hit.id, hit.score, dict(hit.retrievers), fields, match, first + len(results))
+        )
+        if len(results) == limit:
+            break
     return results
 
 
@@ -210,7 +240,7 @@ def search(
             hits = ranked(count)
             if start:
                 rows = window_rows(index, [hit.id for hit in hits], ())
-                found = [hit for hit in hits if hit.id in rows][:window]
+                found = renumbered(hits, rows)[:window]
                 results = None
             else:
                 results = hydrate(index, hits, need, objects)
@@ -219,17 +249,17 @@ def search(
                 break
             count = min(deepest, 2 * count)
         if results is None:
-            page = hydrate(index, found[start : start + size], size, objects)
+            page = hydrate(index, found[start : start + size], size, objects, first=start + 1)
             return SearchResults(page, start, len(found) > start + size)
         return SearchResults(results[:size], start, len(results) > size)
 
     names = list(dict.fromkeys([*([order[0]] if order else []), *wanted]))
     hits = ranked(deepest)
     rows = window_rows(index, [hit.id for hit in hits], names)
-    found = [hit for hit in hits if hit.id in rows][:window]
+    found = renumbered(hits, rows)[:window]
     if order is not None:
         found = sorted_by(found, rows, *order)
-    page = hydrate(index, found[start : start + size], size, objects)
+    page = hydrate(index, found[start : start + size], size, objects, first=start + 1)
     facet_counts = count_facets(wanted, (rows[hit.id] for hit in found))
     return SearchResults(page, start, len(found) > start + size, facet_counts)
 
