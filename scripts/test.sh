@@ -17,8 +17,9 @@ echo "==> pytest"
 # With a PostgreSQL server (scripts/postgres.sh prints its DSN), the sync, API and command tests run
 # again with Django's database and the vector store on it (tests/settings_pg.py). Extra arguments such
 # as -k or -x apply here too (tests/test_workers_pg.py runs only here: three db_worker processes share
-# the database); a run of chosen test files or tests (tests/...) is not repeated.
-PG_TESTS=(tests/test_sync.py tests/test_self_healing.py tests/test_check.py tests/test_api.py tests/test_commands.py tests/test_workers_pg.py)
+# the database; so does the PostgreSQL variant of tests/reliability, the real-process fault suite);
+# a run of chosen test files or tests (tests/...) is not repeated.
+PG_TESTS=(tests/test_sync.py tests/test_self_healing.py tests/test_check.py tests/test_api.py tests/test_commands.py tests/test_workers_pg.py tests/reliability)
 chosen=""
 for arg in "$@"; do
   case "$arg" in tests/* | ./tests/*) chosen=1 ;; esac

@@ -130,6 +130,9 @@ class Cluster:
             folder.mkdir(exist_ok=True)
         self.children: list[Child] = []
         self.workers: list[Child] = []
+        self.restarts: list[str] = []  # workers that exited by themselves: why (restarted, as a supervisor would)
+        self.locked_writes = 0  # writers' changes rolled back because SQLite stayed locked past its timeout
+        self._restarted: set[str] = set()
         self.monitor: Child | None = None
         self.samples_path = self.dir / "samples.jsonl"
         self.pg_dsn = pg_dsn
@@ -183,6 +186,17 @@ class Cluster:
         self.workers.append(worker)
         return worker
 
+    def supervise(self) -> None:
+        """Restart workers that exited by themselves (not killed by a scenario), as systemd's
+        ``Restart=always`` would, noting why they exited."""
+        for worker in list(self.workers):
+            if worker.alive() or worker.process.returncode == -signal.SIGKILL or worker.name in self._restarted:
+                continue
+            lines = [line for line in worker.log.read_text(errors="replace").splitlines() if line.strip()]
+            self.restarts.append(f"{worker.name} exited ({worker.process.returncode}): {lines[-1] if lines else ''}")
+            self._restarted.add(worker.name)
+            self.start_worker()
+
     def kill(self, child: Child) -> float:
         """SIGKILL: the process gets no chance to release anything. Returns when it happened."""
         os.kill(child.pid, signal.SIGKILL)
@@ -212,6 +226,7 @@ class Cluster:
         for writer in writers:
             summary = json.loads((self.dir / f"{writer.name}.json").read_text())
             kinds["writes"] += summary["writes"]
+            self.locked_writes += summary["locked"]
             for kind, count in summary["kinds"].items():
                 kinds[kind] = kinds.get(kind, 0) + count
         return kinds
@@ -239,8 +254,8 @@ class Cluster:
 
     def wait_for(self, what: str, condition: Callable[[dict[str, Any]], bool], since: float,
                  timeout: float) -> dict[str, Any]:
-        """The first sample taken after ``since`` for which ``condition`` holds; fails after ``timeout``
-        seconds, or at once when a worker exited by itself."""
+        """The first sample taken after ``since`` for which ``condition`` holds (workers that exit
+        meanwhile are restarted); fails after ``timeout`` seconds."""
         deadline = time.time() + timeout
         seen = 0
         while True:
@@ -249,11 +264,11 @@ class Cluster:
                 if condition(sample):
                     return sample
             seen = len(samples)
-            dead = [w for w in self.workers if not w.alive() and w.process.returncode != -signal.SIGKILL]
-            if dead or time.time() > deadline:
+            self.supervise()
+            if time.time() > deadline:
                 last = samples[-1] if samples else None
-                why = f"a worker exited by itself ({dead[0].name})" if dead else f"not within {timeout:.0f}s"
-                raise AssertionError(f"{what}: {why}; last sample {last}\n{tails(self.children)}")
+                raise AssertionError(f"{what}: not within {timeout:.0f}s; last sample {last}; worker restarts "
+                                     f"{self.restarts}\n{tails(self.children)}")
             time.sleep(SAMPLE_SECONDS / 2)
 
     def wait_converged(self, since: float, timeout: float = 300) -> float:

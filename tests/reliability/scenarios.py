@@ -56,6 +56,8 @@ def _finish(cluster: Cluster, outcome: Outcome) -> Outcome:
     outcome.check_status, outcome.check = cluster.check()
     outcome.differences = sum(report["differences"] for report in outcome.check)
     outcome.notes["max_failed_events_seen"] = max((s["failed"] for s in cluster.samples()), default=0)
+    outcome.notes["worker_restarts"] = cluster.restarts
+    outcome.notes["writes_rolled_back_locked"] = cluster.locked_writes
     print(outcome.line(), flush=True)
     return outcome
 
