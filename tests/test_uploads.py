@@ -148,3 +148,17 @@ def test_push_shows_a_413_in_one_line(big_catalog, live_server, tmp_path, settin
     assert len(err.splitlines()) == 1 and "<" not in err, err
     assert "413" in err and "SEMANTIC_CATALOG['MAX_UPLOAD_BYTES']" in err, err
     assert stored_rows(big_catalog) == 0
+
+
+def test_max_upload_bytes_must_be_a_whole_number_of_bytes(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from semantic_catalog.checks import check_settings
+    from semantic_catalog.conf import semantic_settings
+
+    assert semantic_settings.MAX_UPLOAD_BYTES == 512 * 1024 * 1024
+    for bad in (0, -1, 2.5, "1000", True, None):
+        settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG, "MAX_UPLOAD_BYTES": bad}
+        with pytest.raises(ImproperlyConfigured, match=r"MAX_UPLOAD_BYTES'\] must be a whole number of bytes"):
+            semantic_settings.MAX_UPLOAD_BYTES  # noqa: B018
+        assert [e.id for e in check_settings()] == ["semantic_catalog.E010"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -130,10 +130,18 @@ class ExportView(SemanticAPIView):
         parameters=[
             # not "format": DRF reserves that query parameter for choosing a renderer
             OpenApiParameter("file_format", OpenApiTypes.STR, enum=["jsonl", "parquet"], default="jsonl"),
-            OpenApiParameter("limit", OpenApiTypes.INT),
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": MAX_EXPORT_LIMIT},
+                description="at most this many rows (default: all)",
+            ),
             OpenApiParameter("since", OpenApiTypes.DATETIME, description="rows changed after (needs updated_field)"),
         ],
-        responses={200: OpenApiTypes.BINARY, **ERRORS},
+        responses={
+            (200, "application/x-ndjson"): OpenApiResponse(OpenApiTypes.BINARY, description="JSONL, one row a line"),
+            (200, "application/vnd.apache.parquet"): OpenApiResponse(OpenApiTypes.BINARY, description="Parquet"),
+            **{(code, "application/json"): ErrorSerializer for code in ERRORS},
+        },
     )
     def get(self, request: Request, index: str) -> Any:
         semantic_index = registry.get(index)

@@ -7,6 +7,7 @@ from dataclasses import asdict
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -14,9 +15,33 @@ from semantic_catalog.collections import require_searchable
 from semantic_catalog.crossstore.results import ResultsRejected, category_links, import_results, matches, substitutes
 from semantic_catalog.engine.errors import InvalidQuery
 from semantic_catalog.registry import registry
-from semantic_catalog.rest.serializers import ErrorSerializer, ResultsSerializer
+from semantic_catalog.rest.serializers import ErrorSerializer, ResultsSerializer, UploadFormSerializer
 from semantic_catalog.rest.uploads import StreamedUploads, received
 from semantic_catalog.rest.views import ERRORS, LIMIT_DOC, SemanticAPIView, flag
+
+
+class AnalysisFileSerializer(serializers.Serializer):
+    """A result file of `semantic-catalog analyze` (for the schema; the view checks every row)."""
+
+    kind = serializers.ChoiceField(choices=["links", "substitutions", "matches"])
+    index = serializers.CharField(help_text="a registered index with CrossStoreMixin")
+    model = serializers.CharField(help_text="the model of the index's active collection")
+    computed_at = serializers.DateTimeField()
+    rows = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="links: {source_store, source_category, target_store, target_category, score}; substitutions: "
+        "{product, substitute, level, score, rank}; matches: {product, match, score}",
+    )
+    parameters = serializers.DictField(required=False)
+
+
+class RunReportSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    rows = serializers.IntegerField()
+    replaced = serializers.IntegerField(help_text="rows of the previous run of this kind that were replaced")
+    dry_run = serializers.BooleanField()
+    run_id = serializers.IntegerField(allow_null=True)
+
 
 LEVEL_DOC = OpenApiParameter("level", OpenApiTypes.INT, enum=[3, 4], default=4, description="category level")
 
@@ -61,8 +86,8 @@ class AnalysisImportView(StreamedUploads, SemanticAPIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("dry_run", OpenApiTypes.BOOL, default=False)],
-        request=OpenApiTypes.OBJECT,
-        responses={200: OpenApiTypes.OBJECT, **ERRORS, 413: ErrorSerializer},
+        request={"application/json": AnalysisFileSerializer, "multipart/form-data": UploadFormSerializer},
+        responses={200: RunReportSerializer, **ERRORS, 413: ErrorSerializer},
     )
     def post(self, request: Request) -> Response:
         upload = received(request, "The body must be a result file (JSON) of `semantic-catalog analyze`.")

@@ -20,6 +20,7 @@ from semantic_catalog.conf import semantic_settings
 from semantic_catalog.engine.errors import BadFile, InvalidQuery, NotIndexedYet, UnknownIds
 from semantic_catalog.indexes import SemanticIndex
 from semantic_catalog.registry import UnknownIndex
+from semantic_catalog.rest.schema import SemanticSchema
 from semantic_catalog.rest.serializers import ErrorSerializer, hit_data
 from semantic_catalog.rest.uploads import UploadTooLarge
 from semantic_catalog.search.service import ObjectNotFound, Result
@@ -44,6 +45,7 @@ def _permissions(setting: str) -> list[Any]:
 
 class SemanticAPIView(APIView):
     permission_setting = "SEARCH_PERMISSION_CLASSES"
+    schema = SemanticSchema()  # the OpenAPI schema with the bounds and index names in force
     # Reads opt out of ATOMIC_REQUESTS: a transaction per search would serialise concurrent
     # searches on SQLite (BEGIN IMMEDIATE) and buys nothing for a read.
     read_only = True
@@ -78,13 +80,16 @@ def filter_params(request: Request) -> list[tuple[str, Any]]:
 
 
 FILTER_DOC = OpenApiParameter(
-    "<field>",
-    OpenApiTypes.STR,
-    description="Any declared filter field: `field=v` (repeat for any-of), `field__gte=`, `field__lte=`, "
-    "`field__gt=`, `field__lt=`. An undeclared field is a 400 that lists the allowed ones.",
+    "filters",
+    {"type": "object", "additionalProperties": {"type": "string"}},
+    style="form",
+    explode=True,
+    description="Any declared filter field as its own query parameter (there is no `filters` parameter): "
+    "`field=v` (repeat for any-of), `field__gte=`, `field__lte=`, `field__gt=`, `field__lt=`. An undeclared "
+    "field is a 400 that lists the allowed ones.",
     required=False,
 )
-LIMIT_DOC = OpenApiParameter("limit", OpenApiTypes.INT, description="1..MAX_LIMIT (default DEFAULT_LIMIT)")
+LIMIT_DOC = OpenApiParameter("limit", OpenApiTypes.INT, description="results: 1 to MAX_LIMIT (default DEFAULT_LIMIT)")
 
 
 def flag(request: Request, name: str) -> bool:
