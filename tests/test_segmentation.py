@@ -218,6 +218,14 @@ def test_duplicated_ids_and_rows_without_text_are_refused(products, make_product
         items_by_ids(index, [True])
 
 
+def test_an_index_whose_rows_have_no_text_is_refused(products, llm, monkeypatch):
+    index = registry.get("products")
+    monkeypatch.setattr(type(index), "get_text", lambda self, obj: "  ")
+    with pytest.raises(CommandError, match="9 rows of index 'products' have no text to segment"):
+        segment("--index", "products", *products)
+    assert SegmentationRun.objects.count() == 0 and llm.count == 0
+
+
 def test_settings_are_checked(settings, segmentation_settings):
     from django.core.checks import run_checks
 

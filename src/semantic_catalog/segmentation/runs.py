@@ -260,6 +260,7 @@ def status_data(run: SegmentationRun) -> dict[str, Any]:
         "cancel_requested": run.cancel_requested,
         "error": run.error,
         "created_at": run.created_at,
+        "updated_at": run.updated_at,
         "finished_at": run.finished_at,
     }
 

@@ -63,6 +63,7 @@ class StatusSerializer(serializers.Serializer):
     cancel_requested = serializers.BooleanField()
     error = serializers.CharField(allow_blank=True)
     created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField(help_text="last progress written (a running run's heartbeat)")
     finished_at = serializers.DateTimeField(allow_null=True)
 
 
