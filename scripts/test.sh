@@ -19,7 +19,7 @@ echo "==> pytest"
 # as -k or -x apply here too (tests/test_workers_pg.py runs only here: three db_worker processes share
 # the database; so does the PostgreSQL variant of tests/reliability, the real-process fault suite);
 # a run of chosen test files or tests (tests/...) is not repeated.
-PG_TESTS=(tests/test_sync.py tests/test_self_healing.py tests/test_check.py tests/test_api.py tests/test_commands.py tests/test_workers_pg.py tests/reliability)
+PG_TESTS=(tests/test_sync.py tests/test_self_healing.py tests/test_check.py tests/test_api.py tests/test_commands.py tests/test_workers_pg.py tests/reliability tests/test_segmentation_api.py)
 chosen=""
 for arg in "$@"; do
   case "$arg" in tests/* | ./tests/*) chosen=1 ;; esac
