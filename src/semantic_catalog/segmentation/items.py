@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.core.exceptions import FieldError, ValidationError
+from django.db import DataError
 
 from semantic_catalog.engine.errors import InvalidQuery, UnknownIds
 from semantic_catalog.engine.segmentation.types import Item
@@ -74,7 +75,7 @@ def items_by_filter(index: SemanticIndex, filters: Mapping[str, Any]) -> list[It
     limit = max_items()
     try:
         rows = list(index.get_queryset().filter(**lookups).order_by("pk")[: limit + 1])
-    except (ValidationError, ValueError, TypeError, FieldError, OverflowError) as exc:
+    except (ValidationError, ValueError, TypeError, FieldError, OverflowError, DataError) as exc:
         raise InvalidQuery(f"A filter value does not suit its field: {_message(exc)}") from None
     if not rows:
         raise InvalidQuery(f"No rows of index {index.name!r} match the filters.")
