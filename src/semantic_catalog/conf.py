@@ -85,7 +85,7 @@ DEFAULTS: dict[str, Any] = {
     # LLM market segmentation (the segmentation wing): merged key by key over these defaults and checked
     # by `manage.py check` (semantic_catalog.E020). The README's settings table says what each key does.
     "SEGMENTATION": {
-        "BASE_URL": "http://127.0.0.1:8080/v1",
+        "BASE_URL": "http://127.0.0.1:8088/v1",
         "MODEL": "qwen2.5-coder-1.5b-instruct",
         "API_KEY": "not-needed",
         "TEMPERATURE": 0.0,
