@@ -497,3 +497,48 @@ def test_logs_move_to_s3_and_the_admin_reads_them_there(products, llm, settings,
     seg_run.refresh_from_db()
     assert seg_run.storage_url == local
     assert all(Path(c.path).exists() for c in LLMInteraction.objects.filter(run=seg_run))
+
+
+# -- a real local LLM (bash scripts/llm.sh), when one answers ------------------------------------------
+
+
+def local_llm() -> tuple[str, str] | None:
+    """(base URL, first model) of the server at SEMANTIC_CATALOG_TEST_LLM_URL or scripts/llm.sh's default."""
+    import os
+    import urllib.request
+
+    url = os.environ.get("SEMANTIC_CATALOG_TEST_LLM_URL", "http://127.0.0.1:8088/v1").rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{url}/models", timeout=5) as answer:
+            models = json.load(answer)["data"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return (url, models[0]["id"]) if models else None
+
+
+def test_semantic_segment_on_the_local_llm(products, settings):
+    server = local_llm()
+    if server is None:
+        pytest.skip(
+            "no local LLM server answers: start one with `bash scripts/llm.sh` "
+            "(or set SEMANTIC_CATALOG_TEST_LLM_URL to an OpenAI-compatible base URL)"
+        )
+    url, model = server
+    config = dict(settings.SEMANTIC_CATALOG)
+    config["SEGMENTATION"] = {
+        "BASE_URL": url,
+        "MODEL": model,
+        "PRODUCTS_PER_PROMPT": 9,
+        "PRODUCTS_PER_REFINEMENT": 9,
+        "CONCURRENCY": 1,
+        "CONTEXT_TOKENS": 8192,
+        "MAX_OUTPUT_TOKENS": 1024,
+    }
+    settings.SEMANTIC_CATALOG = config
+    out = segment("--index", "products", "--category", "hardware and kitchen products", *products)
+    seg_run = only_run()
+    assert seg_run.status == "completed", seg_run.error
+    assert RefinedItemSegment.objects.filter(run=seg_run).count() == 9  # every product once
+    assert seg_run.segments.exists() and all(s.name and s.definition for s in seg_run.segments.all())
+    assert sum(s.item_count for s in seg_run.segments.all()) == 9 and "segments" in out
+    assert LLMInteraction.objects.filter(run=seg_run, cached=False).exists()
