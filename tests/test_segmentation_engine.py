@@ -651,6 +651,31 @@ def test_cli_segment_writes_the_log_tree_and_segmentation_json(llm_server, tmp_p
     assert code == 2 and "ids not in recipes.jsonl: nope" in capsys.readouterr().err
     assert not (tmp_path / "out3").exists() and llm_server.count > asked
 
+    asked = llm_server.count
+    common = ["--base-url", llm_server.base_url, "--model", "scripted", "--logs", str(out / "logs"), "--quiet"]
+    code = main(
+        ["segment", str(export), "--out", str(tmp_path / "out4"), "--run-id", "RUN_20260101T000000Z_abcdef123456"]
+        + common
+    )
+    assert code == 2 and "no run RUN_20260101T000000Z_abcdef123456 in" in capsys.readouterr().err
+    code = main(
+        [
+            "segment",
+            str(export),
+            "--out",
+            str(tmp_path / "out5"),
+            "--run-id",
+            result.run_id,
+            "--products-per-prompt",
+            "6",
+            "--products-per-refinement",
+            "9",
+        ]
+        + common
+    )
+    assert code == 0 and llm_server.count == asked  # resumed: everything from the cache
+    assert read_result(str(tmp_path / "out5" / "segmentation.json")).refined == result.refined
+
 
 def test_answers_read_loose_id_spellings_and_percentages_but_refuse_nonsense():
     from pydantic import ValidationError

@@ -64,6 +64,16 @@ def load_items(path: str, ids: str | None) -> list[Any]:
     return items
 
 
+def check_resumable(logs: str, run_id: str, options: dict[str, Any] | None) -> None:
+    """--run-id names a run of the log storage (a typo would silently start a new run)."""
+    from semantic_catalog.engine.errors import SegmentationInputError
+    from semantic_catalog.engine.segmentation.logs import LogStorage, check_run_id
+
+    check_run_id(run_id)
+    if not LogStorage(logs, options).files(run_id):
+        raise SegmentationInputError(f"no run {run_id} in {logs}; leave out --run-id to start a new run.")
+
+
 def cmd_segment(args: argparse.Namespace) -> int:
     """Runs extract -> consolidate -> refine and writes OUT/segmentation.json."""
     from tqdm import tqdm
@@ -101,6 +111,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     )
     out = Path(args.out)
     logs = args.logs or str(out / "logs")
+    if args.run_id is not None:
+        check_resumable(logs, args.run_id, options)
     bars: dict[str, Any] = {}
 
     def progress(update: Any) -> None:
