@@ -188,7 +188,7 @@ def test_openapi_schema_lists_the_endpoints_with_bounds(staff, segmentation_sett
     paths = schema["paths"]
     for path in ("start", "{run_id}/status", "{run_id}/results", "{run_id}/cancel"):
         assert f"/api/semantic/segmentation/{path}" in paths
-    start = schema["components"]["schemas"]["Start"]["properties"]
+    start = schema["components"]["schemas"]["SegmentationStart"]["properties"]
     assert start["ids"]["maxItems"] == 20000 and start["ids"]["minItems"] == 1
     assert start["temperature"]["maximum"] == 2.0 and start["temperature"]["minimum"] == 0.0
 

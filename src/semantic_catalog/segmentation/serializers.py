@@ -11,7 +11,7 @@ from semantic_catalog.segmentation.conf import MAX_TEMPERATURE
 from semantic_catalog.segmentation.items import max_items
 
 
-class StartSerializer(serializers.Serializer):
+class SegmentationStartSerializer(serializers.Serializer):
     index = serializers.CharField(max_length=100, help_text="a registered index whose rows have text")
     category = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
     model = serializers.CharField(max_length=200, required=False, help_text="default: SEGMENTATION MODEL")
@@ -41,7 +41,7 @@ class StartSerializer(serializers.Serializer):
         return attrs
 
 
-class StartedSerializer(serializers.Serializer):
+class SegmentationStartedSerializer(serializers.Serializer):
     run_id = serializers.CharField()
     status = serializers.CharField()
     total_items = serializers.IntegerField()
@@ -49,7 +49,7 @@ class StartedSerializer(serializers.Serializer):
     results_url = serializers.CharField()
 
 
-class StatusSerializer(serializers.Serializer):
+class SegmentationStatusSerializer(serializers.Serializer):
     run_id = serializers.CharField()
     index = serializers.CharField()
     status = serializers.ChoiceField(choices=["running", "completed", "failed", "cancelled"])
@@ -67,28 +67,28 @@ class StatusSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
 
 
-class SegmentSerializer(serializers.Serializer):
+class SegmentationSegmentSerializer(serializers.Serializer):
     id = serializers.CharField(help_text="S_<n>")
     name = serializers.CharField()
     definition = serializers.CharField()
     item_count = serializers.IntegerField()
 
 
-class ItemResultSerializer(serializers.Serializer):
+class SegmentationItemSerializer(serializers.Serializer):
     id = serializers.CharField()
     segment = serializers.CharField(help_text="S_<n>")
     segment_name = serializers.CharField()
     confidence = serializers.FloatField()
 
 
-class ResultsSerializer(serializers.Serializer):
+class SegmentationResultsSerializer(serializers.Serializer):
     run_id = serializers.CharField()
     index = serializers.CharField()
     status = serializers.CharField()
     category = serializers.CharField()
     model = serializers.CharField()
-    segments = SegmentSerializer(many=True)
-    items = ItemResultSerializer(many=True)
+    segments = SegmentationSegmentSerializer(many=True)
+    items = SegmentationItemSerializer(many=True)
     problems = serializers.ListField(
         child=serializers.CharField(), help_text="ids missing, duplicated or unknown in answers"
     )

@@ -30,10 +30,10 @@ from semantic_catalog.segmentation.runs import (
     status_data,
 )
 from semantic_catalog.segmentation.serializers import (
-    ResultsSerializer,
-    StartedSerializer,
-    StartSerializer,
-    StatusSerializer,
+    SegmentationResultsSerializer,
+    SegmentationStartedSerializer,
+    SegmentationStartSerializer,
+    SegmentationStatusSerializer,
 )
 from semantic_catalog.segmentation.tasks import start_run
 
@@ -65,11 +65,11 @@ class StartView(SegmentationView):
 
     read_only = False
 
-    @extend_schema(request=StartSerializer, responses={202: StartedSerializer, **ERRORS})
+    @extend_schema(request=SegmentationStartSerializer, responses={202: SegmentationStartedSerializer, **ERRORS})
     def post(self, request: Request) -> Response:
         if not isinstance(request.data, dict):
             raise InvalidQuery("The body must be a JSON object: {index, ids | filters, category, model, temperature}.")
-        serializer = StartSerializer(data=request.data)
+        serializer = SegmentationStartSerializer(data=request.data)
         if not serializer.is_valid():
             return Response({"detail": "; ".join(error_lines(serializer.errors))}, status=400)
         data = serializer.validated_data
@@ -85,7 +85,7 @@ class StartView(SegmentationView):
 class StatusView(SegmentationView):
     """A run's status: stage, processed of total, percent, rate and ETA of the current stage."""
 
-    @extend_schema(responses={200: StatusSerializer, **ERRORS})
+    @extend_schema(responses={200: SegmentationStatusSerializer, **ERRORS})
     def get(self, request: Request, run_id: str) -> Response:
         return Response(status_data(get_run(run_id)))
 
@@ -94,7 +94,7 @@ class ResultsView(SegmentationView):
     """A completed run's segments (definitions, counts) and each item's refined segment and confidence;
     409 while the run has none (running, failed, cancelled)."""
 
-    @extend_schema(responses={200: ResultsSerializer, **ERRORS})
+    @extend_schema(responses={200: SegmentationResultsSerializer, **ERRORS})
     def get(self, request: Request, run_id: str) -> Response:
         run = get_run(run_id)
         if run.status != run.Status.COMPLETED:
@@ -107,6 +107,6 @@ class CancelView(SegmentationView):
 
     read_only = False
 
-    @extend_schema(request=None, responses={202: StatusSerializer, **ERRORS})
+    @extend_schema(request=None, responses={202: SegmentationStatusSerializer, **ERRORS})
     def post(self, request: Request, run_id: str) -> Response:
         return Response(status_data(cancel_run(run_id)), status=status.HTTP_202_ACCEPTED)
