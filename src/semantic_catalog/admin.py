@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_permission_codename
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -21,6 +22,7 @@ from semantic_catalog.models import Collection, SyncEvent
 from semantic_catalog.registry import registry
 from semantic_catalog.segmentation import admin as segmentation_admin  # noqa: F401 - registers the wing's admin
 from semantic_catalog.sync import mark_dirty, schedule_drain
+from semantic_catalog.workflows import service as temporal_runs
 
 STATE_LABELS = {
     "indexed": "indexed",
@@ -78,7 +80,7 @@ class SemanticIndexAdminMixin:
     """
 
     _semantic_states: dict[str, str] = {}
-    actions = ["reindex_selected"]
+    actions = ["reindex_selected", "embed_via_temporal"]
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return _StatefulChangeList
@@ -92,6 +94,20 @@ class SemanticIndexAdminMixin:
     def reindex_selected(self, request: HttpRequest, queryset: QuerySet) -> None:
         count = mark_dirty(queryset.model, queryset)
         self.message_user(request, f"Queued {count} rows for re-indexing.", messages.SUCCESS)  # type: ignore[attr-defined]
+
+    @admin.action(description="Embed selected via Temporal")
+    def embed_via_temporal(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """One Temporal indexing run per index of the model (SEMANTIC_CATALOG['TEMPORAL']), forced: the
+        selected rows are encoded again even when unchanged. Their runs show in the Temporal UI."""
+        notify = self.message_user  # type: ignore[attr-defined]
+        for index in registry.for_model(queryset.model):
+            try:
+                run_id = temporal_runs.start(index.name, queryset, force=True)
+            except (SemanticCatalogError, ImproperlyConfigured, ImportError) as exc:
+                notify(request, f"{index.name}: could not start a Temporal run: {exc}", messages.ERROR)
+            else:
+                notify(request, f"{index.name}: started Temporal run {run_id} for {queryset.count()} rows.",
+                       messages.SUCCESS)
 
 
 @admin.register(SyncEvent)

@@ -105,6 +105,20 @@ DEFAULTS: dict[str, Any] = {
         "MAX_ITEMS": 20000,
         "PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     },
+    # Temporal workflows for bulk indexing (the workflows wing; `pip install django-semantic-catalog[temporal]`):
+    # the server, namespace and task queue that `semantic_temporal_worker` polls; DRAIN: True runs outbox
+    # drains there too, as workflows, instead of tasks. Merged key by key; the README says what each does.
+    "TEMPORAL": {
+        "ADDRESS": "127.0.0.1:7233",
+        "NAMESPACE": "default",
+        "TASK_QUEUE": "semantic-catalog",
+        "DRAIN": False,
+        "BATCH_SIZE": 256,
+        "MAX_ATTEMPTS": 5,
+        "RETRY_SECONDS": 1.0,
+        "HEARTBEAT_SECONDS": 60.0,
+        "PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    },
 }
 
 
@@ -145,7 +159,7 @@ class SemanticSettings:
 
     def _read(self, name: str) -> Any:
         value = self._user().get(name, DEFAULTS[name])
-        if name == "SEGMENTATION":  # checked key by key by the wing (semantic_catalog.segmentation.conf)
+        if name in ("SEGMENTATION", "TEMPORAL"):  # checked key by key by their wings
             return {**DEFAULTS[name], **value} if isinstance(value, dict) else value
         if name in ("ENCODER", "VECTOR_STORE"):
             merged = dict(DEFAULTS[name])

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 from semantic_catalog.api import views
 from semantic_catalog.crossstore.urls import urlpatterns as crossstore_urls
 from semantic_catalog.segmentation.urls import urlpatterns as segmentation_urls
+from semantic_catalog.workflows.urls import urlpatterns as temporal_urls
 
 app_name = "semantic_catalog"
 
@@ -19,4 +20,5 @@ urlpatterns = [
     path("<str:index>/<str:pk>/similar", views.SimilarView.as_view(), name="similar"),
     *crossstore_urls,
     *segmentation_urls,
+    *temporal_urls,
 ]

@@ -14,6 +14,7 @@ from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from semantic_catalog.conf import semantic_settings
 from semantic_catalog.sync.drain import DrainReport, drain
@@ -25,6 +26,8 @@ except ImportError:  # Django 5.2 with the backport
     from django_tasks import task
 
 logger = logging.getLogger("semantic_catalog.sync")
+# The workflows wing's drain starter, by dotted path (the core never imports a wing).
+TEMPORAL_DRAIN = "semantic_catalog.workflows.drain.start_drain"
 
 
 @task()
@@ -91,7 +94,15 @@ def _supports_defer() -> bool:
 
 
 def enqueue_drain(index_name: str, run_after: datetime | None = None) -> bool:
-    """Hand the drain to the tasks backend; if that fails the outbox rows stay for the next drain."""
+    """Hand the drain to the tasks backend (or to Temporal with TEMPORAL['DRAIN']: a drain workflow
+    waits for ``run_after`` itself); if that fails the outbox rows stay for the next drain."""
+    if semantic_settings.TEMPORAL.get("DRAIN"):
+        try:
+            return bool(import_string(TEMPORAL_DRAIN)(index_name))
+        except Exception:
+            logger.exception("Could not start the drain workflow of %r; its outbox rows stay for `semantic_sync`.",
+                             index_name)
+            return False
     task = drain_outbox.using(backend=semantic_settings.TASK_BACKEND, queue_name=semantic_settings.TASK_QUEUE)
     try:
         if run_after is not None:
