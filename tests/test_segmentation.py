@@ -542,3 +542,12 @@ def test_semantic_segment_on_the_local_llm(products, settings):
     assert seg_run.segments.exists() and all(s.name and s.definition for s in seg_run.segments.all())
     assert sum(s.item_count for s in seg_run.segments.all()) == 9 and "segments" in out
     assert LLMInteraction.objects.filter(run=seg_run, cached=False).exists()
+
+
+def test_a_run_whose_settings_went_bad_fails_with_the_reason(products, llm, settings):
+    seg_run = create_run(registry.get("products"), items_by_ids(registry.get("products"), products[:3]))
+    config = dict(settings.SEMANTIC_CATALOG)
+    config["SEGMENTATION"] = {**config["SEGMENTATION"], "TEMPERATURE": "warm"}
+    settings.SEMANTIC_CATALOG = config
+    failed = execute_run(seg_run.run_id)
+    assert failed.status == "failed" and "['TEMPERATURE'] must be a number" in failed.error and llm.count == 0

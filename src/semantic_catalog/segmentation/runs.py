@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
@@ -107,12 +108,12 @@ def execute_run(
     if run.status == Status.COMPLETED:
         return run
     items = [Item(item_id, text) for item_id, text in run.items.order_by("pk").values_list("item_id", "text")]
-    config = config_of(run.model_config, run.params, run.category)
     database = RunDatabase()
     reporter = _Reporter(run, database, on_progress)
     started = time.monotonic()
     _update(run, status=Status.RUNNING, stage="extract", processed=0, total=len(items), stage_started_at=timezone.now())
     try:
+        config = config_of(run.model_config, run.params, run.category)
         result = run_segmentation(
             items,
             config,
@@ -126,13 +127,18 @@ def execute_run(
         )
     except RunCancelled as exc:
         return _end(run, Status.CANCELLED, f"Cancelled: {exc}")
-    except SegmentationError as exc:
+    except (SegmentationError, ImproperlyConfigured) as exc:
         return _end(run, Status.FAILED, str(exc))
     except Exception as exc:
         logger.exception("Segmentation run %s failed", run.run_id)
         _end(run, Status.FAILED, f"Internal error ({type(exc).__name__}): {exc}")
         raise
-    store_result(run, result, seconds=time.monotonic() - started)
+    try:
+        store_result(run, result, seconds=time.monotonic() - started)
+    except Exception as exc:  # the answers are cached: a resume stores them without asking again
+        logger.exception("Segmentation run %s: its result could not be stored", run.run_id)
+        _end(run, Status.FAILED, f"The result could not be stored ({type(exc).__name__}); resume the run.")
+        raise
     run.refresh_from_db()
     return run
 
