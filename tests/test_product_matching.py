@@ -11,7 +11,11 @@ from semantic_catalog.engine.errors import InvalidQuery
 def test_model_numbers_and_specs_are_told_apart():
     assert model_numbers("Milwaukee 48-22-2761 11-in-1 Screwdriver") == {"48222761"}
     assert model_numbers("DEWALT DCS570P1 20V MAX 7-1/4 in. Saw with 5.0Ah Battery, 4-Pack") == {"DCS570P1"}
-    assert model_numbers("Vitamix 5200 Blender") == {"5200"} and model_numbers("Dyson V8 Vacuum") == set()
+    # a bare short number is a quantity or a speed, not a model number; a long one is an article number
+    assert model_numbers("Vitamix 5200 Blender") == set() and model_numbers("Dyson V8 Vacuum") == set()
+    assert model_numbers("Wera Kraftform Plus 334/6 Set (05347099001)") == {"05347099001"}
+    assert model_numbers("TP-Link Archer C6 300Mbps 128-bit 5400 rpm 2.4GHz 65W 5000mAh 55in 6ft 14x15") == set()
+    assert model_numbers("Bosch GLL30 laser, Estwing E3-16C, Stanley 33-425") == {"GLL30", "E316C", "33425"}
     assert specs("Tape 1.88 in. x 45 yd., 20V, 4-Pack") == {"in": {"1.88"}, "yd": {"45"}, "v": {"20"}, "pack": {"4"}}
     assert specs("Klíč 14x15 mm, 2,5 kg") == {"mm": {"15"}, "kg": {"2.5"}}
 

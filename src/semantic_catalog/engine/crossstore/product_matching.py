@@ -1,118 +1,247 @@
 """The very same product sold by two shops under different wording.
 
 Two steps. Candidates: for each product of shop A, the nearest products of shop B by embedding
-and by shared title words (an embedding alone confuses near variants, words alone miss rewording).
-Scoring: a similar product is not the same product, so the score weighs what identifies an item:
-model numbers (a shared one is strong evidence; two different ones rule a match out), the brand,
-the price, and only then the overall similarity. Each product is matched at most once, best pairs
-first, when the score reaches the threshold.
+and by shared title words (an embedding alone confuses near variants, words alone miss rewording),
+both from indexes (``candidates``), never a loop over every target. Scoring: a similar product is
+not the same product, so the score weighs what identifies an item, read the way shops write it
+(``listing_signals``): model numbers (a shared one is strong evidence; a variant, "KX100B" against
+"KX100W", counts against; two unrelated ones rule a match out), the brand (normalised; unknown is
+neutral), measurements, the price (smoothly, and not at all between a bundle and a single unit),
+and only then the overall similarity. Each product is matched at most once, best pairs first, when
+the score reaches the threshold.
+
+``match_features`` returns a plain dict of named numbers, the same keys for every pair (a learned
+matcher can read them as they are):
+
+============== ===================================================================================
+cosine         cosine of the two listings' vectors
+title_words    share of the shorter title's words found in the other title (containment)
+text_words     the same with descriptions: the larger share of one title's words found in the other
+               listing's title and description (equals title_words when neither has a description)
+model_shared   1 when a model number is shared (titles and model-number fields; also one found in the
+               other title written with spaces, "SRT 32HC2003")
+model_variant  1 when the only related model numbers differ by a short suffix (KX100B / KX100W)
+model_conflict 1 when both have model numbers and none is shared or a variant
+number_shared  1 when, without model-number evidence either way, both titles carry a bare 3-4 digit
+               number (no unit) and share one ("Vostro 5510")
+number_conflict  the same, sharing none (weaker than model_conflict: "5400" may be a speed)
+brand_agree    1 when the brands agree (normalised; one contained in the other; a declared brand
+               found in the other's title; without brands, the same first title word)
+brand_conflict 1 when both declare brands and they do not agree
+spec_conflict  1 when a measurement in the same unit differs (10 in. against 12 in.)
+bundle_differs 1 when one listing is a pack, kit or set the other is not (or of another count)
+price_used     1 when both prices are known and comparable (no bundle_differs)
+price_ratio    lower price / higher price when price_used, else 0
+============== ===================================================================================
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
+from semantic_catalog.engine.crossstore import listing_signals as sig
 from semantic_catalog.engine.crossstore.assignment import one_to_one
+from semantic_catalog.engine.crossstore.candidates import Neighbours, WordIndex, nearest_by_vector
 from semantic_catalog.engine.errors import InvalidQuery
 
-WORD = re.compile(r"[^\W_]+(?:[-/.][^\W_]+)*", re.UNICODE)
-UNITS = (
-    "in|inch|inches|ft|yd|mm|cm|m|oz|qt|gal|l|ml|lb|lbs|kg|g|v|w|kw|ah|mah|wh|cfm|psi|rpm|pc|pcs|piece|pack|"
-    "cup|cc|tb|gb|mb|hz|mp"
-)
-SPEC = re.compile(rf"(\d+(?:[.,]\d+)?(?:[-/ ]\d+/\d+)?)\s*-?\s*({UNITS})\b\.?", re.IGNORECASE)
-SPEC_TOKEN = re.compile(rf"^\d+(?:[.,]\d+)?-?({UNITS})$", re.IGNORECASE)
+# Re-exported: the signal readers live in listing_signals.
+model_numbers = sig.model_numbers
+specs = sig.specs
+words = sig.words
 
-
-# Best F1 on the demo's 48 same-item pairs (precision 0.900, recall 0.938; tests/test_product_matching.py);
-# benchmarks/matching_quality.py reports it on ProMapCz, which was not used to choose it.
+# Best mean F1 of the demo's 48 same-item pairs (end to end) and ProMapCz's 299 labelled pairs, both
+# used to choose it (benchmarks/matching_quality.py prints the sweep).
 DEFAULT_THRESHOLD = 0.6
+
+# Points each signal adds (or takes away) in match_score; the reasons of a pair are these times its features.
+WEIGHTS = {
+    "cosine": 0.35,
+    "title_words": 0.25,
+    "model_shared": 0.35,
+    "model_variant": -0.15,
+    "model_conflict": -0.4,
+    "number_shared": 0.2,
+    "number_conflict": -0.15,
+    "brand_agree": 0.1,
+    "brand_conflict": -0.3,
+    "spec_conflict": -0.3,
+    "price": 0.1,  # times price_agreement(price_ratio), from -1 to 1, when price_used
+}
 
 
 @dataclass(frozen=True)
 class ProductRecord:
-    """What matching reads of a product: its title, brand and price (None when unknown)."""
+    """What matching reads of a product: its title, and when known its brand, price, description and
+    model number (a manufacturer part number, MPN or SKU as the shop lists it)."""
 
     id: str
     shop: str
     title: str
     brand: str = ""
     price: float | None = None
+    description: str = ""
+    model_number: str = ""
 
 
 @dataclass(frozen=True)
 class ProductMatch:
+    """A scored pair; ``reasons`` are the signals that moved the score, each with the points it added or
+    took away; ``rank`` is the target's place among the source's candidates (1 = best) when ranked."""
+
     source: str
     target: str
     score: float
     features: dict[str, float] = field(default_factory=dict, compare=False)
+    reasons: dict[str, float] = field(default_factory=dict, compare=False)
+    rank: int = field(default=0, compare=False)
 
 
-def words(text: str) -> set[str]:
-    return {w.lower() for w in WORD.findall(text)}
+class Listing:
+    """A record's signals, read once per record (a record meets many candidates)."""
+
+    def __init__(self, record: ProductRecord) -> None:
+        self.record = record
+        self.title_words = sig.words(record.title)
+        self.models = sig.model_numbers(record.title) | sig.model_numbers(record.model_number)
+        if record.model_number.strip() and not sig.model_numbers(record.model_number):
+            self.models.add(record.model_number.strip().upper().replace("-", "").replace(" ", ""))
+        self.numbers = sig.short_numbers(record.title)
+        self.specs = sig.specs(record.title)
+        self.bundle = sig.bundle(record.title)
+        self.brand = sig.brand_tokens(record.brand)
+        self.first_word = sig.brand_tokens(next(iter(sig.WORD.findall(record.title)), ""))
+
+    @cached_property
+    def all_words(self) -> set[str]:
+        return self.title_words | sig.words(self.record.description)
 
 
-def model_numbers(text: str) -> set[str]:
-    """Tokens that look like model or part numbers, normalised (case, dashes, slashes and dots
-    dropped, so "48-22-2761" equals "48222761"): a run of 3 digits with letters ("DCS570P1"), or at
-    least 4 digits alone ("5200"); "11-in-1" is not one. Measurements ("5.0Ah", "4-Pack") are specs, not models."""
-    found = set()
-    for token in WORD.findall(text):
-        if SPEC_TOKEN.match(token):
-            continue
-        plain = re.sub(r"[-/.]", "", token).upper()
-        if (plain.isdigit() and len(plain) >= 4) or (not plain.isdigit() and re.search(r"\d{3,}", plain)):
-            found.add(plain)
-    return found
+def _brand(a: Listing, b: Listing) -> tuple[float, float]:
+    """(agree, conflict). Both declared: compared; one declared: found in the other's title or neutral;
+    none: the titles' first words compared (agreement only: an unknown brand is never a conflict)."""
+    if a.brand and b.brand:
+        agree = sig.brands_agree(a.brand, b.brand)
+        return float(agree), float(not agree)
+    if a.brand or b.brand:
+        known, other = (a, b) if a.brand else (b, a)
+        return float(sig.brand_in_title(known.brand, other.record.title)), 0.0
+    return float(sig.brands_agree(a.first_word, b.first_word)), 0.0
 
 
-def specs(text: str) -> dict[str, set[str]]:
-    """Measurements by unit: "10 in. x 60 yd." -> {"in": {"10"}, "yd": {"60"}}."""
-    found: dict[str, set[str]] = {}
-    for value, unit in SPEC.findall(text):
-        unit = {"inch": "in", "inches": "in", "lbs": "lb", "pcs": "pc", "piece": "pc"}.get(unit.lower(), unit.lower())
-        found.setdefault(unit, set()).add(value.replace(",", ".").replace(" ", "-"))
-    return found
+def _cover(part: set[str], whole: set[str]) -> float:
+    return len(part & whole) / len(part) if part else 0.0
 
 
-def brand(product: ProductRecord) -> str:
-    """The brand, or else the title's first word (listings usually start with it)."""
-    name = product.brand.strip() or next(iter(WORD.findall(product.title)), "")
-    return name.lower()
+def _features(a: Listing, b: Listing, cosine: float) -> dict[str, float]:
+    relation = sig.model_relation(a.models, b.models, a.record.title, b.record.title)
+    numbers = ""
+    if not relation and a.numbers and b.numbers:
+        numbers = "shared" if a.numbers & b.numbers else "conflict"
+    shorter = min(len(a.title_words), len(b.title_words))
+    title_words = len(a.title_words & b.title_words) / max(1, shorter)
+    if a.record.description or b.record.description:
+        text_words = max(_cover(a.title_words, b.all_words), _cover(b.title_words, a.all_words))
+    else:
+        text_words = title_words
+    agree, conflict = _brand(a, b)
+    bundle_differs = a.bundle != b.bundle
+    price_used = bool(a.record.price and b.record.price and not bundle_differs)
+    ratio = min(a.record.price, b.record.price) / max(a.record.price, b.record.price) if price_used else 0.0  # type: ignore[arg-type, type-var]
+    return {
+        "cosine": float(cosine),
+        "title_words": title_words,
+        "text_words": text_words,
+        "model_shared": float(relation == "shared"),
+        "model_variant": float(relation == "variant"),
+        "model_conflict": float(relation == "conflict"),
+        "number_shared": float(numbers == "shared"),
+        "number_conflict": float(numbers == "conflict"),
+        "brand_agree": agree,
+        "brand_conflict": conflict,
+        "spec_conflict": float(any(not a.specs[u] & b.specs[u] for u in a.specs.keys() & b.specs.keys())),
+        "bundle_differs": float(bundle_differs),
+        "price_used": float(price_used),
+        "price_ratio": ratio,
+    }
 
 
 def match_features(a: ProductRecord, b: ProductRecord, cosine: float) -> dict[str, float]:
-    models_a, models_b = model_numbers(a.title), model_numbers(b.title)
-    words_a, words_b = words(a.title), words(b.title)
-    specs_a, specs_b = specs(a.title), specs(b.title)
-    features = {
-        "cosine": cosine,
-        # containment, not Jaccard: one shop adds colour or pack words the other leaves out
-        "title_words": len(words_a & words_b) / max(1, min(len(words_a), len(words_b))),
-        "model_shared": float(bool(models_a & models_b)),
-        "model_conflict": float(bool(models_a and models_b and not models_a & models_b)),
-        "brand_equal": float(bool(brand(a)) and brand(a) == brand(b)),
-        "brand_conflict": float(bool(a.brand.strip() and b.brand.strip()) and brand(a) != brand(b)),
-        # the same measurement with different values: a near variant (10 in. vs 12 in.), not the item
-        "spec_conflict": float(any(not specs_a[u] & specs_b[u] for u in specs_a.keys() & specs_b.keys())),
-    }
-    if a.price and b.price:
-        features["price_ratio"] = min(a.price, b.price) / max(a.price, b.price)
-    return features
+    """The named signals of one pair (see the module's table)."""
+    return _features(Listing(a), Listing(b), cosine)
+
+
+def score_reasons(features: Mapping[str, float]) -> dict[str, float]:
+    """The points each signal adds (positive) or takes away (negative), rounded; signals that did not
+    fire are left out."""
+    reasons = {name: weight * features[name] for name, weight in WEIGHTS.items() if name != "price"}
+    if features.get("price_used"):
+        reasons["price"] = WEIGHTS["price"] * sig.price_agreement(features["price_ratio"])
+    return {name: round(value, 4) for name, value in reasons.items() if value}
 
 
 def match_score(features: Mapping[str, float]) -> float:
     """A score in [0, 1]: evidence of identity adds, evidence of a different item takes away."""
-    score = 0.35 * features["cosine"] + 0.25 * features["title_words"] + 0.35 * features["model_shared"]
-    score += 0.1 * features["brand_equal"] - 0.3 * features["brand_conflict"] - 0.4 * features["model_conflict"]
-    score -= 0.3 * features["spec_conflict"]
-    if "price_ratio" in features:
-        score += 0.1 * features["price_ratio"] - (0.2 if features["price_ratio"] < 0.6 else 0.0)
-    return float(min(1.0, max(0.0, score)))
+    return float(min(1.0, max(0.0, sum(score_reasons(features).values()))))
+
+
+def _check(source: Sequence[ProductRecord], target: Sequence[ProductRecord], threshold: float, k: int) -> None:
+    if not 0.0 <= threshold <= 1.0:
+        raise InvalidQuery(f"threshold must be from 0 to 1, not {threshold!r}.")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidQuery(f"candidates must be a whole number of at least 1, not {k!r}.")
+    for side, records in (("source", source), ("target", target)):
+        if records and not any(r.title.strip() for r in records):
+            raise InvalidQuery(f"The {side} catalog has no titles: matching reads each product's title.")
+
+
+def rank_candidates(
+    source: Sequence[ProductRecord],
+    target: Sequence[ProductRecord],
+    vectors: Mapping[str, np.ndarray],
+    candidates: int = 10,
+    top_k: int | None = None,
+    neighbours: Neighbours | None = None,
+) -> dict[str, list[ProductMatch]]:
+    """Each source product's candidates (``candidates`` nearest by vector and as many by title words),
+    scored and ranked best first, the ``top_k`` best kept (all when None). Products without a vector
+    are left out. ``neighbours`` replaces the exact vector search (an approximate index)."""
+    _check(source, target, 0.0, candidates)
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise InvalidQuery(f"top_k must be a whole number of at least 1, not {top_k!r}.")
+    source = [p for p in source if p.id in vectors]
+    target = [p for p in target if p.id in vectors]
+    if not source or not target:
+        return {}
+    matrix_a = np.stack([np.asarray(vectors[p.id], dtype=np.float32) for p in source])
+    matrix_b = np.stack([np.asarray(vectors[p.id], dtype=np.float32) for p in target])
+    if neighbours is None:
+        by_meaning = nearest_by_vector(matrix_a, matrix_b, candidates).tolist()
+    else:  # an approximate index answers with target ids; ids outside ``target`` are dropped
+        position = {p.id: j for j, p in enumerate(target)}
+        by_meaning = [[position[t] for t in ids if t in position] for ids in neighbours(matrix_a, candidates)]
+    listings_b = [Listing(p) for p in target]
+    index = WordIndex([b.title_words for b in listings_b])
+    ranked: dict[str, list[ProductMatch]] = {}
+    for i, record in enumerate(source):
+        a = Listing(record)
+        pool = dict.fromkeys(by_meaning[i] + index.nearest(a.title_words, candidates))
+        cosines = matrix_b[list(pool)] @ matrix_a[i]
+        scored = []
+        for j, cosine in zip(pool, cosines.tolist()):
+            features = _features(a, listings_b[j], cosine)
+            reasons = score_reasons(features)
+            score = float(min(1.0, max(0.0, sum(reasons.values()))))
+            scored.append(ProductMatch(record.id, target[j].id, score, features, reasons))
+        scored.sort(key=lambda m: (-m.score, m.target))
+        ranked[record.id] = [
+            ProductMatch(m.source, m.target, m.score, m.features, m.reasons, rank)
+            for rank, m in enumerate(scored[:top_k], start=1)
+        ]
+    return ranked
 
 
 def match_products(
@@ -121,28 +250,12 @@ def match_products(
     vectors: Mapping[str, np.ndarray],
     threshold: float = DEFAULT_THRESHOLD,
     candidates: int = 10,
+    neighbours: Neighbours | None = None,
 ) -> list[ProductMatch]:
-    """Same-product pairs from ``source`` to ``target``, at most one per product, best first."""
-    if not 0.0 <= threshold <= 1.0:
-        raise InvalidQuery(f"threshold must be from 0 to 1, not {threshold!r}.")
-    if candidates < 1:
-        raise InvalidQuery(f"candidates must be at least 1, not {candidates!r}.")
-    source = [p for p in source if p.id in vectors]
-    target = [p for p in target if p.id in vectors]
-    if not source or not target:
-        return []
-    cosines = np.stack([vectors[p.id] for p in source]) @ np.stack([vectors[p.id] for p in target]).T
-    target_words = [words(p.title) for p in target]
-    scored: list[ProductMatch] = []
-    for i, a in enumerate(source):
-        by_meaning = np.argsort(-cosines[i], kind="stable")[:candidates]
-        mine = words(a.title)
-        overlap = np.array([len(mine & w) for w in target_words])
-        by_words = np.argsort(-overlap, kind="stable")[:candidates]
-        for j in dict.fromkeys([*by_meaning.tolist(), *by_words.tolist()]):
-            features = match_features(a, target[j], float(cosines[i, j]))
-            score = match_score(features)
-            if score >= threshold:
-                scored.append(ProductMatch(a.id, target[j].id, score, features))
+    """Same-product pairs from ``source`` to ``target``, at most one per product, best first, each with
+    its features and reasons."""
+    _check(source, target, threshold, candidates)
+    ranked = rank_candidates(source, target, vectors, candidates, neighbours=neighbours)
+    scored = [m for found in ranked.values() for m in found if m.score >= threshold]
     scored.sort(key=lambda m: (-m.score, m.source, m.target))
     return one_to_one(scored)
