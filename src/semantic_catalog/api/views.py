@@ -126,6 +126,11 @@ class ExportView(SemanticAPIView):
 
     permission_setting = "EXPORT_PERMISSION_CLASSES"
 
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        """The file's media type comes from ``file_format``, not the Accept header: a client that
+        accepts only application/x-ndjson or Parquet gets the file, and errors as JSON (never a 406)."""
+        return super().perform_content_negotiation(request, force=True)
+
     @extend_schema(
         parameters=[
             # not "format": DRF reserves that query parameter for choosing a renderer

@@ -90,6 +90,12 @@ def received(request: Request, empty: str) -> UploadedFile:
             raise InvalidQuery(f"Send one file (the form field {FORM_FIELD!r}), not {len(names)}.")
         upload = files[names[0]] if names else None
     if upload is None or not upload.size:
+        if "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+            # WSGI passes a body on only with a Content-Length: a chunked one arrives empty
+            raise InvalidQuery(
+                "The body came chunked (Transfer-Encoding: chunked), which this server cannot read: send it "
+                "with a Content-Length (upload a file, not a stream)."
+            )
         raise InvalidQuery(empty)
     return upload
 
