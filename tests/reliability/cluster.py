@@ -82,7 +82,7 @@ class PostgresServer:
     that stopping it, a store outage, disturbs nobody else using the shared server."""
 
     def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="sc-reliability-pg-"))
+        self.dir = Path(tempfile.mkdtemp(prefix="sc-reliability-pgserver-"))
         self.env = {
             **os.environ,
             "SEMANTIC_CATALOG_PG_DIR": str(self.dir),

@@ -15,8 +15,13 @@ from tests.reliability.cluster import Cluster
 PG_DSN_VARIABLE = "SEMANTIC_CATALOG_TEST_PG_DSN"
 
 
+# Read once, at import: inside a test, pytest-django's ``settings`` fixture (used by an autouse fixture
+# of tests/conftest.py) puts a holder in front whose SETTINGS_MODULE is None.
+ON_PG = django_settings.SETTINGS_MODULE == "tests.settings_pg"
+
+
 def _on_pg() -> bool:
-    return django_settings.SETTINGS_MODULE == "tests.settings_pg"
+    return ON_PG
 
 
 @pytest.fixture(params=["sqlite", "pg"])
