@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
+from rest_framework.permissions import AllowAny
 
 from semantic_catalog.conf import semantic_settings
 from semantic_catalog.registry import registry
@@ -46,6 +47,9 @@ class SemanticSchema(AutoSchema):
         return {}
 
     def _open_to_all(self) -> bool:
-        setting = getattr(self.view, "permission_setting", None)
-        classes = getattr(semantic_settings, setting) if setting else []
-        return all(path.endswith(".AllowAny") for path in classes)
+        """Whether the view lets anyone in (its permissions, however it picks them, are all AllowAny)."""
+        try:
+            permissions = self.view.get_permissions()
+        except Exception:  # noqa: BLE001 - a view that cannot say is documented as guarded
+            return False
+        return all(isinstance(permission, AllowAny) for permission in permissions)
