@@ -23,7 +23,7 @@ from semantic_catalog.registry import registry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ROWS = 3000  # 3,000 MiniLM vectors: about 4.7 MB of Parquet
+ROWS = 3000  # 3,000 MiniLM vectors: about 5 MB of Parquet (Django refuses bodies over 2.5 MB)
 
 
 @pytest.fixture
