@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import random
 import sys
 import time
@@ -288,6 +289,7 @@ def scale(n_source: int = 10_000, n_target: int = 20_000, seed: int = 7) -> dict
         source.append(after.ProductRecord(f"s{i}", "a", texts[i], "", prices[i]))
         vectors[f"s{i}"] = matrix[i]
     truth = {(f"s{i}", f"t{i}") for i in copies}
+    load = os.getloadavg()[0]  # other work on the machine slows the run: reported beside the time
     started = time.perf_counter()
     found = after.match_products(source, target, vectors)
     seconds = time.perf_counter() - started
@@ -298,6 +300,8 @@ def scale(n_source: int = 10_000, n_target: int = 20_000, seed: int = 7) -> dict
         "rewritten_copies": len(truth),
         "seconds": round(seconds, 1),
         "goal_seconds": 120,
+        "cpus": os.cpu_count(),
+        "load_average_at_start": round(load, 1),
         "matches": len(pairs),
         "sanity": prf(len(pairs & truth), len(pairs), len(truth)),
     }

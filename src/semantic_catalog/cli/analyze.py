@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,8 +28,26 @@ def register(sub: Any) -> None:
     analyze.add_argument("--k", type=int, default=DEFAULT_K, help="substitutes per product and level")
     analyze.add_argument("--link-threshold", type=float, default=DEFAULT_LINK_THRESHOLD)
     analyze.add_argument("--match-threshold", type=float, default=DEFAULT_THRESHOLD)
+    analyze.add_argument(
+        "--match-candidates",
+        type=int,
+        default=None,
+        metavar="K",
+        help="also write match_candidates.json: each product's K best ranked match candidates with scores and "
+        "reasons (to measure the candidates' recall@K)",
+    )
     add_model_arguments(analyze, "texts per model call")
     analyze.set_defaults(func=cmd_analyze)
+
+
+def write_candidates(out: str, index: str, model: str, catalog: Any, top_k: int) -> Path:
+    """match_candidates.json: the ranked candidates of every product (a report, not an importable kind)."""
+    from semantic_catalog.engine.crossstore.analysis import candidate_rows
+
+    path = Path(out) / "match_candidates.json"
+    payload = {"kind": "match_candidates", "index": index, "model": model, "top_k": top_k}
+    path.write_text(json.dumps({**payload, "rows": candidate_rows(catalog, top_k)}, ensure_ascii=False, indent=1))
+    return path
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -38,8 +58,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         catalog_from_rows,
         write_result_files,
     )
-    from semantic_catalog.engine.errors import BadFile
+    from semantic_catalog.engine.errors import BadFile, InvalidQuery
     from semantic_catalog.engine.offline.records import read_records
+
+    if args.match_candidates is not None and args.match_candidates < 1:
+        raise InvalidQuery(f"--match-candidates must be at least 1, not {args.match_candidates}.")
 
     records = list(read_records(args.input))
     indexes = {r["index"] for r in records}
@@ -72,7 +95,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     results = analyze_catalog(
         catalog_from_rows(rows, vectors), encoder, kinds, levels, args.k, args.link_threshold, args.match_threshold
     )
-    for path in write_result_files(args.out, indexes.pop(), encoder.name, results, parameters):
+    index = indexes.pop()
+    for path in write_result_files(args.out, index, encoder.name, results, parameters):
+        print(f"wrote {path}")
+    if args.match_candidates is not None:
+        path = write_candidates(args.out, index, encoder.name, catalog_from_rows(rows, vectors), args.match_candidates)
         print(f"wrote {path}")
     return 0
-

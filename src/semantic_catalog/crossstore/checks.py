@@ -1,5 +1,6 @@
 """System checks of cross-store declarations: E005 cross-store attributes set without
-``CrossStoreMixin`` (or under their old names), E006 a shop or category field the model does not have."""
+``CrossStoreMixin`` (or under their old names), E006 a shop, category, title, brand, price, description or
+model-number field the model does not have."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ from django.core.exceptions import FieldDoesNotExist
 from semantic_catalog.crossstore.declaration import CrossStoreMixin
 from semantic_catalog.registry import registry
 
-MIXIN_ATTRIBUTES = ("shop_field", "category_field", "title_field", "brand_field", "price_field")
+MIXIN_ATTRIBUTES = (
+    "shop_field",
+    "category_field",
+    "title_field",
+    "brand_field",
+    "price_field",
+    "description_field",
+    "model_number_field",
+)
+READ_ATTRIBUTES = ("title_field", "brand_field", "price_field", "description_field", "model_number_field")
 RENAMED = {"store_field": "shop_field"}
 
 
@@ -55,6 +65,17 @@ def check_crossstore_declarations(app_configs: Any = None, **kwargs: Any) -> lis
                     checks.Error(
                         f"{attribute} is {name!r}, which is no field of {index.model.__name__}.",  # type: ignore[union-attr]
                         hint="Name a foreign key or column of the model, or override shop_of / category_chain.",
+                        obj=cls,
+                        id="semantic_catalog.E006",
+                    )
+                )
+        for attribute in READ_ATTRIBUTES:  # read with getattr: a field or any attribute of the model
+            name = getattr(index, attribute)
+            if name and not hasattr(index.model, name):
+                problems.append(
+                    checks.Error(
+                        f"{attribute} is {name!r}, which is no field or attribute of {index.model.__name__}.",  # type: ignore[union-attr]
+                        hint="Name a field (or property) of the model that matching should read, or leave it unset.",
                         obj=cls,
                         id="semantic_catalog.E006",
                     )

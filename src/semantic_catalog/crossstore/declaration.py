@@ -6,6 +6,7 @@ class ProductIndex(CrossStoreMixin, SemanticIndex):
     shop_field = "store"          # the model's foreign key (or column) naming the shop
     category_field = "category"   # a foreign key to a tree (category_parent_field / category_name_field)
     title_field, brand_field, price_field = "name", "brand", "price"
+    description_field, model_number_field = "description", "mpn"   # optional, read when declared
 ```
 
 Override ``shop_of`` / ``category_chain`` / ``product_record`` for other layouts.
@@ -32,6 +33,8 @@ class CrossStoreMixin:
     title_field: ClassVar[str] = ""
     brand_field: ClassVar[str] = ""
     price_field: ClassVar[str] = ""
+    description_field: ClassVar[str] = ""
+    model_number_field: ClassVar[str] = ""
 
     def _analysis_needs(self, attribute: str) -> None:
         if not getattr(self, attribute):
@@ -54,12 +57,24 @@ class CrossStoreMixin:
             node = getattr(node, self.category_parent_field)
         return chain[::-1]
 
+    def _text(self, obj: models.Model, attribute: str) -> str:
+        name = getattr(self, attribute)
+        return str(getattr(obj, name) or "") if name else ""
+
     def product_record(self, obj: models.Model) -> ProductRecord:
-        """What same-product matching reads: title (``title_field``, else ``str(obj)``), brand, price."""
+        """What same-product matching reads: title (``title_field``, else ``str(obj)``), brand, price, and
+        description and model number when declared."""
         title = str(getattr(obj, self.title_field)) if self.title_field else str(obj)
-        brand = str(getattr(obj, self.brand_field) or "") if self.brand_field else ""
         price = getattr(obj, self.price_field) if self.price_field else None
-        return ProductRecord(str(obj.pk), self.shop_of(obj), title, brand, float(price) if price else None)
+        return ProductRecord(
+            str(obj.pk),
+            self.shop_of(obj),
+            title,
+            self._text(obj, "brand_field"),
+            float(price) if price else None,
+            self._text(obj, "description_field"),
+            self._text(obj, "model_number_field"),
+        )
 
     @property
     def analysis_ready(self) -> bool:
@@ -81,6 +96,8 @@ class CrossStoreMixin:
             "title": record.title,
             "brand": record.brand,
             "price": record.price,
+            "description": record.description,
+            "model_number": record.model_number,
         }
 
 

@@ -62,6 +62,17 @@ def _whole(value: Any, low: int, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
+def _reasons_ok(reasons: Any) -> bool:
+    """A match's optional ``reasons``: ``{"model_shared": 0.35, ...}`` (names to finite numbers)."""
+    return isinstance(reasons, dict) and all(
+        isinstance(name, str)
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        for name, value in reasons.items()
+    )
+
+
 def check_rows(index: SemanticIndex, kind: str, rows: Sequence[dict[str, Any]]) -> list[str]:
     """Every problem of ``rows`` (empty when they can be stored)."""
     if kind not in SCORE_RANGE:
@@ -92,6 +103,8 @@ def check_rows(index: SemanticIndex, kind: str, rows: Sequence[dict[str, Any]]) 
             if not _whole(row["rank"], 1, MAX_RANK):
                 problems.append(f"{where}: rank must be a whole number from 1 to {MAX_RANK}, not {row['rank']!r}")
             key = (a, b, repr(row["level"]))
+        if kind == "matches" and not _reasons_ok(row.get("reasons", {})):
+            problems.append(f"{where}: reasons must be an object of signal names to finite numbers")
         if key in seen:
             problems.append(f"{where}: duplicate of an earlier row {key}")
         seen.add(key)
@@ -134,8 +147,9 @@ def save_run(
             computed_at=computed_at,
         )
         model_class = {"links": CategoryLink, "substitutions": Substitution, "matches": ProductMatch}[kind]
+        extra = ("reasons",) if kind == "matches" else ()  # optional columns, stored when given
         model_class.objects.bulk_create(
-            model_class(run=run, **{name: row[name] for name in FIELDS[kind]}) for row in rows
+            model_class(run=run, **{name: row[name] for name in FIELDS[kind] + extra if name in row}) for row in rows
         )
         previous.exclude(pk=run.pk).delete()
     report.run_id = run.pk

@@ -84,6 +84,8 @@ class ProductMatch(models.Model):
     product = models.CharField(max_length=64, db_index=True)
     match = models.CharField(max_length=64, db_index=True)
     score = models.FloatField()
+    # the signals that moved the score, each with the points it added or took away ({} in older runs)
+    reasons = models.JSONField(default=dict, blank=True)
 
     class Meta:
         verbose_name_plural = "product matches"  # not Django's "product matchs"

@@ -29,6 +29,7 @@ from semantic_catalog.engine.crossstore.product_matching import (
     ProductMatch,
     ProductRecord,
     match_products,
+    rank_candidates,
 )
 from semantic_catalog.engine.crossstore.substitutions import (
     DEFAULT_K,
@@ -57,7 +58,8 @@ class Catalog:
 
 def catalog_from_rows(rows: Iterable[tuple[str, Mapping[str, Any]]], vectors: Mapping[str, np.ndarray]) -> Catalog:
     """``rows``: (product id, ``{"store", "category": [[id, name], ...] root first, "title", "brand",
-    "price"}``), the ``analysis`` part of an export record. Rows without a category are skipped."""
+    "price", "description", "model_number"}``; the last two optional), the ``analysis`` part of an export
+    record. Rows without a category are skipped."""
     categories: dict[str, CategoryPath] = {}
     products, records = [], []
     for product_id, data in rows:
@@ -76,6 +78,8 @@ def catalog_from_rows(rows: Iterable[tuple[str, Mapping[str, Any]]], vectors: Ma
                 str(data.get("title") or ""),
                 data.get("brand") or "",
                 float(price) if price else None,
+                str(data.get("description") or ""),
+                str(data.get("model_number") or ""),
             )
         )
     return Catalog(categories, products, records, vectors)
@@ -119,7 +123,9 @@ def analyze_catalog(
             for link in links
         ]
     if "matches" in kinds:
-        results["matches"] = [{"product": m.source, "match": m.target, "score": m.score} for m in matches]
+        results["matches"] = [
+            {"product": m.source, "match": m.target, "score": m.score, "reasons": m.reasons} for m in matches
+        ]
     if "substitutions" in kinds:
         pairs = [(m.source, m.target) for m in matches]
         categories = list(catalog.categories.values())
@@ -129,6 +135,23 @@ def analyze_catalog(
             for s in find_substitutions(catalog.products, categories, catalog.vectors, level, links, pairs, k=k)
         ]
     return results
+
+
+def candidate_rows(catalog: Catalog, top_k: int) -> list[dict[str, Any]]:
+    """Each product's ``top_k`` best ranked match candidates in every other shop, ``{"product",
+    "candidate", "rank", "score", "reasons"}``: what the matcher considered, so the candidate step's
+    recall@k can be measured against known pairs (a report; not a kind the import takes)."""
+    shops = sorted({r.shop for r in catalog.records})
+    rows: list[dict[str, Any]] = []
+    for i, a in enumerate(shops):
+        for b in shops[i + 1 :]:
+            listed = {s: [r for r in catalog.records if r.shop == s] for s in (a, b)}
+            for found in rank_candidates(listed[a], listed[b], catalog.vectors, top_k=top_k).values():
+                rows += [
+                    {"product": m.source, "candidate": m.target, "rank": m.rank, "score": m.score, "reasons": m.reasons}
+                    for m in found
+                ]
+    return rows
 
 
 def write_result_files(

@@ -47,10 +47,11 @@ class WordIndex:
         weights = np.repeat([self.idf[w] for w in known], [len(p) for p in lists])
         scores = np.bincount(positions, weights=weights)
         hit = np.flatnonzero(scores)
-        if len(hit) > k:
-            hit = hit[np.argpartition(-scores[hit], k - 1)[:k]]
+        if len(hit) > k:  # keep every target tied with the k-th best, so ties are broken by position
+            kth = -np.partition(-scores[hit], k - 1)[k - 1]
+            hit = hit[scores[hit] >= kth]
         order = np.lexsort((hit, -scores[hit]))
-        return hit[order].tolist()
+        return hit[order][:k].tolist()
 
 
 def nearest_by_vector(source: np.ndarray, target: np.ndarray, k: int, block: int = BLOCK) -> np.ndarray:

@@ -58,6 +58,8 @@ def words(text: str) -> set[str]:
 
 def _plain(text: str) -> str:
     """Lower case without accents: "Kärcher" -> "karcher"."""
+    if text.isascii():
+        return text.lower()
     folded = unicodedata.normalize("NFKD", text)
     return "".join(c for c in folded if not unicodedata.combining(c)).lower()
 
@@ -170,15 +172,19 @@ def is_variant(a: str, b: str) -> bool:
     )
 
 
-def model_relation(a: Iterable[str], b: Iterable[str], title_a: str = "", title_b: str = "") -> str:
-    """ "shared" (a model number in common, or one found in the other title written with spaces),
+def model_relation(
+    a: Iterable[str], b: Iterable[str], title_a: str | set[str] = "", title_b: str | set[str] = ""
+) -> str:
+    """ "shared" (a model number in common, or one found in the other title written with spaces; a
+    title may be given as its ``joined_tokens``),
     "variant" (only variants of each other), "conflict" (both have model numbers, unrelated) or ""
     (one side has none)."""
     a, b = set(a), set(b)
     if a & b:
         return "shared"
-    if (title_b and a & joined_tokens(title_b)) or (title_a and b & joined_tokens(title_a)):
-        return "shared"
+    for models, title in ((a, title_b), (b, title_a)):
+        if models and title and models & (title if isinstance(title, set) else joined_tokens(title)):
+            return "shared"
     if not a or not b:
         return ""
     if any(is_variant(x, y) for x in a for y in b):

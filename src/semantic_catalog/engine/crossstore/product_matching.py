@@ -116,6 +116,10 @@ class Listing:
         self.first_word = sig.brand_tokens(next(iter(sig.WORD.findall(record.title)), ""))
 
     @cached_property
+    def joined(self) -> set[str]:
+        return sig.joined_tokens(self.record.title)
+
+    @cached_property
     def all_words(self) -> set[str]:
         return self.title_words | sig.words(self.record.description)
 
@@ -137,7 +141,7 @@ def _cover(part: set[str], whole: set[str]) -> float:
 
 
 def _features(a: Listing, b: Listing, cosine: float) -> dict[str, float]:
-    relation = sig.model_relation(a.models, b.models, a.record.title, b.record.title)
+    relation = sig.model_relation(a.models, b.models, a.joined if b.models else "", b.joined if a.models else "")
     numbers = ""
     if not relation and a.numbers and b.numbers:
         numbers = "shared" if a.numbers & b.numbers else "conflict"
