@@ -30,9 +30,9 @@ How it answers (the stage comes from the response schema's ``title``: ``ExtractA
 Faults (``fail_next(stage, *faults)``, stage ``"extract" | "consolidate" | "refine" | "any"``, consumed one per
 request in order): ``malformed`` (not JSON), ``wrong_schema`` (JSON of the wrong shape), ``missing_id``,
 ``duplicate_id``, ``unknown_id``, ``unknown_segment``, ``http400``, ``http500``, ``http429``.
-``refuse_json_schema = True`` answers 400 to a ``json_schema`` response format (as llama-cpp-python's server
-does), so the client must fall back to ``json_object``. ``delay`` (seconds) slows every answer;
-``max_in_flight`` is the most requests seen at once.
+``refuse_json_schema = True`` answers ``refusal_status`` (400; llama-cpp-python's server answers 500) to a
+``json_schema`` response format, so the client must fall back to ``json_object``. ``delay`` (seconds) slows
+every answer; ``max_in_flight`` is the most requests seen at once.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ class ScriptedLLMServer:
     def __init__(self, delay: float = 0.0):
         self.delay = delay
         self.refuse_json_schema = False
+        self.refusal_status = 400  # llama-cpp-python's server answers 500 (its validation error names response_format)
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -136,7 +137,7 @@ class ScriptedLLMServer:
         with self._lock:
             self.requests.append({"stage": stage, "messages": messages, "response_format": response_format})
         if self.refuse_json_schema and response_format.get("type") == "json_schema":
-            return 400, {
+            return self.refusal_status, {
                 "error": {
                     "message": "response_format type json_schema is not supported",
                     "type": "invalid_request_error",

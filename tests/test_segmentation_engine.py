@@ -185,8 +185,10 @@ def test_retries_exhausted_is_an_llm_error(llm_server, tmp_path):
         run_segmentation(make_items(5), config_for(llm_server, max_retries=1), storage_url=str(tmp_path / "logs"))
 
 
-def test_falls_back_to_json_object_when_the_server_refuses_json_schema(llm_server, tmp_path):
+@pytest.mark.parametrize("status", [400, 422, 500])
+def test_falls_back_to_json_object_when_the_server_refuses_json_schema(llm_server, tmp_path, status):
     llm_server.refuse_json_schema = True
+    llm_server.refusal_status = status
     result = run_segmentation(make_items(20), config_for(llm_server, concurrency=1), storage_url=str(tmp_path / "logs"))
     kinds = [r["response_format"]["type"] for r in llm_server.requests]
     assert kinds[0] == "json_schema" and set(kinds[1:]) == {"json_object"}
@@ -695,6 +697,16 @@ def test_answers_read_loose_id_spellings_and_percentages_but_refuse_nonsense():
             '{"assignments": [{"product_id": "X1", "segment_id": "S_1", "confidence": -1}]}'
         )
     schema = json_schema(RefineAnswer)
-    item = schema["$defs"]["RefineAssignment"]["properties"]
-    assert schema["title"] == "RefineAnswer" and item["product_id"]["pattern"] == r"^P_\d+$"
+    item = schema["properties"]["assignments"]["items"]["properties"]
+    assert schema["title"] == "RefineAnswer" and item["product_id"]["pattern"] == r"^P_[0-9]+$"
     assert (item["confidence"]["minimum"], item["confidence"]["maximum"]) == (0.0, 1.0)
+
+
+def test_schemas_suit_llama_cpp_grammars():
+    """llama.cpp's converter names grammar rules after $defs (which its parser then refuses), cannot
+    parse \\d in a pattern, and writes a rule per character of a maxLength."""
+    from semantic_catalog.engine.segmentation.schemas import ConsolidateAnswer, ExtractAnswer, RefineAnswer, json_schema
+
+    for model in (ExtractAnswer, ConsolidateAnswer, RefineAnswer):
+        text = json.dumps(json_schema(model))
+        assert "$defs" not in text and "$ref" not in text and "\\d" not in text and "maxLength" not in text

@@ -107,6 +107,13 @@ class OpenAIChatClient:
                         self.mode = "json_schema"
                 raise LLMError(f"the LLM server refused the request: {_message(refused or exc)}") from None
             except (openai.APIConnectionError, openai.APIStatusError) as exc:
+                if mode == "json_schema" and refused is None and _about_response_format(exc):
+                    # llama-cpp-python's server refuses json_schema with a 500 naming response_format
+                    log.info("%s refused json_schema (%s); trying json_object", self.model, _message(exc))
+                    refused = exc
+                    with self._lock:
+                        self.mode = "json_object"
+                    continue
                 status = getattr(exc, "status_code", None)
                 transient = status is None or status in RETRYABLE_STATUS or status >= 500
                 if not transient:
@@ -131,6 +138,12 @@ class OpenAIChatClient:
                 finish_reason=(choice.finish_reason if choice else None) or "stop",
                 response_format=mode,
             )
+
+
+def _about_response_format(exc: Exception) -> bool:
+    """Whether an error answer blames the ``response_format`` (a server without ``json_schema``)."""
+    text = f"{getattr(exc, 'body', '')} {exc}".lower()
+    return "response_format" in text or "json_schema" in text
 
 
 def _message(exc: Exception) -> str:

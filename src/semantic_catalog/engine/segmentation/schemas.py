@@ -31,17 +31,18 @@ def _percent(value: Any) -> Any:
 
 ProductId = Annotated[
     str,
-    Field(pattern=r"^P_\d+$", description="a product id exactly as given, e.g. P_1"),
+    Field(pattern=r"^P_[0-9]+$", description="a product id exactly as given, e.g. P_1"),
     BeforeValidator(_id_spelling),
 ]
 SegmentId = Annotated[
     str,
-    Field(pattern=r"^S_\d+$", description="a segment id exactly as given, e.g. S_1"),
+    Field(pattern=r"^S_[0-9]+$", description="a segment id exactly as given, e.g. S_1"),
     BeforeValidator(_id_spelling),
 ]
 Confidence = Annotated[float, Field(ge=0.0, le=1.0), BeforeValidator(_percent)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Definition = Annotated[str, Field(min_length=1, max_length=2000)]
+# No maxLength: llama.cpp turns it into a grammar rule per character.
+Name = Annotated[str, Field(min_length=1)]
+Definition = Annotated[str, Field(min_length=1)]
 
 
 class _Strict(BaseModel):
@@ -91,5 +92,20 @@ class RefineAnswer(_Strict):
 
 
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:
-    """The JSON schema sent to the server (pydantic's, with its ``title``)."""
-    return model.model_json_schema()
+    """The JSON schema sent to the server: pydantic's, with its ``title``, the ``$defs`` inlined (llama.cpp's
+    grammar converter names rules after them and cannot parse the result) and plain character classes in
+    patterns (``[0-9]``, not ``\\d``, for the same converter)."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return inline(definitions[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(value) for value in node]
+        return node
+
+    return inline(schema)
