@@ -12,9 +12,9 @@
 # SEMANTIC_CATALOG_LLM_PORT (8088), SEMANTIC_CATALOG_LLM_THREADS (1: two threads collapse when anything else
 # runs on 2 cores), SEMANTIC_CATALOG_LLM_CTX (context tokens, 8192), SEMANTIC_CATALOG_LLM_DIR (the cache,
 # ~/.cache/semantic-catalog/llm), CMAKE_BUILD_PARALLEL_LEVEL (compile jobs, 2).
-# The server answers one request at a time (llama-cpp-python serialises them); it accepts
-# response_format {"type": "json_object", "schema": ...} but refuses "json_schema", which the engine's client
-# falls back from.
+# The server answers one request at a time (llama-cpp-python serialises them): use concurrency 1. It takes
+# response_format {"type": "json_object", "schema": ...} (the schema is enforced by a grammar) and answers
+# "json_schema" with an HTTP 500 (llama-cpp-python 0.3.36's validation error).
 set -euo pipefail
 
 DIR=${SEMANTIC_CATALOG_LLM_DIR:-$HOME/.cache/semantic-catalog/llm}

@@ -11,8 +11,12 @@ import json
 import os
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from semantic_catalog.engine.segmentation import SegmentationConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_URL = "http://127.0.0.1:8088/v1"
@@ -46,14 +50,11 @@ def demo_products(count: int) -> list[tuple[str, str]]:
     return [(str(pk), name) for pk, name in products[::step][:count]]
 
 
-def test_a_run_on_the_local_llm_assigns_every_product_once(tmp_path):
-    from semantic_catalog.engine.segmentation import SegmentationConfig, run_segmentation, validate_result
-    from semantic_catalog.engine.segmentation.types import Item
+def config_for(url: str, model: str) -> SegmentationConfig:
+    """Small batches: on 2 CPU cores the 1.5B model writes a few tokens a second."""
+    from semantic_catalog.engine.segmentation import SegmentationConfig
 
-    assert SERVER is not None
-    url, model = SERVER
-    items = [Item(id=pk, text=name) for pk, name in demo_products(ITEMS)]
-    config = SegmentationConfig(
+    return SegmentationConfig(
         model=model,
         base_url=url,
         category="home improvement products",
@@ -65,6 +66,27 @@ def test_a_run_on_the_local_llm_assigns_every_product_once(tmp_path):
         max_output_tokens=2048,
         request_timeout=900.0,
     )
+
+
+def test_the_client_falls_back_to_json_object_on_the_real_server():
+    """llama-cpp-python's server answers a json_schema response format with an HTTP 500 naming it."""
+    from semantic_catalog.engine.segmentation import OpenAIChatClient
+
+    assert SERVER is not None
+    client = OpenAIChatClient(config_for(*SERVER), transport_retries=1, backoff_base=0.1)
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    reply = client.complete([{"role": "user", "content": 'Answer {"ok": true}.'}], schema, "Ok")
+    assert json.loads(reply.text) == {"ok": True}
+    assert reply.response_format == "json_object"
+
+
+def test_a_run_on_the_local_llm_assigns_every_product_once(tmp_path):
+    from semantic_catalog.engine.segmentation import run_segmentation, validate_result
+    from semantic_catalog.engine.segmentation.types import Item
+
+    assert SERVER is not None
+    config = config_for(*SERVER)
+    items = [Item(id=pk, text=name) for pk, name in demo_products(ITEMS)]
     storage = tmp_path / "llm-logs"
 
     result = run_segmentation(items, config, storage_url=str(storage))
