@@ -24,7 +24,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(
         not ADDRESS,
-        reason=f"needs a Temporal server: export {ADDRESS_VARIABLE}=\"$(bash scripts/temporal.sh)\" (CI starts one)",
+        reason=f'needs a Temporal server: export {ADDRESS_VARIABLE}="$(bash scripts/temporal.sh)" (CI starts one)',
     ),
 ]
 FAULTY = "tests.temporal_helpers.FaultyEncoder"
@@ -60,8 +60,10 @@ def worker(settings):
 def products(make_product):
     def make(count: int, special: dict[int, str] | None = None) -> list:
         special = special or {}
-        return [make_product(f"Cordless drill {n} {special.get(n, '')}".strip(), description=f"model {n}")
-                for n in range(count)]
+        return [
+            make_product(f"Cordless drill {n} {special.get(n, '')}".strip(), description=f"model {n}")
+            for n in range(count)
+        ]
 
     return make
 
@@ -191,8 +193,9 @@ def test_command_admin_action_and_endpoints(worker, products, admin_client, sett
     result = service.wait(f"semantic-index-products-{run_id}", timeout=60)
     assert result.total == 2
 
-    started = admin_client.post("/api/semantic/temporal/runs", {"index": "products", "ids": [str(rows[2].pk)]},
-                                content_type="application/json")
+    started = admin_client.post(
+        "/api/semantic/temporal/runs", {"index": "products", "ids": [str(rows[2].pk)]}, content_type="application/json"
+    )
     assert started.status_code == 202, started.content
     run = started.json()["id"]
     service.wait(run, timeout=60)
@@ -208,8 +211,10 @@ def test_command_admin_action_and_endpoints(worker, products, admin_client, sett
     for body in ({"index": "nope"}, {"index": "products", "ids": ["x"]}, {"index": "products", "batch_size": 0}):
         bad = admin_client.post("/api/semantic/temporal/runs", body, content_type="application/json")
         assert bad.status_code in (400, 404) and "detail" in bad.json(), bad.content
-    settings.SEMANTIC_CATALOG = {**settings.SEMANTIC_CATALOG,
-                                 "TEMPORAL": {**settings.SEMANTIC_CATALOG["TEMPORAL"], "ADDRESS": "127.0.0.1:1"}}
+    settings.SEMANTIC_CATALOG = {
+        **settings.SEMANTIC_CATALOG,
+        "TEMPORAL": {**settings.SEMANTIC_CATALOG["TEMPORAL"], "ADDRESS": "127.0.0.1:1"},
+    }
     down = admin_client.get(f"/api/semantic/temporal/runs/{run}")
     assert down.status_code == 503 and "scripts/temporal.sh" in down.json()["detail"]
 
@@ -243,7 +248,7 @@ from tests.settings import SEMANTIC_CATALOG as _TESTS
 DATABASES = {{"default": {{"ENGINE": "django.db.backends.sqlite3", "NAME": {db!r},
               "OPTIONS": {{"transaction_mode": "IMMEDIATE", "timeout": 20,
                           "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}}}}}}
-SEMANTIC_CATALOG = {{**_TESTS, "DATA_DIR": {data!r}, "AUTO_SYNC": False,
+SEMANTIC_CATALOG = {{**_TESTS, "DATA_DIR": {data!r}, "AUTO_SYNC": False, "LOCK_SECONDS": 5,
                     "ENCODER": {{"BACKEND": {encoder!r}, "OPTIONS": {{"device": "cpu", "delay": 0.3}}}},
                     "TEMPORAL": {{"ADDRESS": {address!r}, "TASK_QUEUE": {queue!r}, "HEARTBEAT_SECONDS": 4,
                                  "RETRY_SECONDS": 0.5, "MAX_ATTEMPTS": 10}}}}
@@ -256,17 +261,28 @@ def test_kill_9_of_the_worker_mid_run_then_a_new_worker_completes_it(tmp_path, s
     the SQL truth: every row once, with its current content hash."""
     from temporalio.client import Client
 
-    from semantic_catalog.workflows.definitions import INDEX_WORKFLOW, IndexRequest, IndexResult
+    from semantic_catalog.workflows.definitions import INDEX_WORKFLOW, IndexRequest, IndexResult, Progress
+    from tests.reliability.cluster import MODEL_CACHE
     from tests.reliability.processes import MANAGE, child_env, module_command, start, stop, tails
 
     queue = f"test-kill-{uuid.uuid4().hex[:8]}"
-    (tmp_path / "sc_temporal_kill.py").write_text(WORKER_SETTINGS.format(
-        db=str(tmp_path / "db.sqlite3"), data=str(tmp_path / "data"), encoder=FAULTY, address=ADDRESS, queue=queue))
-    env = child_env(tmp_path, "sc_temporal_kill")
+    (tmp_path / "sc_temporal_kill.py").write_text(
+        WORKER_SETTINGS.format(
+            db=str(tmp_path / "db.sqlite3"), data=str(tmp_path / "data"), encoder=FAULTY, address=ADDRESS, queue=queue
+        )
+    )
+    MODEL_CACHE.mkdir(exist_ok=True)
+    env = child_env(tmp_path, "sc_temporal_kill", XDG_CACHE_HOME=str(MODEL_CACHE))  # the ONNX export, made once
 
     def run(*args: str) -> dict:
-        done = subprocess.run(module_command("tests.temporal_helpers", *args), env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            module_command("tests.temporal_helpers", *args),
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -274,7 +290,7 @@ def test_kill_9_of_the_worker_mid_run_then_a_new_worker_completes_it(tmp_path, s
     worker_command = [sys.executable, str(MANAGE), "semantic_temporal_worker"]
     children = [start("worker-0", worker_command, env, tmp_path, tmp_path)]
 
-    def wait_ready(child, timeout: float = 180) -> None:
+    def wait_ready(child, timeout: float = 600) -> None:
         deadline = time.monotonic() + timeout
         while "Worker polling" not in child.log.read_text(errors="replace"):
             assert child.alive() and time.monotonic() < deadline, tails(children)
@@ -285,10 +301,14 @@ def test_kill_9_of_the_worker_mid_run_then_a_new_worker_completes_it(tmp_path, s
 
         client = await Client.connect(ADDRESS)
         handle = await client.start_workflow(
-            INDEX_WORKFLOW, IndexRequest("products", batch_size=5, heartbeat_seconds=4, retry_seconds=0.5),
-            id=f"semantic-index-products-kill-{uuid.uuid4().hex[:8]}", task_queue=queue, result_type=IndexResult)
+            INDEX_WORKFLOW,
+            IndexRequest("products", batch_size=5, heartbeat_seconds=4, retry_seconds=0.5),
+            id=f"semantic-index-products-kill-{uuid.uuid4().hex[:8]}",
+            task_queue=queue,
+            result_type=IndexResult,
+        )
         while True:  # kill -9 about halfway
-            progress = await handle.query("progress")
+            progress = await handle.query("progress", result_type=Progress)
             if progress.processed >= 30:
                 break
             await asyncio.sleep(0.05)

@@ -8,6 +8,11 @@ process's cached one (``backends.get_encoder``): the worker loads the model once
 
 from __future__ import annotations
 
+import contextvars
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -24,6 +29,7 @@ from semantic_catalog.indexes import SemanticIndex
 from semantic_catalog.models import SyncEvent
 from semantic_catalog.registry import registry
 from semantic_catalog.sync.drain import drain
+from semantic_catalog.sync.lease import Lease, drain_state
 from semantic_catalog.workflows.definitions import (
     BATCH_ACTIVITY,
     COUNT_ACTIVITY,
@@ -40,6 +46,9 @@ from semantic_catalog.workflows.definitions import (
     PageRequest,
 )
 
+# A batch waits at most this many LOCK_SECONDS for the index's lease before failing (and being retried).
+LEASE_WAIT_LOCKS = 4
+
 
 def _index(name: str) -> SemanticIndex:
     close_old_connections()  # a long-lived worker thread: drop connections the database closed
@@ -50,8 +59,9 @@ def _index(name: str) -> SemanticIndex:
 def count_rows(index_name: str) -> int:
     """The queryset's row count (the run's total); creates the active collection on a first run."""
     index = _index(index_name)
-    ensure_active(index)
-    return index.get_queryset().count()
+    with _heartbeating():
+        ensure_active(index)
+        return index.get_queryset().count()
 
 
 @activity.defn(name=PAGE_ACTIVITY)
@@ -62,7 +72,8 @@ def page_ids(request: PageRequest) -> Page:
     rows = index.get_queryset().order_by("pk")
     if request.after is not None:
         rows = rows.filter(pk__gt=index.pk_from_string(request.after))
-    pks = list(rows.values_list("pk", flat=True)[: request.limit])
+    with _heartbeating():
+        pks = list(rows.values_list("pk", flat=True)[: request.limit])
     ids = [str(pk) for pk in pks]
     return Page(ids=ids, last=ids[-1] if ids else None)
 
@@ -74,7 +85,11 @@ def index_batch(request: BatchRequest) -> BatchResult:
     queryset are deleted. A row whose document cannot be built fails alone (``errors``); anything
     else raises, and Temporal retries the whole batch with backoff."""
     index = _index(request.index)
-    activity.heartbeat("loading")
+    with _heartbeating(), _index_lease(index.name):
+        return _write_batch(index, request)
+
+
+def _write_batch(index: SemanticIndex, request: BatchRequest) -> BatchResult:
     rows, errors = index.rows_by_id(request.ids)
     documents: list[Document] = []
     for object_id, obj in rows.items():
@@ -85,7 +100,6 @@ def index_batch(request: BatchRequest) -> BatchResult:
     gone = [i for i in request.ids if i not in rows and i not in errors]
     result = BatchResult(errors=errors)
     store = get_store()
-    activity.heartbeat("writing")
     # A cancel arriving now is raised once the batch is written whole (or has failed whole).
     with activity.shield_thread_cancel_exception():
         for collection in writable_collections(index):
@@ -99,14 +113,67 @@ def index_batch(request: BatchRequest) -> BatchResult:
                 result.reused += written.reused
                 result.unchanged += written.unchanged
             result.deleted += remove_documents(store, collection.table, gone).deleted
-    activity.heartbeat("done")
     return result
+
+
+class IndexBusy(Exception):
+    """Another writer held the index's lease for too long; Temporal retries the batch later."""
+
+
+@contextmanager
+def _index_lease(index_name: str) -> Iterator[None]:
+    """Hold the index's drain lease (``sync.lease.Lease``: renewed by its own thread) while a batch
+    reads and writes: one writer per index at a time, as for drains. An attempt that Temporal gave up
+    on (its worker stalled past the heartbeat timeout) may still be writing: its retry waits for it
+    here instead of upserting the same new ids at the same moment, which would store them twice."""
+    drain_state(index_name)  # the lease's row, created on first use
+    lease = Lease(index_name)
+    deadline = time.monotonic() + LEASE_WAIT_LOCKS * semantic_settings.LOCK_SECONDS
+    while not lease.acquire():
+        if time.monotonic() > deadline:
+            raise IndexBusy(f"the index {index_name!r} stayed leased by another writer (a drain or a batch)")
+        activity.heartbeat("waiting for the index's lease")
+        time.sleep(0.2)
+    try:
+        yield
+    finally:
+        lease.release()
+
+
+@contextmanager
+def _heartbeating() -> Iterator[None]:
+    """Heartbeat from a thread while the activity runs, so a long encode is not taken for a dead
+    worker; a killed worker stops beating and its batch is retried after the heartbeat timeout."""
+    timeout = activity.info().heartbeat_timeout
+    interval = max(0.2, timeout.total_seconds() / 4) if timeout else 5.0
+    stop = threading.Event()
+    context = contextvars.copy_context()  # activity.heartbeat finds its activity through a contextvar
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            try:
+                context.run(activity.heartbeat, "running")
+            except Exception:  # the activity is over
+                return
+
+    thread = threading.Thread(target=beat, name="semantic-temporal-heartbeat", daemon=True)
+    activity.heartbeat("started")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=interval + 1)
 
 
 @activity.defn(name=ORPHANS_ACTIVITY)
 def remove_orphans(index_name: str) -> int:
     """After a whole-queryset run: delete stored ids that are no longer rows of the queryset."""
-    index = _index(index_name)
+    with _heartbeating():
+        return _remove_orphans(_index(index_name))
+
+
+def _remove_orphans(index: SemanticIndex) -> int:
     store = get_store()
     removed = 0
     for collection in writable_collections(index):
@@ -117,7 +184,6 @@ def remove_orphans(index_name: str) -> int:
         for start in range(0, len(values), 1000):
             chunk = values[start : start + 1000]
             keep.update(str(pk) for pk in index.get_queryset().filter(pk__in=chunk).values_list("pk", flat=True))
-            activity.heartbeat(start)
         removed += remove_documents(store, collection.table, [i for i in stored if i not in keep]).deleted
     return removed
 
@@ -154,8 +220,8 @@ def drain_index(request: DrainRequest) -> DrainPass:
     """One drain of the outbox (``sync.drain``: its lease, backoff and outage handling); says when
     the next one is due, which the workflow waits for on a durable timer."""
     _index(request.index)
-    activity.heartbeat()
-    report = drain(request.index, batch_size=request.batch_size)
+    with _heartbeating():
+        report = drain(request.index, batch_size=request.batch_size)
     retry_in = None
     if report.retry_at is not None:
         retry_in = max(0.0, (report.retry_at - timezone.now()).total_seconds())

@@ -126,6 +126,15 @@ class Progress:
     started_at: str | None
 
 
+def _watched(request: IndexRequest) -> dict:
+    """Every activity heartbeats (from a thread while it works): a worker killed mid-activity is
+    noticed after ``heartbeat_seconds`` and the activity runs again on another worker."""
+    return {
+        "start_to_close_timeout": timedelta(minutes=30),
+        "heartbeat_timeout": timedelta(seconds=request.heartbeat_seconds),
+    }
+
+
 def _failure_text(exc: BaseException) -> str:
     cause: BaseException = exc
     while cause.__cause__ is not None:
@@ -164,7 +173,7 @@ class IndexWorkflow:
             request.started_at = workflow.now().isoformat()
         if request.total is None:
             request.total = len(request.ids) if request.ids is not None else await workflow.execute_activity(
-                COUNT_ACTIVITY, request.index, start_to_close_timeout=timedelta(minutes=5), result_type=int
+                COUNT_ACTIVITY, request.index, **_watched(request), result_type=int
             )
         self.result.total = request.total
         batches = 0
@@ -173,11 +182,7 @@ class IndexWorkflow:
             if not ids:
                 if request.ids is None:  # the whole queryset: ids that left it leave the index too
                     self.result.deleted += await workflow.execute_activity(
-                        ORPHANS_ACTIVITY,
-                        request.index,
-                        start_to_close_timeout=timedelta(minutes=30),
-                        heartbeat_timeout=timedelta(seconds=request.heartbeat_seconds),
-                        result_type=int,
+                        ORPHANS_ACTIVITY, request.index, **_watched(request), result_type=int
                     )
                 return self.result
             await self._batch(request, ids)
@@ -194,7 +199,7 @@ class IndexWorkflow:
         page = await workflow.execute_activity(
             PAGE_ACTIVITY,
             PageRequest(request.index, request.after, request.batch_size),
-            start_to_close_timeout=timedelta(minutes=5),
+            **_watched(request),
             result_type=Page,
         )
         request.after = page.last
@@ -206,8 +211,7 @@ class IndexWorkflow:
             done: BatchResult = await workflow.execute_activity(
                 BATCH_ACTIVITY,
                 BatchRequest(request.index, ids, request.force),
-                start_to_close_timeout=timedelta(minutes=30),
-                heartbeat_timeout=timedelta(seconds=request.heartbeat_seconds),
+                **_watched(request),
                 retry_policy=RetryPolicy(
                     initial_interval=timedelta(seconds=request.retry_seconds),
                     backoff_coefficient=2.0,
@@ -225,7 +229,7 @@ class IndexWorkflow:
             await workflow.execute_activity(
                 FAILED_ACTIVITY,
                 FailedBatch(request.index, ids, error, workflow.info().workflow_id),
-                start_to_close_timeout=timedelta(minutes=5),
+                **_watched(request),
             )
             done = BatchResult(errors=dict.fromkeys(ids, error))
             result.failed_batches += 1

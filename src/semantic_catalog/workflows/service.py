@@ -192,14 +192,14 @@ def status(workflow_id: str) -> dict[str, Any]:
             data.update(_progress_data(result_as_progress(result, memo), datetime.now(UTC), False))
             data["result"] = asdict(result)
             return data
+        from semantic_catalog.workflows.definitions import Progress
+
         try:  # a query needs a worker (a closed run's is answered by replaying it)
-            progress = await asyncio.wait_for(handle.query("progress"), 10 if state == "RUNNING" else 3)
+            progress = await asyncio.wait_for(handle.query("progress", result_type=Progress),
+                                              10 if state == "RUNNING" else 3)
         except Exception:
             progress = None
         if progress is not None:
-            from semantic_catalog.workflows.definitions import Progress
-
-            progress = Progress(**progress) if isinstance(progress, dict) else progress
             data.update(_progress_data(progress, datetime.now(UTC), state == "RUNNING"))
         return data
 
