@@ -45,7 +45,7 @@ BRAND_SUFFIXES = frozenset(
 # A listing sold as several units or with extras: its price is not comparable to a single unit's.
 BUNDLE_COUNT = re.compile(
     r"(?:\b(\d+)\s*-?\s*(?:pack|pk|pcs|pc|pieces|piece|count|ct|ks|kusů|kusy)\b"
-    r"|\b(?:pack|set|box|case|bundle) of (\d+)\b|\b(\d+)\s*x\b(?!\s*\d)|\bx\s*(\d+)\b(?!\s*(?:\d|x)))",
+    r"|\b(?:pack|set|box|case|bundle) of (\d+)\b|(?<![x×]\s)\b(\d+)\s*x\b(?!\s*\d))",  # not "196 x 50 x 50 cm"
     re.IGNORECASE,
 )
 BUNDLE_WORDS = {"twin pack": "2", "double pack": "2", "triple pack": "3", "dvojbalení": "2"}
