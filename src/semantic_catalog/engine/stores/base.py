@@ -11,7 +11,7 @@ import numpy as np
 
 from semantic_catalog.engine.documents import Document, SearchHit, StoredRecord
 from semantic_catalog.engine.filters import FieldSpec, Filter
-from semantic_catalog.engine.stores.terms import terms
+from semantic_catalog.engine.stores.analyzer import DEFAULT_ANALYZER, TextAnalyzer
 
 # Runs the default hybrid_candidates' keyword search beside the rest; threads start on first use.
 _retrievers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="semantic-search")
@@ -33,11 +33,33 @@ class VectorStore(ABC):
     still returns ``limit`` hits whenever that many rows match.
     """
 
-    def terms(self, text: str) -> set[str]:
-        """The distinct terms the full-text index makes of ``text`` (to tell how much of a query a hit
-        contains). The default mirrors LanceDB's full-text defaults; a store that analyses text
-        differently overrides it."""
-        return terms(text)
+    def terms(self, text: str, name: str | None = None) -> set[str]:
+        """The distinct terms the full-text index of collection ``name`` makes of ``text`` (to tell how
+        much of a query a hit contains). The default mirrors LanceDB's full-text index with the
+        collection's analyser (``set_analyzer``); a store that analyses text differently overrides it."""
+        return self.analyzer(name).terms(text)
+
+    def analyzer(self, name: str | None) -> TextAnalyzer:
+        """The keyword analyser set for collection ``name`` (English until ``set_analyzer`` says otherwise)."""
+        analyzers = getattr(self, "_analyzers", None)
+        return analyzers.get(name, DEFAULT_ANALYZER) if analyzers and name else DEFAULT_ANALYZER
+
+    def set_analyzer(self, name: str, analyzer: TextAnalyzer) -> bool:
+        """Use ``analyzer`` for the keyword index of collection ``name``; a store whose index was built
+        with other options rebuilds that index only (vectors and rows stay). Returns whether it rebuilt.
+        Raises ``ConfigurationError`` (changing nothing) when the store refuses the options."""
+        self.remember_analyzer(name, analyzer)
+        return False
+
+    def has_analyzer(self, name: str) -> bool:
+        """Whether this process has set (or checked) the analyser of collection ``name``."""
+        return name in getattr(self, "_analyzers", {})
+
+    def remember_analyzer(self, name: str, analyzer: TextAnalyzer) -> None:
+        """Record the analyser that collection ``name``'s keyword index uses, without touching it."""
+        if not hasattr(self, "_analyzers"):
+            self._analyzers: dict[str, TextAnalyzer] = {}
+        self._analyzers[name] = analyzer
 
     @abstractmethod
     def create_collection(self, name: str, dimension: int, fields: Sequence[FieldSpec]) -> None:

@@ -33,6 +33,7 @@ import pyarrow as pa
 from semantic_catalog.engine.documents import Document, SearchHit, StoredRecord
 from semantic_catalog.engine.errors import CollectionMissing, ConfigurationError
 from semantic_catalog.engine.filters import FieldSpec, Filter
+from semantic_catalog.engine.stores.analyzer import TextAnalyzer
 from semantic_catalog.engine.stores.base import VectorSource, VectorStore, resolve_vector
 
 ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
@@ -228,9 +229,33 @@ class LanceDBStore(VectorStore):
             arrow_type = ARROW_TYPES[spec.type]
             columns.append(pa.field(column(spec.name), pa.list_(arrow_type) if spec.many else arrow_type))
         table = self.db.create_table(name, schema=pa.schema(columns))
-        table.create_index("text", config=FTS())  # LanceDB's defaults, which VectorStore.terms mirrors
+        # the collection's analyser (LanceDB's defaults unless set_analyzer said otherwise), which terms mirrors
+        table.create_index("text", config=FTS(**self.analyzer(name).fts_options()))
         table.create_index("id", config=BTree())  # fetches, deletes and upserts look rows up by id
         self._tables[name] = table
+
+    def set_analyzer(self, name: str, analyzer: TextAnalyzer) -> bool:
+        """Rebuild the collection's full-text index when it was built with other options (rows and
+        vectors stay); a collection not created yet gets them at creation."""
+        if not self.has_collection(name):
+            self.remember_analyzer(name, analyzer)
+            return False
+        from lancedb.index import FTS
+
+        table = self._table(name)
+        wanted = analyzer.fts_options()
+        built = next((i.index_details for i in table.list_indices() if i.index_type == "FTS"), None)
+        if built is not None and _same_fts(built, wanted):
+            self.remember_analyzer(name, analyzer)
+            return False
+        try:
+            table.create_index("text", config=FTS(**wanted), replace=True)
+        except (ValueError, RuntimeError, TypeError) as exc:
+            raise ConfigurationError(
+                f"LanceDB refuses the keyword options {analyzer.describe()!r} of {name!r}: {exc}"
+            ) from exc
+        self.remember_analyzer(name, analyzer)
+        return True
 
     def drop_collection(self, name: str) -> None:
         self._tables.pop(name, None)
@@ -396,6 +421,19 @@ class LanceDBStore(VectorStore):
         if where:
             builder = builder.where(where)  # a prefilter: applied before the limit
         return builder.limit(limit).select(["id", "_score", "text", *(["vector"] if vectors else [])]).to_arrow()
+
+
+def _same_fts(built: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether a full-text index's details (``list_indices``) match ``TextAnalyzer.fts_options``."""
+    full = {"custom_stop_words": None, "ngram_min_length": 3, "ngram_max_length": 3, **wanted}
+    renamed = {"ngram_min_length": "min_ngram_length", "ngram_max_length": "max_ngram_length"}
+    for key, value in full.items():
+        have = built.get(renamed.get(key, key))
+        if key == "custom_stop_words":
+            have, value = sorted(have or []), sorted(value or [])
+        if have != value:
+            return False
+    return True
 
 
 def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
@@ -47,6 +48,7 @@ import numpy as np
 from semantic_catalog.engine.documents import Document, SearchHit, StoredRecord
 from semantic_catalog.engine.errors import CollectionMissing, ConfigurationError
 from semantic_catalog.engine.filters import FieldSpec, Filter
+from semantic_catalog.engine.stores.analyzer import TextAnalyzer
 from semantic_catalog.engine.stores.base import VectorSource, VectorStore, _retrievers, resolve_vector
 from semantic_catalog.engine.stores.terms import MAX_TOKEN_LENGTH, _stem
 
@@ -80,6 +82,8 @@ _STOP_WORDS_TEXT = """i me my myself we our ours ourselves you your yours yourse
     just don should now"""
 STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 _WORD = re.compile(r"[^\W_]+")
+logger = logging.getLogger("semantic_catalog")
+_warned_analyzers: set[str] = set()  # collections already warned about (once per process)
 
 # The query's lexemes ('english'), OR-ed into one tsquery. Built from PostgreSQL's own analysis of the
 # text (bound as a parameter) and quoted as tsquery input wants, so no user text is ever parsed as
@@ -657,7 +661,19 @@ class PgVectorStore(VectorStore):
 
     # -- analysis ----------------------------------------------------------------------------------------
 
-    def terms(self, text: str) -> set[str]:
+    def set_analyzer(self, name: str, analyzer: TextAnalyzer) -> bool:
+        """PostgreSQL's 'english' text search configuration serves every collection here: a language
+        other than English is only honoured by LanceDB (README, "Catalogs in other languages")."""
+        if not analyzer.is_default and name not in _warned_analyzers:
+            _warned_analyzers.add(name)
+            logger.warning(
+                "%s: keyword search on pgvector uses PostgreSQL's 'english' configuration, not %s",
+                name,
+                analyzer.describe(),
+            )
+        return False
+
+    def terms(self, text: str, name: str | None = None) -> set[str]:
         """The default analysis (split on what is not a letter or digit, lower-cased, accents folded,
         Snowball English stems) with PostgreSQL's English stop words, which its full-text search ignores
         ("up", "off", "over", "all", ...; LanceDB's list has 33 words, PostgreSQL's 127).
