@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
-import sys
 import time
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection, transaction
+
+from tests.reliability.processes import Child, child_env, db_worker_command, start, stop, tails
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -28,7 +26,6 @@ pytestmark = [
     ),
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
 WORKERS = 3
 CONVERGE_SECONDS = 120  # model loading in each worker on a busy machine included
 
@@ -43,56 +40,39 @@ DEBUG = False
 """
 
 
+class Workers:
+    """The running ``db_worker`` processes; calling it stops them (SIGTERM, then SIGKILL)."""
+
+    def __init__(self, children: list[Child]):
+        self.children = children
+
+    def __call__(self) -> None:
+        stop(self.children)
+
+    @property
+    def processes(self) -> list:
+        return [child.process for child in self.children]
+
+
 @pytest.fixture
 def workers(settings, tmp_path, semantic_data_dir):
     """Start WORKERS ``db_worker`` processes on this test's database (committed data: transaction=True)
-    and the same vector store; yield a function that stops them (SIGTERM, then SIGKILL)."""
+    and the same vector store (tests/reliability/processes.py starts them)."""
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
     module = tmp_path / "sc_worker_settings.py"
     module.write_text(WORKER_SETTINGS.format(name=connection.settings_dict["NAME"], data_dir=str(semantic_data_dir)))
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "sc_worker_settings",
-        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT), str(ROOT / "example")]),
-        "HF_HUB_OFFLINE": "1",
-    }
-    logs = []
-    processes = []
-    for n in range(WORKERS):
-        log = open(tmp_path / f"worker-{n}.log", "w+b")  # noqa: SIM115 - closed below
-        logs.append(log)
-        command = [sys.executable, str(ROOT / "example" / "manage.py"), "db_worker", "--no-reload"]
-        command += ["--no-startup-delay", "--interval", "0.1", "--worker-id", f"worker-{n}"]
-        processes.append(subprocess.Popen(command, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT))
-
-    def stop() -> None:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-    stop.logs = logs  # type: ignore[attr-defined]
-    stop.processes = processes  # type: ignore[attr-defined]
+    env = child_env(tmp_path, "sc_worker_settings")
+    running = Workers(
+        [start(f"worker-{n}", db_worker_command(f"worker-{n}"), env, tmp_path, tmp_path) for n in range(WORKERS)]
+    )
     try:
-        yield stop
+        yield running
     finally:
-        stop()
-        for log in logs:
-            log.close()
+        running()
 
 
-def _tail(stop) -> str:
-    out = []
-    for n, log in enumerate(stop.logs):
-        log.flush()
-        log.seek(0)
-        out.append(f"--- worker {n} ---\n" + log.read().decode(errors="replace")[-3000:])
-    return "\n".join(out)
+def _tail(workers: Workers) -> str:
+    return tails(workers.children)
 
 
 def test_several_workers_apply_each_event_once_and_converge(workers, shop):
