@@ -160,6 +160,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=160, help="recipes in the sample (a multiple of 8)")
     parser.add_argument("--per-prompt", type=int, default=20, help="products per extraction / refinement prompt")
     parser.add_argument("--concurrency", type=int, default=1, help="the runs' concurrent requests")
+    parser.add_argument("--max-output-tokens", type=int, default=1536, help="caps an answer that loops")
     parser.add_argument("--replay", type=int, default=4, help="extraction requests replayed at 1 and 4 at once")
     parser.add_argument("--url", default=os.environ.get("SEMANTIC_CATALOG_TEST_LLM_URL", DEFAULT_URL))
     args = parser.parse_args()
@@ -181,7 +182,7 @@ def main() -> None:
         products_per_refinement=args.per_prompt,
         concurrency=args.concurrency,
         context_tokens=8192,
-        max_output_tokens=4096,
+        max_output_tokens=args.max_output_tokens,
         request_timeout=1800.0,
     )
     with tempfile.TemporaryDirectory(prefix="segmentation-cost-") as folder:

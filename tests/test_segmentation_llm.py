@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,15 +21,26 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_URL = "http://127.0.0.1:8088/v1"
+DEFAULT_MODEL = "qwen2.5-coder-1.5b-instruct"
 ITEMS = 20
 
 
 def llm_server() -> tuple[str, str] | None:
-    """The server's base URL and its first model's name, or None when nothing answers."""
+    """The server's base URL and model name, or None when nothing listens there.
+
+    llama-cpp-python answers ``/models`` only between completions (one lock for both): a server that
+    accepts the connection but is busy counts as up, with ``SEMANTIC_CATALOG_TEST_LLM_MODEL`` (default:
+    scripts/llm.sh's 1.5B alias) as the model.
+    """
     url = os.environ.get("SEMANTIC_CATALOG_TEST_LLM_URL", DEFAULT_URL).rstrip("/")
+    model = os.environ.get("SEMANTIC_CATALOG_TEST_LLM_MODEL", DEFAULT_MODEL)
     try:
         with urllib.request.urlopen(f"{url}/models", timeout=5) as answer:
             models = json.load(answer)["data"]
+    except TimeoutError:
+        return url, model
+    except urllib.error.URLError as exc:
+        return (url, model) if isinstance(exc.reason, TimeoutError) else None
     except (OSError, ValueError, KeyError):
         return None
     return (url, models[0]["id"]) if models else None
@@ -63,7 +75,7 @@ def config_for(url: str, model: str) -> SegmentationConfig:
         products_per_refinement=10,
         concurrency=1,  # llama-cpp-python's server answers one request at a time
         context_tokens=8192,
-        max_output_tokens=2048,
+        max_output_tokens=1024,  # a looping answer costs minutes; 10 products need about 500
         request_timeout=900.0,
     )
 
