@@ -168,3 +168,37 @@ def test_match_reasons_are_stored_and_bad_ones_refused():
     assert ProductMatch.objects.get().reasons == {"model_shared": 0.35, "cosine": 0.3}
     save_run(index, "matches", [row], "m", timezone.now())  # files without reasons still import
     assert ProductMatch.objects.get().reasons == {}
+
+
+def test_the_offline_command_writes_ranked_candidates(tmp_path, capsys):
+    import json
+
+    from semantic_catalog.cli import main as cli
+
+    def line(pk: str, shop: str, title: str, mpn: str = "") -> str:
+        analysis = {"store": shop, "category": [["c" + shop, "Tools"]], "title": title, "brand": "Makita"}
+        analysis |= {"price": 99.0, "description": "", "model_number": mpn}
+        record = {"id": pk, "index": "products", "text": title, "fields": {}, "content_hash": pk, "analysis": analysis}
+        return json.dumps(record)
+
+    export = tmp_path / "products.jsonl"
+    rows = [
+        line("a1", "1", "Makita cordless drill driver", "XFD131"),
+        line("a2", "1", "Makita circular saw 7-1/4 in."),
+        line("b1", "2", "Makita XFD131 18V drill driver"),
+        line("b2", "2", "Makita 7-1/4 in. circular saw"),
+        line("b3", "2", "Makita XFD130 18V drill (tool only)"),
+    ]
+    export.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "results"
+    args = ["analyze", str(export), "--out", str(out), "--matches", "--backend", "torch", "--quiet"]
+    assert cli([*args, "--match-candidates", "0"]) == 2
+    assert "--match-candidates must be at least 1" in capsys.readouterr().err and not out.exists()
+    assert cli([*args, "--match-candidates", "2"]) == 0
+    report = json.loads((out / "match_candidates.json").read_text())
+    assert report["kind"] == "match_candidates" and report["top_k"] == 2
+    best = {r["product"]: r["candidate"] for r in report["rows"] if r["rank"] == 1}
+    assert best == {"a1": "b1", "a2": "b2"} and len(report["rows"]) == 4
+    matches = json.loads((out / "product_matches.json").read_text())["rows"]
+    assert {(m["product"], m["match"]) for m in matches} == {("a1", "b1"), ("a2", "b2")}
+    assert all(m["reasons"] for m in matches)
