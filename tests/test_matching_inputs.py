@@ -147,7 +147,7 @@ def test_candidate_rows_rank_every_product_against_the_other_shop():
 
 
 @pytest.mark.django_db
-def test_match_reasons_are_stored_and_bad_ones_refused():
+def test_match_reasons_are_stored_and_bad_ones_refused(client):
     from django.utils import timezone
 
     from semantic_catalog.crossstore.results import ResultsRejected, save_run
@@ -166,6 +166,9 @@ def test_match_reasons_are_stored_and_bad_ones_refused():
     assert not ProductMatch.objects.exists()
     save_run(index, "matches", [{**row, "reasons": {"model_shared": 0.35, "cosine": 0.3}}], "m", timezone.now())
     assert ProductMatch.objects.get().reasons == {"model_shared": 0.35, "cosine": 0.3}
+    for this, other in ((made[0], made[1]), (made[1], made[0])):  # either side of the pair
+        (hit,) = client.get(f"/api/semantic/products/{this.pk}/matches").json()["results"]
+        assert hit["id"] == str(other.pk) and hit["reasons"] == {"model_shared": 0.35, "cosine": 0.3}
     save_run(index, "matches", [row], "m", timezone.now())  # files without reasons still import
     assert ProductMatch.objects.get().reasons == {}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -172,11 +172,14 @@ def substitutes(index: SemanticIndex, pk: Any, level: Any, limit: Any = None) ->
 
 
 def matches(index: SemanticIndex, pk: Any) -> list[Result]:
-    """The same item in other stores, from the latest matches run (either side of a pair)."""
+    """The same item in other stores, from the latest matches run (either side of a pair), each with
+    the reasons (points per signal) the run stored."""
     (key,) = existing_ids(index, [pk], "matches", ObjectNotFound)
     rows = ProductMatch.objects.filter(run__index=index.name).filter(Q(product=key) | Q(match=key))
-    hits = sorted((SearchHit(r.match if r.product == key else r.product, r.score) for r in rows), key=lambda h: h.id)
-    return hydrate(index, hits, len(hits))
+    pairs = [(r.match if r.product == key else r.product, r) for r in rows]
+    hits = sorted((SearchHit(other, r.score) for other, r in pairs), key=lambda h: h.id)
+    reasons = {str(other): r.reasons for other, r in pairs}
+    return [replace(r, reasons=reasons.get(str(r.id), {})) for r in hydrate(index, hits, len(hits))]
 
 
 def _require_category(index: SemanticIndex, category: str) -> str:

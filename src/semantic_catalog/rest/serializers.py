@@ -24,6 +24,11 @@ class HitSerializer(serializers.Serializer):
         help_text="searches: 'strong' when the hit is close to the query (STRONG_MATCH_SIMILARITY) or contains "
         "every query word, else 'weak'; null where it does not apply (similar, recommend)",
     )
+    reasons = serializers.DictField(
+        child=serializers.FloatField(),
+        required=False,
+        help_text="matches only: the points each signal of the match score added or took away",
+    )
 
 
 class ResultsSerializer(serializers.Serializer):
@@ -61,7 +66,7 @@ class ErrorSerializer(serializers.Serializer):
 
 
 def hit_data(result: Result) -> dict:
-    return {
+    data = {
         "id": result.id,
         "rank": result.rank,
         "score": result.score,
@@ -69,3 +74,6 @@ def hit_data(result: Result) -> dict:
         "fields": result.fields,
         "match": result.match,
     }
+    if result.reasons is not None:
+        data["reasons"] = result.reasons
+    return data

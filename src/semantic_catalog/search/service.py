@@ -54,7 +54,8 @@ class Result:
     retriever ranks, display fields, and for searches how well it matches the query: ``match`` is
     "strong" or "weak" (see STRONG_MATCH_SIMILARITY), None where it does not apply. ``rank`` is its
     1-based place in the whole ranking (a page at offset 20 starts at 21); ranks, retriever ranks
-    included, count only rows of the queryset, so a row dropped at hydration leaves no gap."""
+    included, count only rows of the queryset, so a row dropped at hydration leaves no gap. ``reasons``
+    (matches only) gives the points each matching signal added or took away."""
 
     object: models.Model | None
     id: str
@@ -63,6 +64,7 @@ class Result:
     fields: dict[str, Any] = field(default_factory=dict)
     match: str | None = None
     rank: int = 0
+    reasons: dict[str, float] | None = None
 
 
 # -- query vectors, cached hits, limits -------------------------------------------------------------
