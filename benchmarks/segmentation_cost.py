@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -76,9 +77,16 @@ def load_sample(per_class: int) -> tuple[list[Item], dict[str, str]]:
 
 
 def server_model(url: str) -> str | None:
+    """The served model's name; llama-cpp-python answers /models only between completions, so a server that
+    is busy counts as up with scripts/llm.sh's 1.5B alias (or SEMANTIC_CATALOG_TEST_LLM_MODEL)."""
+    busy = os.environ.get("SEMANTIC_CATALOG_TEST_LLM_MODEL", "qwen2.5-coder-1.5b-instruct")
     try:
         with urllib.request.urlopen(f"{url}/models", timeout=5) as answer:
             return json.load(answer)["data"][0]["id"]
+    except TimeoutError:
+        return busy
+    except urllib.error.URLError as exc:
+        return busy if isinstance(exc.reason, TimeoutError) else None
     except (OSError, ValueError, KeyError, IndexError):
         return None
 
