@@ -153,7 +153,11 @@ class Cluster:
             store_dsn = database_dsn
             if store_server:
                 self.store_server = PostgresServer()
-                store_dsn = self.store_server.start()
+                try:
+                    store_dsn = self.store_server.start()
+                except BaseException:
+                    self.close()  # the database just created, the server's folder
+                    raise
             semantic["VECTOR_STORE"] = {
                 "BACKEND": "semantic_catalog.engine.stores.pgvector.PgVectorStore",
                 "OPTIONS": {"dsn": store_dsn, "schema": "semantic_catalog_reliability", "connect_timeout": 3},
@@ -174,8 +178,10 @@ class Cluster:
                               timeout=timeout, **child_kwargs())
 
     def setup(self) -> None:
-        """Migrate, create the shops, load the model once; then start the monitor."""
-        done = self._run("setup", module_command("tests.reliability.writer", "setup"))
+        """Migrate, create the shops (and make the model's ONNX export on this machine's first run);
+        then start the monitor."""
+        warm = ["--warm"] if not any(MODEL_CACHE.glob("semantic-catalog/onnx/*/*.onnx")) else []
+        done = self._run("setup", module_command("tests.reliability.writer", "setup", *warm))
         if done.returncode:
             raise RuntimeError(f"the setup failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
         self.monitor = self._start("monitor", module_command("tests.reliability.monitor", "watch",
@@ -308,6 +314,8 @@ class Cluster:
                 raise RuntimeError("a PostgreSQL store outage needs Cluster(..., store_server=True)")
             self.store_server.stop()
             return "the store's PostgreSQL server stopped (pg_ctl stop -m fast)"
+        if not self.store_folder.is_dir():
+            raise RuntimeError(f"no store folder to make read-only: {self.store_folder} (nothing indexed yet?)")
         self._chmod(self.store_folder, 0o555, 0o444)
         who = "root without CAP_DAC_OVERRIDE" if drops_permission_bypass() else "a non-root user"
         return f"the LanceDB folder read-only (the workers run as {who})"

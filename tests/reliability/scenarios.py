@@ -100,9 +100,8 @@ def store_outage(cluster: Cluster, initial: int = 100, during: int = 100, outage
     cluster.setup()
     cluster.start_worker()
     cluster.start_worker()
-    started = time.time()
     cluster.write(1, initial, seed)
-    cluster.wait_converged(started, CONVERGE_TIMEOUT)
+    cluster.wait_converged(time.time(), CONVERGE_TIMEOUT)  # samples from before the writes would show 0
     down = time.time()
     how = cluster.store_down()
     kinds = cluster.write(2, during, seed + 1)
@@ -124,9 +123,8 @@ def concurrent_writes(cluster: Cluster, writes: int = 400, writers: int = 4, wor
     cluster.setup()
     for _ in range(workers):
         cluster.start_worker()
-    warm = time.time()
     cluster.write(1, 4, seed)  # the first drain loads the model
-    cluster.wait_converged(warm, CONVERGE_TIMEOUT)
+    cluster.wait_converged(time.time(), CONVERGE_TIMEOUT)
     started = time.time()
     kinds = cluster.write(writers, writes, seed + 1)
     ended = time.time()

@@ -1,11 +1,11 @@
 """A writer process of the reliability suite (run by ``cluster.Cluster``, never imported by tests).
 
-``python -m tests.reliability.writer setup`` migrates, creates the shops and categories and loads the
-model once (so the workers share its ONNX export). ``python -m tests.reliability.writer write ID
-WRITES SEED OUT`` makes WRITES row changes on products of its own, the way an application does:
-creates, updates (text and filter fields), deactivations and reactivations, deletes through signals,
-and ``bulk_create`` / ``QuerySet.update`` followed by ``mark_dirty`` (they bypass signals); then
-writes what it did as JSON to OUT.
+``python -m tests.reliability.writer setup [--warm]`` migrates, creates the shops and categories
+and, with --warm, loads the model once (so that the workers find its ONNX export made).
+``python -m tests.reliability.writer write ID WRITES SEED OUT`` makes WRITES row changes on products
+of its own, the way an application does: creates, updates (text and filter fields), deactivations
+and reactivations, deletes through signals, and ``bulk_create`` / ``QuerySet.update`` followed by
+``mark_dirty`` (they bypass signals); then writes what it did as JSON to OUT.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ KINDS = {"create": 25, "update": 25, "price": 10, "toggle_active": 10, "delete":
 BULK = 5
 
 
-def setup() -> None:
+def setup(warm: bool) -> None:
     from django.core.management import call_command
 
     from semantic_catalog.backends import get_encoder
@@ -38,7 +38,8 @@ def setup() -> None:
         store, _ = Store.objects.get_or_create(name=shop, slug=shop.split()[0].lower())
         parent, _ = Category.objects.get_or_create(store=store, parent=None, name=root)
         Category.objects.get_or_create(store=store, parent=parent, name=leaf)
-    get_encoder().encode(["warm up"])
+    if warm:  # the first run on this machine makes the ONNX export here, before the workers need it
+        get_encoder().encode(["warm up"])
 
 
 class Writer:
@@ -139,7 +140,7 @@ def write(writer_id: int, writes: int, seed: int, out: str) -> None:
 def main(argv: list[str]) -> None:
     django.setup()
     if argv[0] == "setup":
-        setup()
+        setup(warm="--warm" in argv)
     elif argv[0] == "write":
         write(int(argv[1]), int(argv[2]), int(argv[3]), argv[4])
     else:
