@@ -2,7 +2,8 @@
 project starts instead of at the first save or search.
 
 Errors: E001 a declaration that could not be registered, E002 a text field the model does not have,
-E003 a template variable that is no field of the model, E004 an abstract model, E010 a bad
+E003 a template variable that is no field of the model, E004 an abstract model, E007 an unknown
+keyword ``language`` or ``keyword_options`` LanceDB cannot apply, E010 a bad
 SEMANTIC_CATALOG setting. Warnings (the index still serves): W001 ``text_version`` changed since
 the active collection was built, W002 the active collection's model is not configured.
 """
@@ -53,6 +54,7 @@ def check_declarations(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
     ]
     for index in registry:
         errors += _text_problems(index)
+        errors += _keyword_problems(index)
         if index.model._meta.abstract:  # type: ignore[union-attr]
             errors.append(
                 checks.Error(
@@ -103,6 +105,21 @@ def check_collections(app_configs: Any = None, **kwargs: Any) -> list[checks.Che
                 )
             )
     return warnings
+
+
+def _keyword_problems(index: SemanticIndex) -> list[checks.CheckMessage]:
+    try:
+        index.analyzer  # noqa: B018 - validates language and keyword_options
+    except SemanticCatalogError as exc:
+        return [
+            checks.Error(
+                str(exc),
+                hint="Fix 'language' / 'keyword_options': until then its keyword index keeps its old analyser.",
+                obj=type(index),
+                id=CHECK_ID.format("E007"),
+            )
+        ]
+    return []
 
 
 def _text_problems(index: SemanticIndex) -> list[checks.CheckMessage]:

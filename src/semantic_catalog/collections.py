@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -15,6 +16,8 @@ from semantic_catalog.conf import semantic_settings
 from semantic_catalog.engine.errors import SemanticCatalogError
 from semantic_catalog.indexes import SemanticIndex
 from semantic_catalog.models import Collection
+
+logger = logging.getLogger("semantic_catalog")
 
 
 class IndexNotReady(SemanticCatalogError):
@@ -68,7 +71,9 @@ def _create(index: SemanticIndex, state: str, model: str | None = None, dimensio
         state=state,
         activated_at=timezone.now() if state == Collection.State.ACTIVE else None,
     )
-    get_store().create_collection(collection.table, collection.dimension, index.field_specs)
+    store = get_store()
+    store.set_analyzer(collection.table, index.analyzer)  # the keyword index is built with it
+    store.create_collection(collection.table, collection.dimension, index.field_specs)
     collection.save()
     _forget_on_commit()
     return collection
@@ -77,6 +82,20 @@ def _create(index: SemanticIndex, state: str, model: str | None = None, dimensio
 def _forget_on_commit() -> None:
     forget_active_collections()
     transaction.on_commit(forget_active_collections)  # again once other threads can see the change
+
+
+def apply_analyzer(index: SemanticIndex, table: str) -> None:
+    """Give the collection's keyword index the analyser the index declares, once per process: the store
+    rebuilds only its keyword index when the declaration changed. A declaration it refuses (check E007)
+    leaves the index as it was."""
+    store = get_store()
+    if store.has_analyzer(table):
+        return
+    try:
+        store.set_analyzer(table, index.analyzer)
+    except SemanticCatalogError as exc:
+        logger.error("Index %r keeps its keyword analyser: %s", index.name, exc)
+        store.remember_analyzer(table, store.analyzer(table))  # asked once, not on every search
 
 
 def ensure_active(index: SemanticIndex) -> Collection:
@@ -107,6 +126,7 @@ def require_searchable(index: SemanticIndex) -> Collection:
             f"(ENCODER is {get_encoder().name!r}): add it to SEMANTIC_CATALOG['ENCODERS'] or run "
             f"`manage.py semantic_index --index {index.name} --rebuild`."
         )
+    apply_analyzer(index, collection.table)
     return collection
 
 
@@ -114,13 +134,16 @@ def writable_collections(index: SemanticIndex) -> list[Collection]:
     """Collections the outbox must keep current: the active one (created if missing) and any being built,
     whose model is configured here (each is written with its own model's vectors)."""
     ensure_active(index)
-    return list(
+    collections = list(
         Collection.objects.filter(
             index=index.name,
             state__in=[Collection.State.ACTIVE, Collection.State.BUILDING],
             model__in=available_encoder_names(),
         ).order_by("id")
     )
+    for collection in collections:
+        apply_analyzer(index, collection.table)
+    return collections
 
 
 def existing_collection_for_model(index: SemanticIndex, model: str) -> Collection | None:

@@ -26,6 +26,7 @@ from django.template import Context, Engine, TemplateSyntaxError
 
 from semantic_catalog.engine.documents import Document
 from semantic_catalog.engine.filters import FieldSpec, FieldType
+from semantic_catalog.engine.stores.analyzer import TextAnalyzer
 
 _TEMPLATE_ENGINE = Engine(autoescape=False)
 
@@ -69,7 +70,11 @@ class SemanticIndex:
     ``text_fields`` / ``text_template`` (Django template syntax, the row as context, ``object`` too) or
     override ``get_text``; ``filter_fields``; ``display_fields`` (returned with each hit);
     ``text_version`` (bump when you change how text is built: a rebuild then makes a new collection);
-    ``updated_field`` (a DateTimeField with auto_now, for exports of rows changed since a time).
+    ``updated_field`` (a DateTimeField with auto_now, for exports of rows changed since a time);
+    ``language`` (how keyword search reads the text: "english" by default, "czech", "cs", ...) or
+    ``keyword_options`` (the analyser's options directly: ``language``, ``stem``, ``remove_stop_words``,
+    ``stop_words``, ``ascii_folding``, ``lower_case``, ``ngram``); changing either rebuilds the keyword
+    index only.
     Cross-shop analysis adds its own attributes through ``semantic_catalog.crossstore.CrossShopIndexMixin``.
     """
 
@@ -82,6 +87,8 @@ class SemanticIndex:
     display_fields: ClassVar[Sequence[str]] = ()
     text_version: ClassVar[int] = 1
     updated_field: ClassVar[str] = ""
+    language: ClassVar[str] = "english"
+    keyword_options: ClassVar[dict[str, Any] | None] = None
 
     def __init__(self) -> None:
         if self.model is None:
@@ -112,6 +119,14 @@ class SemanticIndex:
                     "(override display() to show more)."
                 )
             self._display_columns.append((display, field.attname))
+
+    @property
+    def analyzer(self) -> TextAnalyzer:
+        """The keyword analyser this index declares (``keyword_options`` over ``language``); raises
+        ``ConfigurationError`` for an unknown language or options LanceDB cannot apply (check E007)."""
+        if self.keyword_options is None:
+            return TextAnalyzer.from_options(self.language)
+        return TextAnalyzer.from_options({"language": self.language, **self.keyword_options})
 
     # -- declaration helpers -----------------------------------------------------------------
 

