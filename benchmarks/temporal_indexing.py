@@ -152,7 +152,7 @@ def temporal_pass(env: dict[str, str], data_dir: Path, batch_size: int, kill_at:
             worker.process.kill()
             killed = time.perf_counter()
             worker.process.wait()
-            done_at_kill = service.status(run_id)["processed"]
+            done_at_kill = data["processed"]  # no worker answers the progress query until the next one starts
             out["processed_at_kill"] = done_at_kill
             replacement = Worker(env, log)
             workers.append(replacement)

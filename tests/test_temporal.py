@@ -122,6 +122,50 @@ def test_a_full_run_indexes_every_row_once_and_skips_unchanged_rows(worker, prod
     assert {run["id"] for run in service.recent_runs(limit=50, index_name="products")} >= {run_id}
 
 
+def test_a_long_run_continues_as_new_and_keeps_its_counts(worker, products):
+    """History stays bounded: after ``batches_per_run`` batches a run continues as new, carrying its
+    place in the queryset, its counts and its failures; status follows the latest run."""
+    from temporalio.client import Client
+
+    from semantic_catalog.workflows import service
+    from semantic_catalog.workflows.definitions import INDEX_WORKFLOW, IndexRequest, IndexResult
+
+    products(9, special={4: "poison"})
+    run_id = f"semantic-index-products-can-{uuid.uuid4().hex[:8]}"
+
+    async def go() -> int:
+        import asyncio
+
+        client = await Client.connect(ADDRESS)
+        handle = await client.start_workflow(
+            INDEX_WORKFLOW,
+            IndexRequest("products", batch_size=2, batches_per_run=2, max_attempts=2, retry_seconds=0.1),
+            id=run_id,
+            task_queue=worker.task_queue,
+            result_type=IndexResult,
+        )
+        await handle.result()
+        for _ in range(100):  # visibility is eventually consistent
+            runs = [e async for e in client.list_workflows(f"WorkflowId = '{run_id}'")]
+            if len(runs) >= 3:
+                break
+            await asyncio.sleep(0.1)
+        return len(runs)
+
+    import asyncio
+
+    assert asyncio.run(go()) == 3  # 5 batches, 2 per run
+    data = service.status(run_id)
+    result = data["result"]
+    assert (result["total"], result["processed"], result["succeeded"], result["failed"]) == (9, 9, 7, 2)
+    assert result["batches"] == 5 and len(result["failed_ids"]) == 2
+    _assert_store_has(7)
+
+
+def _assert_store_has(count: int) -> None:
+    assert len(_stored()) == count
+
+
 def test_status_while_running_then_cancel_leaves_whole_batches(settings, products):
     from temporalio.client import WorkflowFailureError
 

@@ -46,6 +46,7 @@ class IndexRequest:
     retry_seconds: float = 1.0
     max_retry_seconds: float = 60.0
     heartbeat_seconds: float = 60.0
+    batches_per_run: int = BATCHES_PER_RUN  # then continue as new (history stays bounded)
     # carried over by continue-as-new
     after: str | None = None  # the last pk done (the whole queryset, by pk order)
     position: int = 0  # the next offset in ``ids``
@@ -187,7 +188,7 @@ class IndexWorkflow:
                 return self.result
             await self._batch(request, ids)
             batches += 1
-            if batches >= BATCHES_PER_RUN or workflow.info().is_continue_as_new_suggested():
+            if batches >= request.batches_per_run or workflow.info().is_continue_as_new_suggested():
                 request.progress = self.result
                 workflow.continue_as_new(request)
 
