@@ -671,6 +671,7 @@ class PgVectorStore(VectorStore):
                 name,
                 analyzer.describe(),
             )
+        self.remember_analyzer(name, analyzer)  # asked once per process, not on every search
         return False
 
     def terms(self, text: str, name: str | None = None) -> set[str]:
