@@ -57,6 +57,7 @@ class RunsView(TemporalView):
             OpenApiParameter("limit", OpenApiTypes.INT, description=f"1 to {MAX_LIST} (default 20)"),
         ],
         responses={200: OpenApiTypes.OBJECT, **ERRORS},
+        operation_id="temporal_runs_list",
     )
     def get(self, request: Request) -> Response:
         raw = request.query_params.get("limit", "20")
@@ -84,7 +85,7 @@ class RunView(TemporalView):
     """A run's status: RUNNING, COMPLETED, CANCELED, FAILED, ...; processed / total / failed, percent,
     rows per second and ETA while it runs; the result once completed."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERRORS})
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERRORS}, operation_id="temporal_run_status")
     def get(self, request: Request, run_id: str) -> Response:
         return Response(service.status(run_id))
 
