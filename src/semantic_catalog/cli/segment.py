@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8080/v1"
+DEFAULT_BASE_URL = "http://127.0.0.1:8088/v1"  # where scripts/llm.sh serves the local LLM
 
 
 def register(sub: Any) -> None:
