@@ -138,6 +138,19 @@ def test_a_bad_setting_is_reported(db, settings):
     assert ids(messages) == ["semantic_catalog.E010"] and "HYBRID_FUSION" in messages[0].msg
 
 
+def test_a_bad_temporal_setting_is_reported_key_by_key(db, settings):
+    settings.SEMANTIC_CATALOG = {
+        **settings.SEMANTIC_CATALOG,
+        "TEMPORAL": {"TASK_QUEUE": "", "BATCH_SIZE": 0, "DRAIN": "yes", "QUEUE": "x"},
+    }
+    errors = [e for e in checks.run_checks() if e.id == "semantic_catalog.E030"]
+    text = " ".join(e.msg for e in errors)
+    assert len(errors) == 4, text
+    assert "Unknown SEMANTIC_CATALOG['TEMPORAL'] keys: QUEUE" in text
+    assert "['TASK_QUEUE'] must be a non-empty string" in text and "['DRAIN'] must be True or False" in text
+    assert "['BATCH_SIZE'] must be a whole number, 1 or more, not 0" in text
+
+
 @pytest.mark.django_db(transaction=True)
 def test_text_version_and_model_changes_since_the_build_are_warned(make_product, settings):
     from semantic_catalog.collections import active_collection

@@ -17,6 +17,7 @@ class SemanticCatalogConfig(AppConfig):
         from semantic_catalog.registry import autodiscover
         from semantic_catalog.segmentation import checks as segmentation_checks  # noqa: F401
         from semantic_catalog.sync import signals
+        from semantic_catalog.workflows import checks as workflow_checks  # noqa: F401
 
         autodiscover()
         signals.connect()
