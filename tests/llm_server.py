@@ -25,7 +25,9 @@ How it answers (the stage comes from the response schema's ``title``: ``ExtractA
   word (``"Ayam products"``), with that segment in the taxonomy;
 - consolidate: the ``- <name>: <definition>`` lines are merged by name (case-insensitive);
 - refine: each ``P_<n> (current S_<m>): <text>`` goes to the ``S_<k>`` whose name starts with the text's first
-  word, else stays in its current segment (else ``S_1``).
+  word, else stays in its current segment (else ``S_1``);
+- name (``NameAnswer``, the embedding-first mode): each ``Cluster S_<n> (...)`` block is named after the most
+  common first word of its sample lines (``"Ayam products"``).
 
 Faults (``fail_next(stage, *faults)``, stage ``"extract" | "consolidate" | "refine" | "any"``, consumed one per
 request in order): ``malformed`` (not JSON), ``wrong_schema`` (JSON of the wrong shape), ``missing_id``,
@@ -51,7 +53,13 @@ PRODUCT_LINE = re.compile(r"^(P_\d+): (.*)$", re.M)
 REFINE_LINE = re.compile(r"^(P_\d+) \(current (S_\d+|none)\): (.*)$", re.M)
 SEGMENT_LINE = re.compile(r"^(S_\d+): (.*?) — (.*)$", re.M)
 TAXONOMY_LINE = re.compile(r"^- (.*?): (.*)$", re.M)
-SCHEMA_TITLES = {"ExtractAnswer": "extract", "ConsolidateAnswer": "consolidate", "RefineAnswer": "refine"}
+CLUSTER_LINE = re.compile(r"^Cluster (S_\d+) \(.*$", re.M)
+SCHEMA_TITLES = {
+    "ExtractAnswer": "extract",
+    "ConsolidateAnswer": "consolidate",
+    "RefineAnswer": "refine",
+    "NameAnswer": "name",
+}
 
 
 def first_word(text: str) -> str:
@@ -156,6 +164,8 @@ class ScriptedLLMServer:
             content = self._consolidate(first, fault)
         elif stage == "refine":
             content = self._refine(first, fault)
+        elif stage == "name":
+            content = self._name(first, fault)
         else:
             content = {"error": "unknown schema"}
         if fault == "malformed":
@@ -218,6 +228,22 @@ class ScriptedLLMServer:
             segment = by_word.get(first_word(text)) or (current if current != "none" else "S_1")
             assignments.append({"product_id": label, "segment_id": segment, "confidence": 0.8})
         return {"assignments": self._with_id_fault(assignments, fault, "segment_id")}
+
+    def _name(self, prompt: str, fault: str | None) -> dict[str, Any]:
+        heads = list(CLUSTER_LINE.finditer(prompt))
+        segments = []
+        for n, head in enumerate(heads):
+            block = prompt[head.end() : heads[n + 1].start() if n + 1 < len(heads) else len(prompt)]
+            words = [first_word(text) for _, text in PRODUCT_LINE.findall(block)]
+            word = max(set(words), key=lambda w: (words.count(w), w)) if words else "Other"
+            segments.append(
+                {"segment_id": head.group(1), "name": f"{word} products", "definition": f"Mostly {word.lower()}."}
+            )
+        if fault == "missing_id" and len(segments) > 1:
+            segments = segments[:-1]
+        if fault == "unknown_id" and segments:
+            segments = [*segments, {**segments[0], "segment_id": "S_999999"}]
+        return {"segments": segments}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self

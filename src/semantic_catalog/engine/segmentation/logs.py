@@ -8,6 +8,7 @@ Layout under the storage root (a local folder or any fsspec URL, e.g. ``s3://buc
       segmentation/<ts>_b<batch>_a<attempt>_<hash>.json          stage (a), extract
       consolidate_taxonomy/<ts>_b<batch>_a<attempt>_<hash>.json  stage (b)
       refine_assignments/<ts>_b<batch>_a<attempt>_<hash>.json    stage (c)
+      name_clusters/<ts>_b<batch>_a<attempt>_<hash>.json         embedding_first: clusters named
       checksums.sha256                                           "<sha256>  <path in the run>" per file
 
 ``<hash>`` is the first 16 hex digits of the call's cache key; ``FileCallIndex`` finds earlier calls by it.
@@ -25,7 +26,7 @@ from typing import Any
 from semantic_catalog.engine.errors import LogStorageError, SegmentationInputError
 from semantic_catalog.engine.segmentation.types import InteractionRecord
 
-INTERACTION_DIRS = ("segmentation", "consolidate_taxonomy", "refine_assignments")
+INTERACTION_DIRS = ("segmentation", "consolidate_taxonomy", "refine_assignments", "name_clusters")
 MANIFEST = "checksums.sha256"
 RUN_ID = re.compile(r"^RUN_\d{8}T\d{6}(\.\d+)?Z_[0-9a-f]{8,64}$")
 KEY_PREFIX = 16

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import suppress
@@ -12,10 +13,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from semantic_catalog.engine.errors import ConfigurationError, LLMError, LogStorageError, SegmentationInputError
-from semantic_catalog.engine.segmentation import consolidate, extract, refine
+from semantic_catalog.engine.segmentation import consolidate, embedding_first, extract, refine
 from semantic_catalog.engine.segmentation.batches import normalize_name, plan_batches, segment_label
 from semantic_catalog.engine.segmentation.calls import CallRunner
 from semantic_catalog.engine.segmentation.client import ChatClient, OpenAIChatClient
+from semantic_catalog.engine.segmentation.clustering import Clustering, check_vectors, cluster
 from semantic_catalog.engine.segmentation.consolidate import Taxonomy, TaxonomySegment, name_merge
 from semantic_catalog.engine.segmentation.logs import FileCallIndex, LogStorage, RunLog, check_run_id
 from semantic_catalog.engine.segmentation.prompts import load_templates
@@ -70,6 +72,13 @@ def check_config(config: SegmentationConfig) -> None:
     for name in ("products_per_prompt", "products_per_refinement", "concurrency", "max_item_chars"):
         if getattr(config, name) < 1:
             problems.append(f"{name} must be at least 1")
+    if config.mode not in ("full", "embedding_first"):
+        problems.append(f"mode {config.mode!r} is not 'full' or 'embedding_first'")
+    for name in ("name_samples", "clusters_per_prompt"):
+        if getattr(config, name) < 1:
+            problems.append(f"{name} must be at least 1")
+    if not 0.0 <= config.uncertain_margin <= 1.0:
+        problems.append("uncertain_margin must be between 0 and 1")
     if config.taxonomies_per_consolidation < 2:
         problems.append("taxonomies_per_consolidation must be at least 2")
     if config.max_retries < 0:
@@ -97,15 +106,35 @@ def run_segmentation(
     progress: ProgressCallback | None = None,
     should_stop: StopCheck | None = None,
     client: ChatClient | None = None,
+    vectors: Any = None,
 ) -> SegmentationResult:
-    """Segments ``items``: extract, consolidate, refine. A given ``run_id`` resumes that run's folder (answers
-    found in the cache are not asked again). Raises SegmentationInputError, PromptTemplateError, LLMError,
-    RunCancelled, LogStorageError; bad input and templates are refused before anything is written."""
+    """Segments ``items``: extract, consolidate, refine (``mode="full"``), or cluster ``vectors`` (one row per
+    item), name the clusters, refine the uncertain items (``mode="embedding_first"``). A given ``run_id``
+    resumes that run's folder (answers found in the cache are not asked again). Raises SegmentationInputError,
+    PromptTemplateError, LLMError, RunCancelled, LogStorageError; bad input and templates are refused before
+    anything is written."""
     items = check_items(items)
     check_config(config)
-    templates = load_templates(config.prompts_dir)
+    templates = load_templates(config.prompts_dir, config.mode)
     run_id = check_run_id(run_id) if run_id is not None else new_run_id(config, items)
     ctx = StageContext(config=config, templates=templates, prompt_files={})
+    if config.mode == "embedding_first":
+        started = time.monotonic()
+        clustering = cluster(check_vectors(vectors, len(items)), config)
+        cluster_usage = Usage(seconds=time.monotonic() - started)
+        return _run_embedding_first(
+            items,
+            clustering,
+            cluster_usage,
+            ctx,
+            run_id,
+            storage_url,
+            storage_options,
+            index,
+            progress,
+            should_stop,
+            client,
+        )
     entries = list(enumerate(items))
     extract_batches = plan_batches(entries, config.products_per_prompt, lambda b: ctx.fits(extract.render(b, ctx)))
     for batch in extract_batches:
@@ -183,6 +212,60 @@ def run_segmentation(
             for item in items
             if item.id in first_pass
         ],
+        refined=refined,
+        usage=usage,
+        problems=ctx.problems,
+    )
+
+
+def _run_embedding_first(
+    items: Sequence[Item],
+    clustering: Clustering,
+    cluster_usage: Usage,
+    ctx: StageContext,
+    run_id: str,
+    storage_url: str,
+    storage_options: dict[str, Any] | None,
+    index: CallIndex | None,
+    progress: ProgressCallback | None,
+    should_stop: StopCheck | None,
+    client: ChatClient | None,
+) -> SegmentationResult:
+    """The embedding-first run once its input is checked and clustered: the same logs, cache and result."""
+    config = ctx.config
+    client = client if client is not None else OpenAIChatClient(config)
+    storage = LogStorage(storage_url, storage_options)
+    log = RunLog(storage, run_id)
+    index = index if index is not None else FileCallIndex(storage_url, storage_options)
+    usage = {"cluster": cluster_usage, "name": Usage(), "refine": Usage()}
+    runner = CallRunner(
+        client=client,
+        index=index,
+        log=log,
+        limiter=RateLimiter(config.requests_per_minute, config.tokens_per_minute),
+        concurrency=config.concurrency,
+        progress=progress,
+        should_stop=should_stop,
+        context_base={"category": config.category, "mode": config.mode},
+    )
+    try:
+        ctx.prompt_files.update({t.name: log.archive_prompt(t.filename, t.text) for t in ctx.templates.values()})
+        final, first_pass, refined = embedding_first.run(items, clustering, ctx, runner, usage)
+    except BaseException:
+        with suppress(LogStorageError):
+            log.write_manifest()
+        raise
+    log.write_manifest()
+    counts = Counter(a.segment for a in refined)
+    return SegmentationResult(
+        run_id=run_id,
+        config=config.as_dict(),
+        item_ids=[item.id for item in items],
+        segments=[
+            Segment(id=segment_label(i), name=s.name, definition=s.definition, item_count=counts[segment_label(i)])
+            for i, s in enumerate(final)
+        ],
+        first_pass=first_pass,
         refined=refined,
         usage=usage,
         problems=ctx.problems,

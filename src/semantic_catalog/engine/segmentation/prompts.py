@@ -20,6 +20,12 @@ PLACEHOLDERS: dict[str, frozenset[str]] = {
     "consolidate_taxonomy": frozenset({"category", "taxonomies"}),
     "refine_assignments": frozenset({"category", "segments", "products"}),
     "shared_retry": frozenset({"error"}),
+    "name_clusters": frozenset({"category", "clusters"}),
+}
+# The templates a run of each mode needs; a user's folder made for the full mode keeps working.
+MODE_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "full": ("extract_taxonomy", "consolidate_taxonomy", "refine_assignments", "shared_retry"),
+    "embedding_first": ("name_clusters", "refine_assignments", "shared_retry"),
 }
 
 
@@ -69,6 +75,6 @@ def load_template(name: str, folder: str | Path | None = None) -> PromptTemplate
     return PromptTemplate(name=name, filename=filename, text=text)
 
 
-def load_templates(folder: str | Path | None = None) -> dict[str, PromptTemplate]:
-    """All four templates, checked before a run asks anything."""
-    return {name: load_template(name, folder) for name in PLACEHOLDERS}
+def load_templates(folder: str | Path | None = None, mode: str = "full") -> dict[str, PromptTemplate]:
+    """The templates ``mode`` needs, checked before a run asks anything."""
+    return {name: load_template(name, folder) for name in MODE_TEMPLATES[mode]}

@@ -91,6 +91,18 @@ class RefineAnswer(_Strict):
     assignments: list[RefineAssignment]
 
 
+class NamedCluster(_Strict):
+    segment_id: SegmentId
+    name: Name
+    definition: Definition
+
+
+class NameAnswer(_Strict):
+    """embedding_first: a name and a definition for each cluster shown (``S_<n>``), from a sample of its items."""
+
+    segments: list[NamedCluster] = Field(min_length=1)
+
+
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The JSON schema sent to the server: pydantic's, with its ``title``, the ``$defs`` inlined (llama.cpp's
     grammar converter names rules after them and cannot parse the result) and plain character classes in

@@ -11,8 +11,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
-Stage = Literal["extract", "consolidate", "refine"]
-Mode = Literal["full"]
+Stage = Literal["extract", "consolidate", "refine", "cluster", "name"]
+# full: the LLM reads every item twice; embedding_first: the items' vectors are clustered, the LLM names the
+# clusters from samples and arbitrates only the items close to two centroids (README, "Market segmentation").
+Mode = Literal["full", "embedding_first"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,14 @@ class SegmentationConfig:
     prompts_dir: str | None = None  # None: the bundled prompts folder
     max_item_chars: int = 500  # an item's text is cut to this many characters in a prompt
     mode: Mode = "full"
+    # embedding_first only: the number of segments, or None to choose it by silhouette in the range
+    segments: int | None = None
+    min_segments: int = 2
+    max_segments: int = 12
+    uncertain_margin: float = 0.05  # (d2 - d1) / d2 below this: the LLM arbitrates the item
+    name_samples: int = 10  # items shown per cluster when the LLM names it
+    clusters_per_prompt: int = 8
+    seed: int = 0  # k-means and sampling are deterministic for a given seed
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
