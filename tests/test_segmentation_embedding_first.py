@@ -20,7 +20,7 @@ from semantic_catalog.engine.segmentation import (
     validate_result,
     write_result,
 )
-from semantic_catalog.engine.segmentation.clustering import _numpy_kmeans
+from semantic_catalog.engine.segmentation.clustering import _numpy_kmeans, _numpy_silhouette
 from semantic_catalog.engine.segmentation.prompts import BUNDLED, load_templates
 from tests.llm_server import ScriptedLLMServer, llm_server_fixture  # noqa: F401 (the llm_server fixture)
 
@@ -198,3 +198,21 @@ def test_numpy_kmeans_fallback_recovers_the_clusters():
     labels = _numpy_kmeans(unit, 3, seed=0)
     groups = [set(labels[c * PER_CLUSTER : (c + 1) * PER_CLUSTER]) for c in range(3)]
     assert all(len(g) == 1 for g in groups) and len(set().union(*groups)) == 3
+
+
+def test_numpy_silhouette_fallback_matches_scikit_learn():
+    from sklearn.metrics import silhouette_score
+
+    _, vectors = dataset()
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    labels = np.repeat([0, 1, 2], [PER_CLUSTER, PER_CLUSTER, PER_CLUSTER + BETWEEN])
+    expected = silhouette_score(unit, labels, metric="cosine")
+    assert _numpy_silhouette(unit, labels, seed=0) == pytest.approx(expected, abs=1e-9)
+
+
+def test_clusters_given_the_same_name_are_reported(llm_server, tmp_path):
+    items, vectors = dataset()
+    items = [Item(i.id, i.text.replace("ikan", "ayam")) for i in items]  # the scripted LLM names both "Ayam"
+    result = run_segmentation(items, config_for(llm_server), storage_url=str(tmp_path / "logs"), vectors=vectors)
+    assert len(result.segments) == 3
+    assert any("clusters share a name (Ayam products, Ayam products)" in p for p in result.problems)

@@ -5,10 +5,11 @@ full mode; the stages in ``usage`` are cluster, name and refine."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from semantic_catalog.engine.segmentation import naming, refine
-from semantic_catalog.engine.segmentation.batches import plan_batches, segment_label
+from semantic_catalog.engine.segmentation.batches import normalize_name, plan_batches, segment_label
 from semantic_catalog.engine.segmentation.calls import CallRunner
 from semantic_catalog.engine.segmentation.clustering import Clustering, samples, uncertain
 from semantic_catalog.engine.segmentation.consolidate import Taxonomy, TaxonomySegment
@@ -44,6 +45,9 @@ def run(
     )
     names = {number: value for answer in answers for number, value in answer.items()}
     final = [TaxonomySegment(*names[c], frozenset()) for c in range(k)]
+    seen = Counter(normalize_name(s.name) for s in final)
+    if twice := sorted(s.name for s in final if seen[normalize_name(s.name)] > 1):
+        ctx.problems.append(f"{naming.INTERACTION}: clusters share a name ({', '.join(twice)}); they stay apart")
     first_pass = [
         Assignment(item.id, final[int(clustering.labels[pos])].name, confidence(clustering.margins[pos]))
         for pos, item in enumerate(items)
