@@ -262,7 +262,7 @@ def test_admin_shows_runs_segments_and_each_calls_log_file(products, admin_clien
     assert "Drill products" in change and "Products whose description starts with" in change
     assert "Hose products" in admin_client.get("/admin/semantic_catalog/segment/").content.decode()
     listing = admin_client.get("/admin/semantic_catalog/llminteraction/").content.decode()
-    call = LLMInteraction.objects.filter(run=seg_run, interaction_type="segmentation").first()
+    call = LLMInteraction.objects.filter(run=seg_run, interaction_type="segmentation").order_by("batch").first()
     link = f"/admin/semantic_catalog/llminteraction/{call.pk}/content/"
     assert link in listing
     page = admin_client.get(link)

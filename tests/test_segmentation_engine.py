@@ -40,7 +40,7 @@ from tests.llm_server import ScriptedLLMServer, llm_server_fixture  # noqa: F401
 
 WORDS = ["ayam goreng", "tahu isi", "tempe bacem", "ayam bakar", "ikan asam", "udang saus"]
 FILE_NAME = re.compile(r"^\d{8}T\d{6}\.\d{6}Z_b(\d+)_a(\d+)_([0-9a-f]{16})\.json$")
-RUN_ID = re.compile(r"^RUN_\d{8}T\d{6}Z_[0-9a-f]{12}$")
+RUN_ID = re.compile(r"^RUN_\d{8}T\d{6}\.\d{6}Z_[0-9a-f]{12}$")
 
 
 def make_items(n: int) -> list[Item]:

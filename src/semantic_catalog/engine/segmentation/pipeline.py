@@ -9,7 +9,6 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from contextlib import suppress
-from datetime import UTC, datetime
 from typing import Any
 
 from semantic_catalog.engine.errors import ConfigurationError, LLMError, LogStorageError, SegmentationInputError
@@ -19,7 +18,7 @@ from semantic_catalog.engine.segmentation.calls import CallRunner
 from semantic_catalog.engine.segmentation.client import ChatClient, OpenAIChatClient
 from semantic_catalog.engine.segmentation.clustering import Clustering, check_vectors, cluster
 from semantic_catalog.engine.segmentation.consolidate import Taxonomy, TaxonomySegment, name_merge
-from semantic_catalog.engine.segmentation.logs import FileCallIndex, LogStorage, RunLog, check_run_id
+from semantic_catalog.engine.segmentation.logs import FileCallIndex, LogStorage, RunLog, check_run_id, timestamp
 from semantic_catalog.engine.segmentation.prompts import load_templates
 from semantic_catalog.engine.segmentation.ratelimit import RateLimiter
 from semantic_catalog.engine.segmentation.stages import StageContext
@@ -39,12 +38,13 @@ UNCLASSIFIED = ("Unclassified", "Items the LLM did not assign to any segment.")
 
 
 def new_run_id(config: SegmentationConfig, items: Sequence[Item]) -> str:
-    """``RUN_<ISO ts>_<hash>``: the hash (of the config and the items) tells identical runs apart at a glance."""
+    """``RUN_<ISO ts>_<hash>``: the hash (of the config and the items) tells identical runs apart at a glance;
+    the timestamp has microseconds, so two runs of the same items started in one second get two ids."""
     payload = json.dumps(
         {"config": config.as_dict(), "items": [[i.id, i.text] for i in items]}, sort_keys=True, ensure_ascii=False
     )
     digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()[:12]
-    return f"RUN_{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}_{digest}"
+    return f"RUN_{timestamp()}_{digest}"
 
 
 def check_items(items: Sequence[Item]) -> list[Item]:
