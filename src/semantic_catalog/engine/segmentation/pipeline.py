@@ -143,20 +143,10 @@ def run_segmentation(
                 f"item {batch[0][1].id!r} alone does not fit the model's context ({config.context_tokens} tokens "
                 f"with {config.max_output_tokens} for the answer); lower max_item_chars or raise context_tokens."
             )
-    client = client if client is not None else OpenAIChatClient(config)
-    storage = LogStorage(storage_url, storage_options)
-    log = RunLog(storage, run_id)
-    index = index if index is not None else FileCallIndex(storage_url, storage_options)
     usage = {stage: Usage() for stage in ("extract", "consolidate", "refine")}
-    runner = CallRunner(
-        client=client,
-        index=index,
-        log=log,
-        limiter=RateLimiter(config.requests_per_minute, config.tokens_per_minute),
-        concurrency=config.concurrency,
-        progress=progress,
-        should_stop=should_stop,
-        context_base={"category": config.category},
+    context_base = {"category": config.category}
+    log, runner = _open_run(
+        config, run_id, storage_url, storage_options, index, progress, should_stop, client, context_base
     )
     try:
         ctx.prompt_files.update({t.name: log.archive_prompt(t.filename, t.text) for t in templates.values()})
@@ -198,24 +188,12 @@ def run_segmentation(
             log.write_manifest()
         raise
     log.write_manifest()
-    counts = Counter(a.segment for a in refined)
-    return SegmentationResult(
-        run_id=run_id,
-        config=config.as_dict(),
-        item_ids=[item.id for item in items],
-        segments=[
-            Segment(id=segment_label(i), name=s.name, definition=s.definition, item_count=counts[segment_label(i)])
-            for i, s in enumerate(final)
-        ],
-        first_pass=[
-            Assignment(item_id=item.id, segment=first_pass[item.id][1], confidence=first_pass[item.id][2])
-            for item in items
-            if item.id in first_pass
-        ],
-        refined=refined,
-        usage=usage,
-        problems=ctx.problems,
-    )
+    first_pass_assignments = [
+        Assignment(item_id=item.id, segment=first_pass[item.id][1], confidence=first_pass[item.id][2])
+        for item in items
+        if item.id in first_pass
+    ]
+    return _result(run_id, items, final, first_pass_assignments, refined, usage, ctx)
 
 
 def _run_embedding_first(
@@ -233,20 +211,17 @@ def _run_embedding_first(
 ) -> SegmentationResult:
     """The embedding-first run once its input is checked and clustered: the same logs, cache and result."""
     config = ctx.config
-    client = client if client is not None else OpenAIChatClient(config)
-    storage = LogStorage(storage_url, storage_options)
-    log = RunLog(storage, run_id)
-    index = index if index is not None else FileCallIndex(storage_url, storage_options)
     usage = {"cluster": cluster_usage, "name": Usage(), "refine": Usage()}
-    runner = CallRunner(
-        client=client,
-        index=index,
-        log=log,
-        limiter=RateLimiter(config.requests_per_minute, config.tokens_per_minute),
-        concurrency=config.concurrency,
-        progress=progress,
-        should_stop=should_stop,
-        context_base={"category": config.category, "mode": config.mode},
+    log, runner = _open_run(
+        config,
+        run_id,
+        storage_url,
+        storage_options,
+        index,
+        progress,
+        should_stop,
+        client,
+        {"category": config.category, "mode": config.mode},
     )
     try:
         ctx.prompt_files.update({t.name: log.archive_prompt(t.filename, t.text) for t in ctx.templates.values()})
@@ -256,10 +231,49 @@ def _run_embedding_first(
             log.write_manifest()
         raise
     log.write_manifest()
+    return _result(run_id, items, final, first_pass, refined, usage, ctx)
+
+
+def _open_run(
+    config: SegmentationConfig,
+    run_id: str,
+    storage_url: str,
+    storage_options: dict[str, Any] | None,
+    index: CallIndex | None,
+    progress: ProgressCallback | None,
+    should_stop: StopCheck | None,
+    client: ChatClient | None,
+    context_base: dict[str, Any],
+) -> tuple[RunLog, CallRunner]:
+    """The run's log folder and the runner every LLM call of either mode goes through."""
+    log = RunLog(LogStorage(storage_url, storage_options), run_id)
+    runner = CallRunner(
+        client=client if client is not None else OpenAIChatClient(config),
+        index=index if index is not None else FileCallIndex(storage_url, storage_options),
+        log=log,
+        limiter=RateLimiter(config.requests_per_minute, config.tokens_per_minute),
+        concurrency=config.concurrency,
+        progress=progress,
+        should_stop=should_stop,
+        context_base=context_base,
+    )
+    return log, runner
+
+
+def _result(
+    run_id: str,
+    items: Sequence[Item],
+    final: Sequence[Any],
+    first_pass: list[Assignment],
+    refined: list[Assignment],
+    usage: dict[str, Usage],
+    ctx: StageContext,
+) -> SegmentationResult:
+    """The result of either mode: the final taxonomy as ``S_<n>`` segments with their refined counts."""
     counts = Counter(a.segment for a in refined)
     return SegmentationResult(
         run_id=run_id,
-        config=config.as_dict(),
+        config=ctx.config.as_dict(),
         item_ids=[item.id for item in items],
         segments=[
             Segment(id=segment_label(i), name=s.name, definition=s.definition, item_count=counts[segment_label(i)])
