@@ -41,6 +41,17 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     return errors
 
 
+def dict_setting_errors(key: str, problems: Any, check_id: str) -> list[checks.CheckMessage]:
+    """One error per bad key of the dict setting ``SEMANTIC_CATALOG[key]``, as ``problems(value)`` finds
+    them (the wings' E020 / E030); nothing when SEMANTIC_CATALOG itself is wrong (E010 says why)."""
+    try:
+        value = getattr(semantic_settings, key)
+    except ImproperlyConfigured:
+        return []
+    hint = f"See the README's settings table ({key})."
+    return [checks.Error(m, hint=hint, obj="SEMANTIC_CATALOG", id=CHECK_ID.format(check_id)) for m in problems(value)]
+
+
 @checks.register("semantic_catalog")
 def check_declarations(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = [
