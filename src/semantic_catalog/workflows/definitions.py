@@ -7,6 +7,7 @@ failed rows' outbox events) is an activity (``workflows.activities``), named her
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -187,6 +188,10 @@ class IndexWorkflow:
                     )
                 return self.result
             await self._batch(request, ids)
+            if workflow.cancellation_reason() is not None:
+                # A cancel that reached the batch between two heartbeats let it finish whole (and the
+                # SDK then returns its result): the run stops here, counted, instead of going on.
+                raise asyncio.CancelledError("the run was cancelled")
             batches += 1
             if batches >= request.batches_per_run or workflow.info().is_continue_as_new_suggested():
                 request.progress = self.result

@@ -1,8 +1,10 @@
 """Outbox drains as Temporal workflows (SEMANTIC_CATALOG['TEMPORAL']['DRAIN'] = True).
 
 ``sync.tasks.enqueue_drain`` calls ``start_drain`` instead of queuing a task: a signal-with-start of
-the index's one drain workflow (``semantic-drain-<index>``), so a burst of writes starts one workflow
-and wakes it, never a queue of them. The workflow waits for backoffs and outages on durable timers.
+the index's one drain workflow (``semantic-drain-<task queue>-<index>``), so a burst of writes starts
+one workflow and wakes it, never a queue of them. The task queue is in the id so that two sites sharing
+a namespace (staging and production, say) each wake their own drain, on their own workers.
+The workflow waits for backoffs and outages on durable timers.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from semantic_catalog.workflows.service import _run, connect
 
 
 def drain_workflow_id(index_name: str) -> str:
-    return f"semantic-drain-{index_name}"
+    return f"semantic-drain-{temporal_settings()['TASK_QUEUE']}-{index_name}"
 
 
 def start_drain(index_name: str) -> bool:
