@@ -11,7 +11,13 @@ from collections.abc import Sequence
 from contextlib import suppress
 from typing import Any
 
-from semantic_catalog.engine.errors import ConfigurationError, LLMError, LogStorageError, SegmentationInputError
+from semantic_catalog.engine.errors import (
+    ConfigurationError,
+    LLMError,
+    LogStorageError,
+    RunCancelled,
+    SegmentationInputError,
+)
 from semantic_catalog.engine.segmentation import consolidate, embedding_first, extract, refine
 from semantic_catalog.engine.segmentation.batches import normalize_name, plan_batches, segment_label
 from semantic_catalog.engine.segmentation.calls import CallRunner
@@ -26,6 +32,7 @@ from semantic_catalog.engine.segmentation.types import (
     Assignment,
     CallIndex,
     Item,
+    Progress,
     ProgressCallback,
     Segment,
     SegmentationConfig,
@@ -65,10 +72,17 @@ def check_items(items: Sequence[Item]) -> list[Item]:
 
 def check_config(config: SegmentationConfig) -> None:
     problems = []
-    if not config.model:
-        problems.append("model is empty")
-    if not config.base_url:
-        problems.append("base_url is empty")
+    if config.naming not in ("llm", "keywords"):
+        problems.append(f"naming {config.naming!r} is not 'llm' or 'keywords'")
+    elif config.naming == "keywords" and config.mode != "embedding_first":
+        problems.append(
+            "naming 'keywords' needs mode 'embedding_first' (the full mode's LLM names the segments it extracts)"
+        )
+    if config.naming != "keywords":  # a keywords run asks no LLM: it needs neither
+        if not config.model:
+            problems.append("model is empty")
+        if not config.base_url:
+            problems.append("base_url is empty")
     for name in ("products_per_prompt", "products_per_refinement", "concurrency", "max_item_chars"):
         if getattr(config, name) < 1:
             problems.append(f"{name} must be at least 1")
@@ -109,13 +123,14 @@ def run_segmentation(
     vectors: Any = None,
 ) -> SegmentationResult:
     """Segments ``items``: extract, consolidate, refine (``mode="full"``), or cluster ``vectors`` (one row per
-    item), name the clusters, refine the uncertain items (``mode="embedding_first"``). A given ``run_id``
+    item), name the clusters, refine the uncertain items (``mode="embedding_first"``; with ``naming="keywords"``
+    the clusters are named by their distinctive words and no LLM is asked, so no client is made). A given ``run_id``
     resumes that run's folder (answers found in the cache are not asked again). Raises SegmentationInputError,
     PromptTemplateError, LLMError, RunCancelled, LogStorageError; bad input and templates are refused before
     anything is written."""
     items = check_items(items)
     check_config(config)
-    templates = load_templates(config.prompts_dir, config.mode)
+    templates = {} if config.naming == "keywords" else load_templates(config.prompts_dir, config.mode)
     run_id = check_run_id(run_id) if run_id is not None else new_run_id(config, items)
     ctx = StageContext(config=config, templates=templates, prompt_files={})
     if config.mode == "embedding_first":
@@ -209,23 +224,32 @@ def _run_embedding_first(
     should_stop: StopCheck | None,
     client: ChatClient | None,
 ) -> SegmentationResult:
-    """The embedding-first run once its input is checked and clustered: the same logs, cache and result."""
+    """The embedding-first run once its input is checked and clustered: the same logs, cache and result. Named by
+    keywords, it opens only the run's folder (its manifest lets the run be resumed and moved) and no client."""
     config = ctx.config
     usage = {"cluster": cluster_usage, "name": Usage(), "refine": Usage()}
-    log, runner = _open_run(
-        config,
-        run_id,
-        storage_url,
-        storage_options,
-        index,
-        progress,
-        should_stop,
-        client,
-        {"category": config.category, "mode": config.mode},
-    )
+    runner: CallRunner | None = None
+    if config.naming == "keywords":
+        if should_stop is not None and should_stop():
+            raise RunCancelled("the run was stopped; run it again with its run id to resume.")
+        log = RunLog(LogStorage(storage_url, storage_options), run_id)
+    else:
+        log, runner = _open_run(
+            config,
+            run_id,
+            storage_url,
+            storage_options,
+            index,
+            progress,
+            should_stop,
+            client,
+            {"category": config.category, "mode": config.mode},
+        )
     try:
         ctx.prompt_files.update({t.name: log.archive_prompt(t.filename, t.text) for t in ctx.templates.values()})
         final, first_pass, refined = embedding_first.run(items, clustering, ctx, runner, usage)
+        if runner is None and progress is not None:
+            progress(Progress(stage="name", processed=len(final), total=len(final)))
     except BaseException:
         with suppress(LogStorageError):
             log.write_manifest()

@@ -15,6 +15,9 @@ Stage = Literal["extract", "consolidate", "refine", "cluster", "name"]
 # full: the LLM reads every item twice; embedding_first: the items' vectors are clustered, the LLM names the
 # clusters from samples and arbitrates only the items close to two centroids (README, "Market segmentation").
 Mode = Literal["full", "embedding_first"]
+# embedding_first only: who names the clusters. llm: the LLM, from samples (and it arbitrates uncertain items);
+# keywords: each cluster's most distinctive words by c-TF-IDF (keywords.py), no LLM call at all.
+Naming = Literal["llm", "keywords"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class SegmentationConfig:
     uncertain_margin: float = 0.05  # (d2 - d1) / d2 below this: the LLM arbitrates the item
     name_samples: int = 10  # items shown per cluster when the LLM names it
     clusters_per_prompt: int = 8
+    naming: Naming = "llm"  # "keywords": no LLM, so model and base_url may be anything (even empty)
     seed: int = 0  # k-means and sampling are deterministic for a given seed
 
     def as_dict(self) -> dict[str, Any]:
