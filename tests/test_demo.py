@@ -165,6 +165,21 @@ def test_an_unknown_product_is_the_shops_own_404_page(client, small_shop, settin
         assert f"<code>{path}</code>" in page and 'href="/">Search the shop</a>' in page
 
 
+def test_segments_page_shows_the_latest_run_or_how_to_make_one(client, small_shop):
+    page = client.get("/segments/").content.decode()
+    assert 'id="no-run"' in page and "semantic_segment --index products --all --mode embedding_first" in page
+    call_command(
+        "semantic_segment", "--index", "products", "--all", "--mode", "embedding_first", "--naming", "keywords",
+        "--segments", "2", "--no-progress", stdout=StringIO(), stderr=StringIO(),
+    )  # fmt: skip
+    page = client.get("/segments/").content.decode()
+    assert 'id="unnamed"' in page and "Not named by an LLM" in page and "4 products, 2 segments" in page
+    assert page.count('class="segment"') == 2
+    for product in small_shop.values():  # every product is shown under its segment (at most 6 a segment)
+        assert f'href="/product/{product.pk}/"' in page
+    assert 'href="/segments/"' in client.get("/").content.decode()  # the header links to it
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

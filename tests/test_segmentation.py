@@ -190,7 +190,10 @@ def test_command_selects_rows_with_a_filter(products, shop, make_product, llm):
     ("args", "message"),
     [
         ((), "Name the index"),
-        (("--index", "products"), "at least one filter"),
+        (("--index", "products"), "Say which rows: ids, --filter FIELD=VALUE or --all"),
+        (("--index", "products", "--all", "1"), "one of them"),
+        (("--index", "products", "--mode", "embedding_first", "--segments", "2", "1"), "more than items"),
+        (("--index", "products", "--naming", "keywords", "1"), "only with mode embedding_first"),
         (("--index", "nope", "1"), "Unknown index 'nope'"),
         (("--index", "products", "999999"), "not rows of index 'products'"),
         (("--index", "products", "99999999999999999999999"), "beyond the range"),

@@ -1,5 +1,6 @@
 """Demo pages: search with a semantic / keyword / hybrid toggle and filters; a product with similar
-items, alternatives (substitutes) and the same item at the other store."""
+items, alternatives (substitutes) and the same item at the other store; the market segments of the
+latest finished segmentation run."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.shortcuts import render
 from semantic_catalog.conf import semantic_settings
 from semantic_catalog.crossstore.results import matches, substitutes
 from semantic_catalog.engine.errors import InvalidQuery, SemanticCatalogError
+from semantic_catalog.models import SegmentationRun
 from semantic_catalog.registry import registry
 from semantic_catalog.search import search, similar
 from semantic_catalog.search.service import query_limits
@@ -184,3 +186,25 @@ def product_page(request: HttpRequest, pk: int) -> HttpResponse:
         "error": error,
     }
     return render(request, "shop/product.html", context)
+
+
+SEGMENT_SAMPLES = 6  # products shown per segment, the most confidently assigned first
+
+
+def segments_page(request: HttpRequest) -> HttpResponse:
+    """The segments of the products' latest completed run, largest first, each with a few of its products."""
+    index = registry.get("products")
+    finished = SegmentationRun.objects.filter(index=index.name, status=SegmentationRun.Status.COMPLETED)
+    run = finished.order_by("-finished_at", "-pk").first()
+    segments = []
+    if run is not None:
+        for segment in run.segments.order_by("-item_count", "key"):
+            ids = list(segment.items.order_by("-confidence", "pk").values_list("item_id", flat=True)[:SEGMENT_SAMPLES])
+            rows, _ = index.rows_by_id(ids)  # rows since removed from the queryset are left out
+            segments.append({"segment": segment, "samples": [rows[i] for i in ids if i in rows]})
+    context = {
+        "run": run,
+        "segments": segments,
+        "keywords": run is not None and run.params.get("naming") == "keywords",
+    }
+    return render(request, "shop/segments.html", context)

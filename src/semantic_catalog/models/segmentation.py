@@ -123,6 +123,7 @@ class LLMInteraction(models.Model):
         SEGMENTATION = "segmentation"
         CONSOLIDATE = "consolidate_taxonomy"
         REFINE = "refine_assignments"
+        NAME = "name_clusters", "Name clusters"  # embedding_first: clusters named from samples of their items
 
     run = models.ForeignKey(SegmentationRun, on_delete=models.CASCADE, related_name="interactions")
     interaction_type = models.CharField(max_length=30, choices=Type.choices)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import replace
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
 from semantic_catalog.conf import DEFAULTS, semantic_settings
+from semantic_catalog.engine.errors import InvalidQuery
 from semantic_catalog.engine.segmentation.types import SegmentationConfig
 
 _WHOLE = {  # key: smallest value
@@ -103,13 +105,25 @@ def storage_options() -> dict[str, Any]:
     return dict(segmentation_settings()["STORAGE_OPTIONS"])
 
 
+EMBEDDING_FIRST_OPTIONS = ("segments", "min_segments", "max_segments", "naming")
+RUN_OPTIONS = ("mode", *EMBEDDING_FIRST_OPTIONS)  # chosen per run, not in settings
+
+
 def build_config(
-    *, model: str | None = None, temperature: float | None = None, category: str = ""
+    *, model: str | None = None, temperature: float | None = None, category: str = "", **options: Any
 ) -> SegmentationConfig:
-    """The engine's config from the settings, with a run's own model and temperature where given."""
+    """The engine's config from the settings, with a run's own model, temperature and RUN_OPTIONS where given."""
+    unknown = sorted(set(options) - set(RUN_OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown run options: {', '.join(unknown)}")
+    clustering = [key for key in EMBEDDING_FIRST_OPTIONS if options.get(key) is not None]
+    if clustering and options.get("mode") != "embedding_first":
+        raise InvalidQuery(f"{', '.join(clustering)}: only with mode embedding_first.")
+    if options.get("segments") is not None and (options.get("min_segments") or options.get("max_segments")):
+        raise InvalidQuery("Give segments, or a range (min_segments, max_segments), not both.")
     value = segmentation_settings()
     prompts = value["PROMPTS_DIR"]
-    return SegmentationConfig(
+    config = SegmentationConfig(
         model=model or value["MODEL"],
         base_url=value["BASE_URL"],
         api_key=value["API_KEY"],
@@ -127,6 +141,7 @@ def build_config(
         request_timeout=float(value["REQUEST_TIMEOUT"]),
         prompts_dir=str(prompts) if prompts else None,
     )
+    return replace(config, **{key: chosen for key, chosen in options.items() if chosen is not None})
 
 
 MODEL_KEYS = ("model", "base_url", "temperature")

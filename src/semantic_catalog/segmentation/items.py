@@ -72,13 +72,22 @@ def items_by_filter(index: SemanticIndex, filters: Mapping[str, Any]) -> list[It
         if lookup != "__in" and isinstance(value, (list, dict)):
             raise InvalidQuery(f"{key} takes one value, not {type(value).__name__}.")
         lookups[f"{index.filter_columns[name]}{lookup}"] = value
+    return _matching(index, lookups)
+
+
+def items_of_queryset(index: SemanticIndex) -> list[Item]:
+    """Every row of the index's queryset, in primary key order (at most MAX_ITEMS)."""
+    return _matching(index, {})
+
+
+def _matching(index: SemanticIndex, lookups: dict[str, Any]) -> list[Item]:
     limit = max_items()
     try:
         rows = list(index.get_queryset().filter(**lookups).order_by("pk")[: limit + 1])
     except (ValidationError, ValueError, TypeError, FieldError, OverflowError, DataError) as exc:
         raise InvalidQuery(f"A filter value does not suit its field: {_message(exc)}") from None
     if not rows:
-        raise InvalidQuery(f"No rows of index {index.name!r} match the filters.")
+        raise InvalidQuery(f"No rows of index {index.name!r} match{' the filters' if lookups else ''}.")
     if len(rows) > limit:
         raise InvalidQuery(
             f"More than {limit} rows match (SEGMENTATION MAX_ITEMS): narrow the filters or raise MAX_ITEMS."

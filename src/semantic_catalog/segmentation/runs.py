@@ -13,12 +13,21 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
-from semantic_catalog.engine.errors import RunCancelled, SegmentationError
-from semantic_catalog.engine.segmentation.types import Item, Progress, SegmentationResult
+from semantic_catalog.engine.errors import (
+    ConfigurationError,
+    InvalidQuery,
+    RunCancelled,
+    SegmentationError,
+    SegmentationInputError,
+    SemanticCatalogError,
+)
+from semantic_catalog.engine.segmentation.types import Item, Progress, SegmentationConfig, SegmentationResult
 from semantic_catalog.indexes import SemanticIndex
 from semantic_catalog.models import ItemSegment, RefinedItemSegment, RunItem, Segment, SegmentationRun
+from semantic_catalog.registry import registry
 from semantic_catalog.segmentation.callindex import RunDatabase, SqlCallIndex
 from semantic_catalog.segmentation.conf import build_config, config_of, log_storage, split_config, storage_options
+from semantic_catalog.segmentation.vectors import stored_vectors
 
 logger = logging.getLogger("semantic_catalog.segmentation")
 
@@ -49,11 +58,15 @@ def create_run(
     category: str = "",
     model: str | None = None,
     temperature: float | None = None,
+    **options: Any,
 ) -> SegmentationRun:
-    """The run's row and its items, status running at stage 'queued'; nothing is asked of the LLM yet."""
+    """The run's row and its items, status running at stage 'queued'; nothing is asked of the LLM yet.
+    ``options`` are RUN_OPTIONS (mode, segments, ...); an embedding-first run is refused here when the
+    segment counts make no sense for these items or some item has no vector in the index."""
     from semantic_catalog.engine.segmentation import new_run_id
 
-    config = build_config(model=model, temperature=temperature, category=category)
+    config = build_config(model=model, temperature=temperature, category=category, **options)
+    check_run_options(index, config, items)
     model_config, params = split_config(config)
     with transaction.atomic():
         run = SegmentationRun.objects.create(
@@ -68,6 +81,22 @@ def create_run(
         )
         RunItem.objects.bulk_create([RunItem(run=run, item_id=i.id, text=i.text) for i in items], batch_size=1000)
     return run
+
+
+def check_run_options(index: SemanticIndex, config: SegmentationConfig, items: Sequence[Item]) -> None:
+    """InvalidQuery for options that make no sense (each message says what to fix), NotIndexedYet for
+    an embedding-first run of items the index holds no vectors of."""
+    from semantic_catalog.engine.segmentation.clustering import check_range
+    from semantic_catalog.engine.segmentation.pipeline import check_config
+
+    try:
+        check_config(config)
+        if config.mode == "embedding_first":
+            check_range(config, len(items), len(items))
+    except (ConfigurationError, SegmentationInputError) as exc:
+        raise InvalidQuery(str(exc).removeprefix("segmentation settings: ")) from None
+    if config.mode == "embedding_first":
+        stored_vectors(index, [item.id for item in items])
 
 
 class _Reporter:
@@ -111,9 +140,13 @@ def execute_run(
     database = RunDatabase()
     reporter = _Reporter(run, database, on_progress)
     started = time.monotonic()
-    _update(run, status=Status.RUNNING, stage="extract", processed=0, total=len(items), stage_started_at=timezone.now())
+    stage = "cluster" if run.params.get("mode") == "embedding_first" else "extract"
+    _update(run, status=Status.RUNNING, stage=stage, processed=0, total=len(items), stage_started_at=timezone.now())
     try:
         config = config_of(run.model_config, run.params, run.category)
+        vectors = None
+        if config.mode == "embedding_first":
+            vectors = stored_vectors(registry.get(run.index), [item.id for item in items])
         result = run_segmentation(
             items,
             config,
@@ -124,10 +157,11 @@ def execute_run(
             progress=reporter.progress,
             should_stop=reporter.should_stop,
             client=client,
+            vectors=vectors,
         )
     except RunCancelled as exc:
         return _end(run, Status.CANCELLED, f"Cancelled: {exc}")
-    except (SegmentationError, ImproperlyConfigured) as exc:
+    except (SegmentationError, ImproperlyConfigured, ConfigurationError, SemanticCatalogError) as exc:
         return _end(run, Status.FAILED, str(exc))
     except Exception as exc:
         logger.exception("Segmentation run %s failed", run.run_id)
@@ -285,6 +319,8 @@ def results_data(run: SegmentationRun) -> dict[str, Any]:
         "status": run.status,
         "category": run.category,
         "model": run.model_config.get("model", ""),
+        "mode": run.params.get("mode", "full"),
+        "naming": run.params.get("naming", "llm"),
         "segments": [
             {"id": s.key, "name": s.name, "definition": s.definition, "item_count": s.item_count} for s in segments
         ],

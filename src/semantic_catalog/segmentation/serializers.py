@@ -7,8 +7,10 @@ from typing import Any
 
 from rest_framework import serializers
 
-from semantic_catalog.segmentation.conf import MAX_TEMPERATURE
+from semantic_catalog.segmentation.conf import EMBEDDING_FIRST_OPTIONS, MAX_TEMPERATURE
 from semantic_catalog.segmentation.items import max_items
+
+MAX_SEGMENTS = 1000
 
 
 class SegmentationStartSerializer(serializers.Serializer):
@@ -17,6 +19,30 @@ class SegmentationStartSerializer(serializers.Serializer):
     model = serializers.CharField(max_length=200, required=False, help_text="default: SEGMENTATION MODEL")
     temperature = serializers.FloatField(
         required=False, min_value=0.0, max_value=MAX_TEMPERATURE, help_text="default: SEGMENTATION TEMPERATURE"
+    )
+    mode = serializers.ChoiceField(
+        choices=["full", "embedding_first"],
+        default="full",
+        help_text="full: the LLM reads every item twice (extract, refine); embedding_first: the items' vectors "
+        "from the index are clustered, the LLM only names the clusters and arbitrates uncertain items",
+    )
+    segments = serializers.IntegerField(
+        required=False,
+        min_value=2,
+        max_value=MAX_SEGMENTS,
+        help_text="embedding_first: the number of segments (default: chosen by silhouette in the range)",
+    )
+    min_segments = serializers.IntegerField(
+        required=False, min_value=2, max_value=MAX_SEGMENTS, help_text="embedding_first: the range's low end (2)"
+    )
+    max_segments = serializers.IntegerField(
+        required=False, min_value=2, max_value=MAX_SEGMENTS, help_text="embedding_first: the range's high end (12)"
+    )
+    naming = serializers.ChoiceField(
+        choices=["llm", "keywords"],
+        required=False,
+        help_text="embedding_first: llm (default: the LLM names each cluster from a sample of its items) or "
+        "keywords (its most distinctive words by class-based TF-IDF; the run makes no LLM call at all)",
     )
     filters = serializers.DictField(
         required=False,
@@ -40,6 +66,11 @@ class SegmentationStartSerializer(serializers.Serializer):
             raise serializers.ValidationError("Give either ids or filters (one of them).")
         return attrs
 
+    def run_options(self) -> dict[str, Any]:
+        """The validated RUN_OPTIONS for ``start_run``."""
+        data = self.validated_data
+        return {key: data[key] for key in ("mode", *EMBEDDING_FIRST_OPTIONS) if key in data}
+
 
 class SegmentationStartedSerializer(serializers.Serializer):
     run_id = serializers.CharField()
@@ -53,7 +84,10 @@ class SegmentationStatusSerializer(serializers.Serializer):
     run_id = serializers.CharField()
     index = serializers.CharField()
     status = serializers.ChoiceField(choices=["running", "completed", "failed", "cancelled"])
-    stage = serializers.CharField(help_text="queued, extract, consolidate, refine or done")
+    stage = serializers.CharField(
+        help_text="queued, then extract, consolidate, refine (mode full) or cluster, name, refine (embedding_first), "
+        "then done"
+    )
     processed = serializers.IntegerField(help_text="units of the current stage done (items, or taxonomies)")
     total = serializers.IntegerField(help_text="units of the current stage")
     percent = serializers.FloatField(help_text="of the current stage")
@@ -87,6 +121,8 @@ class SegmentationResultsSerializer(serializers.Serializer):
     status = serializers.CharField()
     category = serializers.CharField()
     model = serializers.CharField()
+    mode = serializers.CharField(help_text="full or embedding_first")
+    naming = serializers.CharField(help_text="embedding_first: llm or keywords (segments named without an LLM)")
     segments = SegmentationSegmentSerializer(many=True)
     items = SegmentationItemSerializer(many=True)
     problems = serializers.ListField(

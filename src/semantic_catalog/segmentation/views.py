@@ -68,7 +68,9 @@ class StartView(SegmentationView):
     @extend_schema(request=SegmentationStartSerializer, responses={202: SegmentationStartedSerializer, **ERRORS})
     def post(self, request: Request) -> Response:
         if not isinstance(request.data, dict):
-            raise InvalidQuery("The body must be a JSON object: {index, ids | filters, category, model, temperature}.")
+            raise InvalidQuery(
+                "The body must be a JSON object: {index, ids | filters, category, model, temperature, mode, ...}."
+            )
         serializer = SegmentationStartSerializer(data=request.data)
         if not serializer.is_valid():
             return Response({"detail": "; ".join(error_lines(serializer.errors))}, status=400)
@@ -76,7 +78,12 @@ class StartView(SegmentationView):
         index = registry.get(data["index"])
         items = items_by_ids(index, data["ids"]) if "ids" in data else items_by_filter(index, data["filters"])
         run = start_run(
-            index, items, category=data["category"], model=data.get("model"), temperature=data.get("temperature")
+            index,
+            items,
+            category=data["category"],
+            model=data.get("model"),
+            temperature=data.get("temperature"),
+            **serializer.run_options(),
         )
         body = {"run_id": run.run_id, "status": run.status, "total_items": run.total_items, **_links(run.run_id)}
         return Response(body, status=status.HTTP_202_ACCEPTED)

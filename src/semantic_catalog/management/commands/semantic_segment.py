@@ -9,8 +9,8 @@ from tqdm import tqdm
 from semantic_catalog.engine.errors import SemanticCatalogError
 from semantic_catalog.engine.segmentation.types import Progress
 from semantic_catalog.management.commands._base import IndexCommand
-from semantic_catalog.segmentation.conf import is_temperature
-from semantic_catalog.segmentation.items import items_by_filter, items_by_ids
+from semantic_catalog.segmentation.conf import EMBEDDING_FIRST_OPTIONS, is_temperature
+from semantic_catalog.segmentation.items import items_by_filter, items_by_ids, items_of_queryset
 from semantic_catalog.segmentation.runs import create_run, execute_run, prepare_resume
 
 
@@ -31,9 +31,30 @@ class Command(IndexCommand):
             metavar="FIELD=VALUE",
             help="a declared filter field (FIELD__gte=..., __lte, __gt, __lt; FIELD__in=a,b); repeatable",
         )
+        parser.add_argument(
+            "--all", action="store_true", help="every row of the index's queryset (at most SEGMENTATION MAX_ITEMS)"
+        )
         parser.add_argument("--category", default="", help="what the items are (shown to the LLM)")
         parser.add_argument("--model", help="LLM model (default: SEGMENTATION MODEL)")
         parser.add_argument("--temperature", type=float, help="0 to 2 (default: SEGMENTATION TEMPERATURE)")
+        parser.add_argument(
+            "--mode",
+            choices=["full", "embedding_first"],
+            default="full",
+            help="full (default): the LLM reads every item twice; embedding_first: cluster the items' vectors from "
+            "the index, the LLM only names the clusters and arbitrates uncertain items",
+        )
+        parser.add_argument(
+            "--segments", type=int, help="embedding_first: the number of segments (default: chosen by silhouette)"
+        )
+        parser.add_argument("--min-segments", type=int, help="embedding_first: silhouette range, low end (2)")
+        parser.add_argument("--max-segments", type=int, help="embedding_first: silhouette range, high end (12)")
+        parser.add_argument(
+            "--naming",
+            choices=["llm", "keywords"],
+            help="embedding_first: llm (default) or keywords (clusters named by their most distinctive words; "
+            "no LLM call at all)",
+        )
         parser.add_argument("--resume", metavar="RUN_ID", help="continue this run from its logs and the cache")
         parser.add_argument("--force", action="store_true", help="with --resume: also a run marked running")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -61,24 +82,35 @@ class Command(IndexCommand):
             self.stdout.write(f"  {segment.key} {segment.name} ({segment.item_count}): {segment.definition}")
 
     def _resume(self, options: dict[str, Any]) -> str:
-        if options["ids"] or options["filter"] or options["index"]:
-            raise CommandError("--resume takes the run's own items: give no ids, --filter or --index with it.")
+        if options["ids"] or options["filter"] or options["all"] or options["index"]:
+            raise CommandError("--resume takes the run's own items: give no ids, --filter, --all or --index with it.")
         return prepare_resume(options["resume"], force=options["force"]).run_id
 
     def _create(self, options: dict[str, Any]) -> str:
         if not options["index"]:
             raise CommandError("Name the index with --index (or continue a run with --resume RUN_ID).")
         (index,) = self.selected({"indexes": [options["index"]]})
-        if options["ids"] and options["filter"]:
-            raise CommandError("Give ids or --filter, not both.")
+        if sum(map(bool, (options["ids"], options["filter"], options["all"]))) != 1:
+            raise CommandError("Say which rows: ids, --filter FIELD=VALUE or --all (one of them).")
         temperature = options["temperature"]
         if temperature is not None and not is_temperature(temperature):
             raise CommandError(f"--temperature must be from 0 to 2, not {temperature}.")
         if options["ids"]:
             items = items_by_ids(index, options["ids"])
+        elif options["all"]:
+            items = items_of_queryset(index)
         else:
             items = items_by_filter(index, _filters(options["filter"]))
-        run = create_run(index, items, category=options["category"], model=options["model"], temperature=temperature)
+        clustering = {key: options[key] for key in EMBEDDING_FIRST_OPTIONS}
+        run = create_run(
+            index,
+            items,
+            category=options["category"],
+            model=options["model"],
+            temperature=temperature,
+            mode=options["mode"],
+            **clustering,
+        )
         self.stderr.write(f"{run.run_id}: {len(items)} items of {index.name}, logs in {run.storage_url}")
         return run.run_id
 
