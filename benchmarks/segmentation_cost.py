@@ -17,10 +17,8 @@ otherwise. Writes benchmarks/results/segmentation_cost.json.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
-import random
 import sys
 import tempfile
 import threading
@@ -32,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from _recipes import CLASSES, DATA, load_sample
 from _results import ROOT, write_report
 
 sys.path.insert(0, str(ROOT / "src"))
@@ -45,35 +44,7 @@ from semantic_catalog.engine.segmentation import (  # noqa: E402
 )
 from semantic_catalog.engine.segmentation.types import Item, SegmentationResult  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "multilingual" / "indonesian-recipes"
-CLASSES = ("ayam", "ikan", "kambing", "sapi", "tahu", "telur", "tempe", "udang")
 DEFAULT_URL = "http://127.0.0.1:8088/v1"
-SEED = 16
-
-
-def recipe_text(row: dict[str, str], ingredients: int = 4) -> str:
-    """The title and the first few ingredients: what a catalogue line says about a recipe."""
-    parts = [part.strip() for part in row["Ingredients"].split("--") if part.strip() and not part.strip().endswith(":")]
-    return f"{row['Title'].strip()} (bahan: {', '.join(parts[:ingredients])})"
-
-
-def load_sample(per_class: int) -> tuple[list[Item], dict[str, str]]:
-    """``per_class`` recipes from each file, drawn with a fixed seed from those in one file only."""
-    rows: dict[str, list[dict[str, str]]] = {}
-    seen: Counter[str] = Counter()
-    for name in CLASSES:
-        with (DATA / f"dataset-{name}.csv").open(encoding="utf-8-sig", newline="") as handle:
-            rows[name] = [row for row in csv.DictReader(handle) if row["Title"].strip() and row["URL"].strip()]
-        seen.update({row["URL"] for row in rows[name]})
-    items, labels = [], {}
-    rng = random.Random(SEED)
-    for name in CLASSES:
-        single = sorted((row for row in rows[name] if seen[row["URL"]] == 1), key=lambda row: row["URL"])
-        for row in rng.sample(single, per_class):
-            item_id = row["URL"].rsplit("/", 1)[-1].split("-", 1)[0]
-            items.append(Item(id=item_id, text=recipe_text(row)))
-            labels[item_id] = name
-    return items, labels
 
 
 def server_model(url: str) -> str | None:
