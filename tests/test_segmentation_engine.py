@@ -710,3 +710,27 @@ def test_schemas_suit_llama_cpp_grammars():
     for model in (ExtractAnswer, ConsolidateAnswer, RefineAnswer):
         text = json.dumps(json_schema(model))
         assert "$defs" not in text and "$ref" not in text and "\\d" not in text and "maxLength" not in text
+
+
+def test_the_schema_sent_bounds_each_batch_s_lists(llm_server, tmp_path):
+    """A grammar-constrained small model cannot loop on a list: extract asks for exactly as many
+    assignments as the batch has products and at most as many segments; refine for exactly its batch;
+    consolidate for at most the segments it was shown. Validation stays lenient (ids are checked apart)."""
+    from semantic_catalog.engine.segmentation.schemas import ExtractAnswer, json_schema
+
+    run_segmentation(make_items(13), config_for(llm_server, concurrency=1), storage_url=str(tmp_path / "logs"))
+    bounds: dict[str, list] = {}
+    for request in llm_server.requests:
+        properties = request["response_format"]["json_schema"]["schema"]["properties"]
+        bounds.setdefault(request["stage"], []).append(
+            {name: (p.get("minItems"), p.get("maxItems")) for name, p in properties.items() if p.get("type") == "array"}
+        )
+    assert bounds["extract"] == [
+        {"segments": (1, 10), "assignments": (10, 10)},
+        {"segments": (1, 3), "assignments": (3, 3)},
+    ]
+    assert bounds["refine"] == [{"assignments": (13, 13)}]
+    assert bounds["consolidate"][0]["segments"][0] == 1 and bounds["consolidate"][0]["segments"][1] >= 6
+    assert "maxItems" not in json.dumps(json_schema(ExtractAnswer))  # unbounded without limits
+    with pytest.raises(ValueError, match="no list field 'items'"):
+        json_schema(ExtractAnswer, {"items": (1, 2)})

@@ -25,7 +25,7 @@ from semantic_catalog.engine.segmentation.client import ChatClient, estimate_tok
 from semantic_catalog.engine.segmentation.logs import LogStorage, RunLog, read_call, sha256, timestamp
 from semantic_catalog.engine.segmentation.prompts import PromptTemplate
 from semantic_catalog.engine.segmentation.ratelimit import RateLimiter
-from semantic_catalog.engine.segmentation.schemas import json_schema
+from semantic_catalog.engine.segmentation.schemas import Limits, json_schema
 from semantic_catalog.engine.segmentation.types import CallIndex, InteractionRecord, Progress, Stage, Usage
 
 M = TypeVar("M", bound=BaseModel)
@@ -89,10 +89,12 @@ def conversation(
     max_retries: int,
     problems: list[str],
     fits: Callable[[str], bool] | None = None,
+    limits: Limits | None = None,
 ) -> Generator[Request, str, Outcome[M]]:
     """One batch's exchange: the prompt, then up to ``max_retries`` retries carrying the validation error
-    (after the previous answer, unless ``fits`` says the three would not fit the model's context)."""
-    schema = json_schema(model)
+    (after the previous answer, unless ``fits`` says the three would not fit the model's context); ``limits``
+    bound the lists of the schema sent (``schemas.json_schema``)."""
+    schema = json_schema(model, limits)
     messages = [{"role": "user", "content": prompt}]
     best: M | None = None
     errors: list[str] = []

@@ -68,6 +68,7 @@ def consolidate_group(batch: int, group: Sequence[Taxonomy], ctx: StageContext) 
         max_retries=ctx.config.max_retries,
         problems=ctx.problems,
         fits=ctx.fits,
+        limits={"segments": (1, sum(len(t) for t in group))},
     )
     if outcome.answer is None:
         ctx.problems.append(

@@ -58,6 +58,7 @@ def extract_batch(batch: int, entries: Sequence[Entry], ctx: StageContext) -> Ge
         max_retries=ctx.config.max_retries,
         problems=ctx.problems,
         fits=ctx.fits,
+        limits={"segments": (1, len(entries)), "assignments": (len(entries), len(entries))},
     )
     answer = outcome.answer
     if answer is None:

@@ -66,6 +66,7 @@ def name_batch(
         max_retries=ctx.config.max_retries,
         problems=ctx.problems,
         fits=ctx.fits,
+        limits={"segments": (len(clusters), len(clusters))},
     )
     named: dict[int, tuple[str, str]] = {}
     if outcome.answer is not None:

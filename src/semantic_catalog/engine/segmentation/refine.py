@@ -61,6 +61,7 @@ def refine_batch(
         max_retries=ctx.config.max_retries,
         problems=ctx.problems,
         fits=ctx.fits,
+        limits={"assignments": (len(entries), len(entries))},
     )
     if outcome.answer is None:
         ctx.problems.append(

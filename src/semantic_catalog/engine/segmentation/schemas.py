@@ -103,10 +103,18 @@ class NameAnswer(_Strict):
     segments: list[NamedCluster] = Field(min_length=1)
 
 
-def json_schema(model: type[BaseModel]) -> dict[str, Any]:
+Limits = dict[str, tuple[int, int]]  # a top-level list field -> (minItems, maxItems) for one batch
+
+
+def json_schema(model: type[BaseModel], limits: Limits | None = None) -> dict[str, Any]:
     """The JSON schema sent to the server: pydantic's, with its ``title``, the ``$defs`` inlined (llama.cpp's
     grammar converter names rules after them and cannot parse the result) and plain character classes in
-    patterns (``[0-9]``, not ``\\d``, for the same converter)."""
+    patterns (``[0-9]``, not ``\\d``, for the same converter).
+
+    ``limits`` bound the batch's lists (as many assignments as products, at most one segment per product):
+    a server that turns the schema into a grammar then cannot loop on a list until the token limit, as small
+    models do. Only the schema sent is bounded; answers are validated by the model itself, so one with a
+    missing or extra id is still read and its id problems retried, not thrown away."""
     schema = model.model_json_schema()
     definitions = schema.pop("$defs", {})
 
@@ -120,4 +128,9 @@ def json_schema(model: type[BaseModel]) -> dict[str, Any]:
             return [inline(value) for value in node]
         return node
 
-    return inline(schema)
+    schema = inline(schema)
+    for field, (low, high) in (limits or {}).items():
+        if field not in schema.get("properties", {}) or not 0 <= low <= high:
+            raise ValueError(f"no list field {field!r} in {model.__name__}, or limits {low}..{high} make no sense")
+        schema["properties"][field] |= {"minItems": low, "maxItems": high}
+    return schema
