@@ -227,7 +227,15 @@ class CallRunner:
         storage = _storage_for(self.log.storage, url)
         data = read_call(storage, url)
         metadata = data["metadata"]
-        record = InteractionRecord(
+        tokens = (int(metadata.get("tokens_in") or 0), int(metadata.get("tokens_out") or 0))
+        record = self._record(request, key, url, sha256(storage.read(url)), tokens, 0.0, cached=True)
+        return str(data["response"]), record
+
+    def _record(
+        self, request: Request, key: str, url: str, digest: str, tokens: tuple[int, int], duration: float, cached: bool
+    ) -> InteractionRecord:
+        """The index entry of one call's file, asked now or found in the cache."""
+        return InteractionRecord(
             run_id=self.log.run_id,
             interaction_type=request.interaction_type,
             batch=request.batch,
@@ -235,14 +243,13 @@ class CallRunner:
             path=url,
             prompt_file=request.prompt_file,
             cache_key=key,
-            sha256=sha256(storage.read(url)),
+            sha256=digest,
             model=self.client.model,
-            tokens_in=int(metadata.get("tokens_in") or 0),
-            tokens_out=int(metadata.get("tokens_out") or 0),
-            duration=0.0,
-            cached=True,
+            tokens_in=tokens[0],
+            tokens_out=tokens[1],
+            duration=duration,
+            cached=cached,
         )
-        return str(data["response"]), record
 
     def _call(self, request: Request, key: str) -> tuple[str, InteractionRecord]:
         """On a worker thread: rate limit, ask, log the call as a file."""
@@ -274,21 +281,7 @@ class CallRunner:
             "response": reply.text,
         }
         url, digest = self.log.write_call(request.interaction_type, request.batch, request.attempt, key, payload)
-        record = InteractionRecord(
-            run_id=self.log.run_id,
-            interaction_type=request.interaction_type,
-            batch=request.batch,
-            attempt=request.attempt,
-            path=url,
-            prompt_file=request.prompt_file,
-            cache_key=key,
-            sha256=digest,
-            model=self.client.model,
-            tokens_in=reply.tokens_in,
-            tokens_out=reply.tokens_out,
-            duration=duration,
-            cached=False,
-        )
+        record = self._record(request, key, url, digest, (reply.tokens_in, reply.tokens_out), duration, cached=False)
         return reply.text, record
 
 
