@@ -1,5 +1,6 @@
 """Admin of segmentation runs, their segments and their LLM calls: read-only (the pipeline writes
-them), with each call's log file shown through fsspec (a local folder or s3://...), and a cancel action."""
+them), with each call's log file shown through fsspec (a local folder or s3://...), a cancel action and
+a report page per run (charts drawn by the vendored Chart.js, no CDN)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
@@ -16,6 +18,7 @@ from django.utils.html import format_html
 
 from semantic_catalog.models import LLMInteraction, RefinedItemSegment, Segment, SegmentationRun
 from semantic_catalog.segmentation.conf import storage_options
+from semantic_catalog.segmentation.report import report_context
 
 MAX_SHOWN_BYTES = 5 * 1024 * 1024
 
@@ -45,11 +48,38 @@ class SegmentInline(admin.TabularInline):
 
 @admin.register(SegmentationRun)
 class SegmentationRunAdmin(_ReadOnly):
-    list_display = ["run_id", "index", "status", "stage", "progress", "total_items", "model", "created_at"]
+    list_display = ["run_id", "index", "status", "stage", "progress", "total_items", "model", "created_at", "report"]
     list_filter = ["status", "index"]
     search_fields = ["run_id", "category"]
     inlines = [SegmentInline]
     actions = ["cancel"]
+
+    @admin.display(description="report")
+    def report(self, obj: SegmentationRun) -> str:
+        return format_html('<a href="{}">Report</a>', self.report_url(obj.pk))
+
+    def report_url(self, pk: int) -> str:
+        return reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_report", args=[pk])
+
+    def get_urls(self) -> list[Any]:
+        report = self.admin_site.admin_view(self.report_view)
+        name = f"{self.opts.app_label}_{self.opts.model_name}_report"
+        return [path("<int:pk>/report/", report, name=name), *super().get_urls()]
+
+    def report_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """The run's report: segment sizes, a map of its items, confidence, stages, and ``?compare=<field>``
+        for a confusion table against a column of the index's model."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        run = get_object_or_404(SegmentationRun, pk=pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"Report of {run.run_id}",
+            "run": run,
+            **report_context(run, request.GET.get("compare", "").strip()),
+        }
+        return TemplateResponse(request, "admin/semantic_catalog/segmentationrun/report.html", context)
 
     @admin.display(description="progress")
     def progress(self, obj: SegmentationRun) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from semantic_catalog.engine.errors import (
@@ -306,9 +307,14 @@ def status_data(run: SegmentationRun) -> dict[str, Any]:
 
 
 def results_data(run: SegmentationRun) -> dict[str, Any]:
-    """The taxonomy with definitions and counts, and each item's refined segment and confidence."""
+    """The taxonomy with definitions and counts, each item's refined segment and confidence, and the
+    report page's URL."""
     segments = sorted(run.segments.all(), key=lambda s: (len(s.key), s.key))  # S_2 before S_10
     names = {s.pk: s for s in segments}
+    try:  # the admin's report page, a path; None where the project does not mount the admin
+        report_url: str | None = reverse("admin:semantic_catalog_segmentationrun_report", args=[run.pk])
+    except NoReverseMatch:
+        report_url = None
     items = [
         {"id": item_id, "segment": names[segment].key, "segment_name": names[segment].name, "confidence": confidence}
         for item_id, segment, confidence in run.refined.order_by("pk").values_list("item_id", "segment", "confidence")
@@ -327,4 +333,5 @@ def results_data(run: SegmentationRun) -> dict[str, Any]:
         "items": items,
         "problems": run.result_summary.get("problems", []),
         "totals": run.totals,
+        "report_url": report_url,
     }

@@ -129,3 +129,8 @@ class SegmentationResultsSerializer(serializers.Serializer):
         child=serializers.CharField(), help_text="ids missing, duplicated or unknown in answers"
     )
     totals = serializers.DictField(help_text="per stage: calls, cached_calls, tokens_in, tokens_out, seconds")
+    report_url = serializers.CharField(
+        allow_null=True,
+        help_text="the run's report page in the admin (charts, a map of the items, ?compare=<field> for a confusion "
+        "table), a path on this site; null where the admin is not mounted",
+    )
