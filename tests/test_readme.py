@@ -82,6 +82,9 @@ def test_the_demo_script_serves_the_shop(tmp_path):
                 assert server.poll() is None, (tmp_path / "demo.log").read_text()[-3000:]
                 assert time.monotonic() < deadline, "the demo did not answer within 10 minutes"
                 time.sleep(2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/segments/", timeout=30) as page:
+            segments = page.read().decode().count('class="segment"')  # demo.sh segmented the products
+        assert 6 <= segments <= 12, (tmp_path / "demo.log").read_text()[-3000:]
         for line, marker, code in blocks():
             if marker == "run with the demo server":
                 code = code.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
