@@ -263,6 +263,23 @@ def test_hybrid_candidates_carry_the_keyword_hits_cosine(store, name):
     assert {h.id: h.coverage for h in hits if h.coverage is not None} == {"1": 1.0, "4": 0.5}  # from the texts
 
 
+def test_all_vectors_reads_every_id_with_its_vector(store, name):
+    ids, matrix = store.all_vectors(name)
+    assert ids == [] and matrix.shape == (0, DIMENSION) and matrix.dtype == np.float32
+    docs, vectors = products(), unit_vectors(5, seed=7)
+    store.upsert(name, docs, vectors)
+    store.delete(name, ["2"])
+    expected = {d.id: v for d, v in zip(docs, vectors) if d.id != "2"}
+    ids, matrix = store.all_vectors(name)
+    assert sorted(ids) == sorted(expected) and matrix.shape == (4, DIMENSION) and matrix.dtype == np.float32
+    assert np.allclose(matrix, np.stack([expected[i] for i in ids]), atol=1e-6)  # row i is ids[i]'s vector
+    default_ids, default_matrix = VectorStore.all_vectors(store, name)  # the fetch-based default
+    assert sorted(default_ids) == sorted(ids)
+    assert np.allclose(default_matrix, np.stack([expected[i] for i in default_ids]), atol=1e-6)
+    with pytest.raises(CollectionMissing):
+        store.all_vectors("test_missing_collection")
+
+
 def test_drop_and_missing_collections(store, name):
     store.upsert(name, products()[:1], unit_vectors(1))
     other = f"test_{uuid.uuid4().hex[:12]}"

@@ -1,5 +1,6 @@
 """`evaluate` and `adapt`: index an export file in a local LanceDB and score search on judged queries,
-or learn a query adapter from them. Searches go through the engine's one query pipeline."""
+or learn a query adapter from them. All queries are searched at once (``engine.search.batch``: the query
+pipeline's rankings, with an exact vector side)."""
 
 from __future__ import annotations
 
@@ -69,21 +70,68 @@ def local_index(args: argparse.Namespace) -> tuple[Any, Any, str, int]:
     return encoder, store, collection, len(documents)
 
 
-def searcher(args: argparse.Namespace, store: Any, collection: str) -> Any:
-    """search(vector, text, mode) -> ranked ids (DEPTH of them), with the command's fusion options."""
+def mode_options(args: argparse.Namespace) -> dict[str, QueryOptions]:
+    """Each mode's options: DEPTH hits, with the command's fusion options."""
     from semantic_catalog.engine.search.evaluation import DEPTH
-    from semantic_catalog.engine.search.pipeline import check_mode, search
+    from semantic_catalog.engine.search.pipeline import MODES, check_mode
 
-    def options(mode: str) -> QueryOptions:
-        return QueryOptions(check_mode(mode), DEPTH, args.candidates, args.fusion, args.keyword_weight, args.rrf_k)
+    return {
+        mode: QueryOptions(check_mode(mode), DEPTH, args.candidates, args.fusion, args.keyword_weight, args.rrf_k)
+        for mode in MODES
+    }
 
-    per_mode = {mode: options(mode) for mode in ("semantic", "keyword", "hybrid")}
 
-    def run(vector: np.ndarray | None, text: str, mode: str) -> list[str]:
-        hits = search(store, collection, text, None if mode == "keyword" else vector, per_mode[mode])
-        return [hit.id for hit in hits]
+def ranked_runs(
+    batch: Any, query_ids: list[str], texts: list[str], vectors: Any, runs: dict[str, QueryOptions], bar: Any
+) -> dict[str, dict[str, list[str]]]:
+    """Every run's ranked ids per query id, all queries at once (``engine.search.batch``)."""
+    from semantic_catalog.engine.search.batch import ranked_ids
 
-    return run
+    hits = batch.search(texts, vectors, runs, progress=bar)
+    return {name: dict(zip(query_ids, ranked_ids(hits[name]))) for name in runs}
+
+
+def adapted_vectors(adapters: dict[str, Any], query_ids: list[str], plain: np.ndarray) -> np.ndarray:
+    """Each query's vector (row of ``plain``, in ``query_ids`` order) through its own fold's adapter:
+    one matrix product per fold."""
+    folds: dict[int, list[int]] = {}
+    for row, qid in enumerate(query_ids):
+        folds.setdefault(id(adapters[qid]), []).append(row)
+    adapted = np.empty_like(plain)
+    for rows in folds.values():
+        adapted[rows] = adapters[query_ids[rows[0]]].apply(plain[rows])
+    return adapted
+
+
+class PrefetchedNearest:
+    """The store as ``training_data`` uses it, with its hard-negative vector searches answered from one
+    batched exact search of every query (the local store has no vector index: exact too) instead of a
+    store call per query. Other searches, and deeper ones than prefetched, are searched on demand."""
+
+    def __init__(self, store: Any, batch: Any, vectors: list[np.ndarray], depth: int) -> None:
+        self.store, self.batch, self.depth = store, batch, depth
+        nearest = batch.nearest(np.stack(vectors), depth) if vectors and depth else []
+        self._nearest = {np.asarray(v, dtype=np.float32).tobytes(): hits for v, hits in zip(vectors, nearest)}
+
+    def vector_search(
+        self, name: str, vector: np.ndarray, limit: int, filters: Any = (), exclude_ids: Any = ()
+    ) -> list[Any]:
+        if filters or exclude_ids or name != self.batch.collection:
+            return self.store.vector_search(name, vector, limit, filters, exclude_ids)
+        hits = self._nearest.get(np.asarray(vector, dtype=np.float32).tobytes())
+        if hits is None or (limit > self.depth and len(hits) == self.depth):  # not prefetched, or too few
+            hits = self.batch.nearest(vector, limit)[0]
+        return hits[:limit]
+
+    def fetch(self, name: str, ids: Any, with_vectors: bool = False) -> Any:
+        return self.store.fetch(name, ids, with_vectors)
+
+
+def progress_bar(args: argparse.Namespace, desc: str) -> Any:
+    """A progress bar over the query positions of one batch search."""
+    from tqdm import tqdm
+
+    return lambda items: tqdm(items, desc=desc, unit="query", disable=args.quiet)
 
 
 def check_adapter_model(adapter: Any, path: str, model: str) -> None:
@@ -95,10 +143,16 @@ def check_adapter_model(adapter: Any, path: str, model: str) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Index an export file in a local LanceDB (reusing `embed` vectors when given) and score every mode."""
-    from tqdm import tqdm
-
-    from semantic_catalog.engine.search.evaluation import read_judgments, read_queries, results_table, run_modes
+    """Index an export file in a local LanceDB (reusing `embed` vectors when given) and score every mode,
+    all queries at once: exact nearest neighbours from one matrix product, one full-text search per query."""
+    from semantic_catalog.engine.search.batch import BatchSearch
+    from semantic_catalog.engine.search.evaluation import (
+        evaluate,
+        judged_queries,
+        read_judgments,
+        read_queries,
+        results_table,
+    )
     from semantic_catalog.engine.search.pipeline import MODES, check_mode
     from semantic_catalog.engine.search.query_adapter import QueryAdapter
 
@@ -108,18 +162,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     encoder, store, collection, count = local_index(args)
     if adapter is not None:
         check_adapter_model(adapter, args.adapter, encoder.name)
-    search = searcher(args, store, collection)
-    texts = sorted({text for text in queries.values() if text.strip()})
-    encode = QueryVectors(encoder, adapter)
-    vectors = dict(zip(texts, encode.vectors(texts))) if set(modes) - {"keyword"} else {}
-
-    def run(text: str, mode: str) -> list[str]:
-        return search(vectors.get(text), text, mode)
-
-    def progress(items: Any, desc: str) -> Any:
-        return tqdm(items, desc=desc, unit="query", disable=args.quiet)
-
-    results = run_modes(run, queries, judgments, modes, args.relevant_at, args.gain_offset, progress)
+    judged = judged_queries(queries, judgments)
+    texts = list(judged.values())
+    vectors = None
+    if set(modes) - {"keyword"}:
+        distinct = sorted(set(texts))  # each text encoded once
+        encoded = QueryVectors(encoder, adapter).vectors(distinct)
+        row = {text: i for i, text in enumerate(distinct)}
+        vectors = encoded[[row[text] for text in texts]]
+    options = {mode: mode_options(args)[mode] for mode in modes}
+    batch = BatchSearch(store, collection)
+    runs = ranked_runs(batch, list(judged), texts, vectors, options, progress_bar(args, "search"))
+    results = {mode: evaluate(runs[mode], judgments, args.relevant_at, args.gain_offset) for mode in modes}
     print(results_table(results))
     if args.output:
         report = {"records": args.records, "model": encoder.name, "documents": count, "results": results}
@@ -131,9 +185,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_adapt(args: argparse.Namespace) -> int:
     """Learn a query adapter from judged queries; with --folds, first measure it by cross-validation."""
-    from tqdm import tqdm
-
-    from semantic_catalog.engine.search.evaluation import evaluate, read_judgments, read_queries, results_table
+    from semantic_catalog.engine.search.batch import BatchSearch
+    from semantic_catalog.engine.search.evaluation import (
+        evaluate,
+        judged_queries,
+        read_judgments,
+        read_queries,
+        results_table,
+    )
     from semantic_catalog.engine.search.query_adapter import (
         AdapterSettings,
         out_of_fold_adapters,
@@ -143,23 +202,27 @@ def cmd_adapt(args: argparse.Namespace) -> int:
 
     settings = AdapterSettings(epochs=args.epochs, l2=args.l2, hard_negatives=args.hard_negatives)
     queries, judgments = read_queries(args.queries), read_judgments(args.judgments)
-    judged = {q: text for q, text in queries.items() if q in judgments and text.strip()}
+    judged = judged_queries(queries, judgments)
     encoder, store, collection, _ = local_index(args)
     vectors = dict(zip(judged, QueryVectors(encoder).vectors(list(judged.values()))))
     gains = {q: {doc: rel - args.gain_offset for doc, rel in judgments[q].items()} for q in judged}
-    training, doc_vectors = training_data(store, collection, vectors, gains, settings.hard_negatives)
+    batch = BatchSearch(store, collection)
+    depth = settings.hard_negatives and settings.hard_negatives + max((len(g) for g in gains.values()), default=0)
+    prefetched: Any = PrefetchedNearest(store, batch, list(vectors.values()), depth)
+    training, doc_vectors = training_data(prefetched, collection, vectors, gains, settings.hard_negatives)
     print(f"{len(training)} of {len(queries)} queries have a relevant, indexed product to learn from")
     report: dict[str, Any] = {"records": args.records, "model": encoder.name, "queries": len(training)}
     if args.folds:
-        search = searcher(args, store, collection)
-        runs: dict[str, dict[str, list[str]]] = {}
         adapters = out_of_fold_adapters(training, doc_vectors, encoder.name, args.folds, settings)
-        for qid, adapter in tqdm(adapters.items(), desc=f"{args.folds}-fold search", disable=args.quiet):
-            adapted = adapter.apply(vectors[qid])
-            for mode in ("keyword", "semantic", "hybrid"):
-                runs.setdefault(mode, {})[qid] = search(vectors[qid], judged[qid], mode)
-            for mode in ("semantic", "hybrid"):
-                runs.setdefault(f"{mode}+adapter", {})[qid] = search(adapted, judged[qid], mode)
+        query_ids = list(adapters)
+        plain = np.stack([vectors[qid] for qid in query_ids])
+        adapted = adapted_vectors(adapters, query_ids, plain)
+        texts = [judged[qid] for qid in query_ids]
+        options = mode_options(args)
+        bar = progress_bar(args, f"{args.folds}-fold search")
+        runs = ranked_runs(batch, query_ids, texts, plain, options, bar)
+        adapted_runs = {f"{mode}+adapter": options[mode] for mode in ("semantic", "hybrid")}
+        runs |= ranked_runs(batch, query_ids, texts, adapted, adapted_runs, bar)  # keyword hits reused
         results = {m: evaluate(r, judgments, args.relevant_at, args.gain_offset) for m, r in runs.items()}
         print(f"cross-validated over {args.folds} folds (each query scored by an adapter that never saw it):")
         print(results_table(results))
@@ -192,4 +255,3 @@ def add_judged_arguments(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument("--rrf-k", type=int, default=defaults.rrf_k, help="reciprocal rank fusion constant")
     add_model_arguments(command, "texts per model call")
-

@@ -101,6 +101,11 @@ METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr")
 DEPTH = 100
 
 
+def judged_queries(queries: Mapping[str, str], judgments: Mapping[str, Mapping[str, float]]) -> dict[str, str]:
+    """The queries that are scored: those with judgments and some text, by query id."""
+    return {qid: text for qid, text in queries.items() if qid in judgments and text.strip()}
+
+
 def run_modes(
     search: Callable[[str, str], Sequence[str]],
     queries: Mapping[str, str],
@@ -110,10 +115,11 @@ def run_modes(
     gain_offset: float = 0.0,
     progress: Callable[[Iterable[Any], str], Iterable[Any]] = lambda items, _desc: items,
 ) -> dict[str, dict[str, float]]:
-    """Metrics per mode; ``search(text, mode)`` returns ranked ids (at least the top ``DEPTH``).
+    """Metrics per mode; ``search(text, mode)`` returns ranked ids (at least the top ``DEPTH``), one
+    query at a time (the commands run them all at once instead: ``engine.search.batch``).
 
     Only judged, non-empty queries are run."""
-    judged = [(qid, text) for qid, text in queries.items() if qid in judgments and text.strip()]
+    judged = list(judged_queries(queries, judgments).items())
     results = {}
     for mode in modes:
         runs = {qid: list(search(text, mode)) for qid, text in progress(judged, mode)}

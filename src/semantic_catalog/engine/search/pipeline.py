@@ -1,14 +1,16 @@
 """The one query pipeline: check a query, then semantic, keyword or hybrid retrieval over one
 collection with the filters pushed into the store, fused into one ranking.
 
-The Django query service, the ``semantic-catalog`` CLI (``evaluate``, ``adapt``) and the benchmarks
-all run searches through ``search()`` with a ``QueryOptions``; its defaults are the library's.
+The Django query service and the benchmarks run searches through ``search()`` with a ``QueryOptions``;
+its defaults are the library's. Evaluation (``evaluate``, ``adapt``, ``semantic_evaluate``) runs all its
+queries at once through ``batch.BatchSearch``, which ranks with this module's helpers (``covered_hits``,
+``fuse``) to give the same rankings.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -126,13 +128,20 @@ def with_coverage(
 ) -> list[SearchHit]:
     """Keyword hits with ``coverage``: the share of the query's words their text contains (as the
     collection's keyword analyser sees them)."""
-    words = query_words(store, query, collection)
+    return covered_hits(query_words(store, query, collection), hits, lambda text: store.terms(text, collection))
+
+
+def covered_hits(
+    words: list[list[set[str]]], hits: list[SearchHit], terms: Callable[[str], set[str]]
+) -> list[SearchHit]:
+    """``with_coverage`` for a query whose ``query_words`` are known, ``terms`` analysing a hit's text
+    (batch evaluation shares both between modes and queries)."""
     covered = []
     for hit in hits:
         if hit.text is None:
             covered.append(hit)
             continue
-        found = store.terms(hit.text, collection)
+        found = terms(hit.text)
         share = sum(any(choice <= found for choice in word) for word in words) / len(words) if words else 1.0
         # built directly: dataclasses.replace costs more than the rest of this loop
         covered.append(SearchHit(hit.id, hit.score, hit.retrievers, hit.similarity, share))
@@ -163,9 +172,19 @@ def search(
     if mode == "semantic":
         hits = store.vector_search(collection, resolve_vector(vector), limit, filters)
         return [SearchHit(hit.id, hit.score, hit.retrievers, hit.score) for hit in hits]
-    depth = max(limit, options.candidates)
-    semantic, keyword = store.hybrid_candidates(collection, vector, keyword_text(query), depth, filters)
-    keyword = with_coverage(store, query, keyword, collection)
+    semantic, keyword = store.hybrid_candidates(collection, vector, keyword_text(query), hybrid_depth(options), filters)
+    return fuse(semantic, with_coverage(store, query, keyword, collection), options)
+
+
+def hybrid_depth(options: QueryOptions) -> int:
+    """How many hits each retriever gives hybrid fusion: ``max(limit, candidates)``."""
+    return max(options.limit, options.candidates)
+
+
+def fuse(semantic: list[SearchHit], keyword: list[SearchHit], options: QueryOptions) -> list[SearchHit]:
+    """Hybrid's ranking of the two candidate lists: the vector search's hits (cosine as score) and the
+    keyword hits with their ``similarity`` and ``coverage``; each hit carries both signals after."""
+    limit = options.limit
     similarity = {hit.id: hit.similarity for hit in keyword} | {hit.id: hit.score for hit in semantic}
     if options.fusion == "rrf":
         fused = reciprocal_rank_fusion({"semantic": semantic, "keyword": keyword}, limit, k=options.rrf_k)

@@ -139,6 +139,23 @@ class VectorStore(ABC):
         ]
         return semantic, keyword
 
+    def all_vectors(self, name: str) -> tuple[list[str], np.ndarray]:
+        """Every stored id and, row for row, its vector as one (n, dimension) float32 matrix: what an exact
+        search of many queries at once needs (batch evaluation). It reads the whole collection into memory
+        (1.5 GB for a million 384-dimensional vectors). This default reads it by id through ``fetch``;
+        stores override it with one scan."""
+        ids, vectors = [], []
+        stored = list(self.content_hashes(name))
+        for start in range(0, len(stored), 1000):
+            records = self.fetch(name, stored[start : start + 1000], with_vectors=True)
+            for key in stored[start : start + 1000]:
+                if key in records:  # else deleted since content_hashes read it
+                    ids.append(key)
+                    vectors.append(records[key].vector)
+        if not vectors:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        return ids, np.stack(vectors).astype(np.float32, copy=False)
+
     def version(self, name: str) -> str | None:
         """A token that changes whenever the collection's data changes (lets callers cache search
         results safely); ``None`` when the store cannot tell, which disables such caching."""

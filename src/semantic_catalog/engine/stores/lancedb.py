@@ -354,6 +354,15 @@ class LanceDBStore(VectorStore):
     def count(self, name: str) -> int:
         return int(self._table(name).count_rows())
 
+    def all_vectors(self, name: str) -> tuple[list[str], np.ndarray]:
+        """Ids and vectors in one scan of the ``id`` and ``vector`` columns (no index involved)."""
+        table = self._async_table(name)
+        rows = _run(table.query().select(["id", "vector"]).to_arrow())
+        dimension = rows.schema.field("vector").type.list_size
+        if rows.num_rows == 0:
+            return [], np.zeros((0, dimension), dtype=np.float32)
+        return rows.column("id").to_pylist(), vector_matrix(rows.column("vector"))
+
     def vector_search(
         self,
         name: str,

@@ -70,6 +70,7 @@ DEFAULT_EF_SEARCH = 150  # as the LanceDB store's HNSW search list
 DEFAULT_ANN_THRESHOLD = 50_000  # as the LanceDB store's: rows at which optimize builds the HNSW index
 DDL_LOCK = 0x5EA7C47A  # pg_advisory_xact_lock key serialising this store's DDL across processes
 MAX_IDENTIFIER = 63  # PostgreSQL's identifier length, in bytes
+ALL_VECTORS_BLOCK = 10_000  # rows per fetch when all_vectors streams a collection
 
 # PostgreSQL's English stop words (share/tsearch_data/english.stop, Snowball's list), which its
 # 'english' configuration drops: the words ``terms`` leaves out.
@@ -523,6 +524,22 @@ class PgVectorStore(VectorStore):
     def count(self, name: str) -> int:
         with self._using(name) as (conn, collection):
             return self._count(conn, collection)
+
+    def all_vectors(self, name: str) -> tuple[list[str], np.ndarray]:
+        """Ids and vectors in one scan, streamed through a server-side cursor in blocks (no million
+        vector objects held at once)."""
+        ids: list[str] = []
+        blocks: list[np.ndarray] = []
+        with self._using(name) as (conn, collection), conn.transaction():  # a named cursor lives in one
+            query = sql.SQL("SELECT id, vector FROM {}").format(collection.ident)
+            with conn.cursor(name="semantic_catalog_all_vectors", binary=True) as cursor:
+                cursor.execute(query)
+                while rows := cursor.fetchmany(ALL_VECTORS_BLOCK):
+                    ids.extend(row[0] for row in rows)
+                    blocks.append(np.stack([_to_numpy(row[1]) for row in rows]))
+        if not blocks:
+            return [], np.zeros((0, collection.dimension), dtype=np.float32)
+        return ids, np.concatenate(blocks)
 
     @staticmethod
     def _count(conn: Any, collection: _Collection) -> int:
