@@ -161,7 +161,9 @@ def test_an_unknown_product_is_the_shops_own_404_page(client, small_shop, settin
         response = client.get(path)
         page = response.content.decode()
         assert response.status_code == 404
-        assert "Semantic Catalog · demo shop</a></header>" in page and 'id="not-found"' in page  # the shop's layout
+        header = page.split("<header>")[1].split("</header>")[0]  # the shop's layout: its header and nav
+        assert "Semantic Catalog · demo shop</a>" in header and 'href="/segments/"' in header
+        assert 'id="not-found"' in page
         assert f"<code>{path}</code>" in page and 'href="/">Search the shop</a>' in page
 
 
