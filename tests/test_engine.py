@@ -30,6 +30,18 @@ def encoder():
     return CountingEncoder(device="cpu")
 
 
+def test_query_vectors_encode_a_repeated_text_once(encoder, monkeypatch):
+    from semantic_catalog.engine.search.vectors import QueryVectors
+
+    asked = []
+    encode_queries = encoder.encode_queries
+    monkeypatch.setattr(encoder, "encode_queries", lambda texts: asked.append(list(texts)) or encode_queries(texts))
+    vectors = QueryVectors(encoder).vectors(["battery drill", "garden hose", "battery drill"])
+    assert vectors.shape == (3, 384) and asked == [["battery drill", "garden hose"]]
+    assert np.array_equal(vectors[0], vectors[2]) and not np.array_equal(vectors[0], vectors[1])
+    assert np.dot(vectors[1], QueryVectors(encoder).vector("garden hose")) > 0.999
+
+
 @pytest.fixture
 def store(tmp_path):
     store = LanceDBStore(tmp_path / "lance")

@@ -164,12 +164,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         check_adapter_model(adapter, args.adapter, encoder.name)
     judged = judged_queries(queries, judgments)
     texts = list(judged.values())
-    vectors = None
-    if set(modes) - {"keyword"}:
-        distinct = sorted(set(texts))  # each text encoded once
-        encoded = QueryVectors(encoder, adapter).vectors(distinct)
-        row = {text: i for i, text in enumerate(distinct)}
-        vectors = encoded[[row[text] for text in texts]]
+    vectors = QueryVectors(encoder, adapter).vectors(texts) if set(modes) - {"keyword"} else None
     options = {mode: mode_options(args)[mode] for mode in modes}
     batch = BatchSearch(store, collection)
     runs = ranked_runs(batch, list(judged), texts, vectors, options, progress_bar(args, "search"))

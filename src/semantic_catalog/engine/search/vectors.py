@@ -63,9 +63,15 @@ class QueryVectors:
         return vector
 
     def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """One row per text, in order; a text given several times is encoded once."""
         if not texts:
             return np.zeros((0, self.encoder.dimension), dtype=np.float32)
-        return self._adapt(self.encoder.encode_queries(list(texts)))
+        distinct = list(dict.fromkeys(texts))
+        encoded = self._adapt(self.encoder.encode_queries(distinct))
+        if len(distinct) == len(texts):
+            return encoded
+        row = {text: i for i, text in enumerate(distinct)}
+        return encoded[[row[text] for text in texts]]
 
     def _adapt(self, vectors: np.ndarray) -> np.ndarray:
         return vectors if self.adapter is None else self.adapter.apply(vectors)

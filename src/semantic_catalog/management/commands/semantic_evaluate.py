@@ -85,12 +85,7 @@ def ranked_runs(
     texts = [limits.check_query(queries[qid][: s.MAX_QUERY_LENGTH]) for qid in query_ids]
     collection = require_searchable(index)
     batch = BatchSearch(get_store(), collection.table)
-    vectors = None
-    if set(modes) - {"keyword"}:
-        distinct = sorted(set(texts))  # each text encoded once
-        encoded = query_vectors(collection.model).vectors(distinct)
-        row = {text: i for i, text in enumerate(distinct)}
-        vectors = encoded[[row[text] for text in texts]]
+    vectors = query_vectors(collection.model).vectors(texts) if set(modes) - {"keyword"} else None
     shown = {str(pk) for pk in index.get_queryset().values_list("pk", flat=True)}
     runs: dict[str, dict[str, list[str]]] = {mode: {} for mode in modes}
     pending = {mode: list(range(len(texts))) for mode in modes}
