@@ -25,7 +25,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from semantic_catalog.engine.segmentation import (  # noqa: E402
     run_segmentation,
     validate_result,
 )
+from semantic_catalog.engine.segmentation.quality import agreement, contingency  # noqa: E402
 from semantic_catalog.engine.segmentation.types import Item, SegmentationResult  # noqa: E402
 
 DEFAULT_URL = "http://127.0.0.1:8088/v1"
@@ -94,10 +94,8 @@ def per_thousand(result: SegmentationResult, items: int) -> dict[str, dict[str, 
 
 def purity(result: SegmentationResult, labels: dict[str, str]) -> float:
     """Share of items whose segment's most common ingredient class is their own."""
-    by_segment: dict[str, Counter[str]] = defaultdict(Counter)
-    for assignment in result.refined:
-        by_segment[assignment.segment][labels[assignment.item_id]] += 1
-    return round(sum(c.most_common(1)[0][1] for c in by_segment.values()) / max(1, len(result.refined)), 3)
+    truth = [labels[a.item_id] for a in result.refined]
+    return agreement(contingency(truth, [a.segment for a in result.refined])).get("purity", 0.0)
 
 
 def timed_run(items: list[Item], config: SegmentationConfig, storage: str) -> tuple[SegmentationResult, float, int]:

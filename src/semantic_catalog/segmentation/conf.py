@@ -119,7 +119,8 @@ def build_config(
     clustering = [key for key in EMBEDDING_FIRST_OPTIONS if options.get(key) is not None]
     if clustering and options.get("mode") != "embedding_first":
         raise InvalidQuery(f"{', '.join(clustering)}: only with mode embedding_first.")
-    if options.get("segments") is not None and (options.get("min_segments") or options.get("max_segments")):
+    ranged = any(options.get(key) is not None for key in ("min_segments", "max_segments"))
+    if options.get("segments") is not None and ranged:
         raise InvalidQuery("Give segments, or a range (min_segments, max_segments), not both.")
     value = segmentation_settings()
     prompts = value["PROMPTS_DIR"]

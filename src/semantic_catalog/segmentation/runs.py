@@ -28,7 +28,7 @@ from semantic_catalog.models import ItemSegment, RefinedItemSegment, RunItem, Se
 from semantic_catalog.registry import registry
 from semantic_catalog.segmentation.callindex import RunDatabase, SqlCallIndex
 from semantic_catalog.segmentation.conf import build_config, config_of, log_storage, split_config, storage_options
-from semantic_catalog.segmentation.vectors import stored_vectors
+from semantic_catalog.segmentation.vectors import require_vectors, stored_vectors
 
 logger = logging.getLogger("semantic_catalog.segmentation")
 
@@ -97,7 +97,7 @@ def check_run_options(index: SemanticIndex, config: SegmentationConfig, items: S
     except (ConfigurationError, SegmentationInputError) as exc:
         raise InvalidQuery(str(exc).removeprefix("segmentation settings: ")) from None
     if config.mode == "embedding_first":
-        stored_vectors(index, [item.id for item in items])
+        require_vectors(index, [item.id for item in items])  # read when the run executes
 
 
 class _Reporter:
@@ -162,7 +162,7 @@ def execute_run(
         )
     except RunCancelled as exc:
         return _end(run, Status.CANCELLED, f"Cancelled: {exc}")
-    except (SegmentationError, ImproperlyConfigured, ConfigurationError, SemanticCatalogError) as exc:
+    except (SemanticCatalogError, ImproperlyConfigured) as exc:  # segmentation errors, an index without vectors
         return _end(run, Status.FAILED, str(exc))
     except Exception as exc:
         logger.exception("Segmentation run %s failed", run.run_id)

@@ -7,7 +7,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from semantic_catalog.segmentation.conf import EMBEDDING_FIRST_OPTIONS, MAX_TEMPERATURE
+from semantic_catalog.engine.segmentation.types import MODES, NAMINGS
+from semantic_catalog.segmentation.conf import MAX_TEMPERATURE, RUN_OPTIONS
 from semantic_catalog.segmentation.items import max_items
 
 MAX_SEGMENTS = 1000
@@ -21,7 +22,7 @@ class SegmentationStartSerializer(serializers.Serializer):
         required=False, min_value=0.0, max_value=MAX_TEMPERATURE, help_text="default: SEGMENTATION TEMPERATURE"
     )
     mode = serializers.ChoiceField(
-        choices=["full", "embedding_first"],
+        choices=MODES,
         default="full",
         help_text="full: the LLM reads every item twice (extract, refine); embedding_first: the items' vectors "
         "from the index are clustered, the LLM only names the clusters and arbitrates uncertain items",
@@ -39,7 +40,7 @@ class SegmentationStartSerializer(serializers.Serializer):
         required=False, min_value=2, max_value=MAX_SEGMENTS, help_text="embedding_first: the range's high end (12)"
     )
     naming = serializers.ChoiceField(
-        choices=["llm", "keywords"],
+        choices=NAMINGS,
         required=False,
         help_text="embedding_first: llm (default: the LLM names each cluster from a sample of its items) or "
         "keywords (its most distinctive words by class-based TF-IDF; the run makes no LLM call at all)",
@@ -69,7 +70,7 @@ class SegmentationStartSerializer(serializers.Serializer):
     def run_options(self) -> dict[str, Any]:
         """The validated RUN_OPTIONS for ``start_run``."""
         data = self.validated_data
-        return {key: data[key] for key in ("mode", *EMBEDDING_FIRST_OPTIONS) if key in data}
+        return {key: data[key] for key in RUN_OPTIONS if key in data}
 
 
 class SegmentationStartedSerializer(serializers.Serializer):

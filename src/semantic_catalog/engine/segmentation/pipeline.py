@@ -29,6 +29,8 @@ from semantic_catalog.engine.segmentation.prompts import load_templates
 from semantic_catalog.engine.segmentation.ratelimit import RateLimiter
 from semantic_catalog.engine.segmentation.stages import StageContext
 from semantic_catalog.engine.segmentation.types import (
+    MODES,
+    NAMINGS,
     Assignment,
     CallIndex,
     Item,
@@ -72,7 +74,7 @@ def check_items(items: Sequence[Item]) -> list[Item]:
 
 def check_config(config: SegmentationConfig) -> None:
     problems = []
-    if config.naming not in ("llm", "keywords"):
+    if config.naming not in NAMINGS:
         problems.append(f"naming {config.naming!r} is not 'llm' or 'keywords'")
     elif config.naming == "keywords" and config.mode != "embedding_first":
         problems.append(
@@ -86,7 +88,7 @@ def check_config(config: SegmentationConfig) -> None:
     for name in ("products_per_prompt", "products_per_refinement", "concurrency", "max_item_chars"):
         if getattr(config, name) < 1:
             problems.append(f"{name} must be at least 1")
-    if config.mode not in ("full", "embedding_first"):
+    if config.mode not in MODES:
         problems.append(f"mode {config.mode!r} is not 'full' or 'embedding_first'")
     for name in ("name_samples", "clusters_per_prompt"):
         if getattr(config, name) < 1:

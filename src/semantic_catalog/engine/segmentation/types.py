@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 Stage = Literal["extract", "consolidate", "refine", "cluster", "name"]
 # full: the LLM reads every item twice; embedding_first: the items' vectors are clustered, the LLM names the
@@ -18,6 +18,8 @@ Mode = Literal["full", "embedding_first"]
 # embedding_first only: who names the clusters. llm: the LLM, from samples (and it arbitrates uncertain items);
 # keywords: each cluster's most distinctive words by c-TF-IDF (keywords.py), no LLM call at all.
 Naming = Literal["llm", "keywords"]
+MODES: tuple[str, ...] = get_args(Mode)  # what check_config, the API and semantic_segment accept
+NAMINGS: tuple[str, ...] = get_args(Naming)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from django.core.management.base import CommandError, CommandParser
 from tqdm import tqdm
 
 from semantic_catalog.engine.errors import SemanticCatalogError
-from semantic_catalog.engine.segmentation.types import Progress
+from semantic_catalog.engine.segmentation.types import MODES, NAMINGS, Progress
 from semantic_catalog.management.commands._base import IndexCommand
 from semantic_catalog.segmentation.conf import EMBEDDING_FIRST_OPTIONS, is_temperature
 from semantic_catalog.segmentation.items import items_by_filter, items_by_ids, items_of_queryset
@@ -39,7 +39,7 @@ class Command(IndexCommand):
         parser.add_argument("--temperature", type=float, help="0 to 2 (default: SEGMENTATION TEMPERATURE)")
         parser.add_argument(
             "--mode",
-            choices=["full", "embedding_first"],
+            choices=MODES,
             default="full",
             help="full (default): the LLM reads every item twice; embedding_first: cluster the items' vectors from "
             "the index, the LLM only names the clusters and arbitrates uncertain items",
@@ -51,7 +51,7 @@ class Command(IndexCommand):
         parser.add_argument("--max-segments", type=int, help="embedding_first: silhouette range, high end (12)")
         parser.add_argument(
             "--naming",
-            choices=["llm", "keywords"],
+            choices=NAMINGS,
             help="embedding_first: llm (default) or keywords (clusters named by their most distinctive words; "
             "no LLM call at all)",
         )
