@@ -120,3 +120,23 @@ def test_the_command_refuses_clustering_options_in_full_mode(indexed, llm):
     with pytest.raises(CommandError, match="only with mode embedding_first"):
         call_command("semantic_segment", "--index", "products", "--segments", "3", *indexed, stderr=StringIO())
     assert SegmentationRun.objects.count() == 0
+
+
+def test_hostile_requests_are_4xx_and_store_nothing(staff, indexed, make_product, llm, django_user_model):
+    hidden = str(make_product("Drill old stock", category="drills", active=False).pk)  # outside the queryset
+    for body, code, message in [
+        ({}, 400, "index"),
+        ({"index": "products", "ids": [hidden], "mode": "embedding_first"}, 400, "not rows of index"),
+        ({"index": "products", "ids": indexed, "mode": "embedding_first", "min_segments": 2**64}, 400, "min_segments"),
+        ({"index": "products", "ids": indexed, "mode": "embedding_first", "naming": None}, 400, "naming"),
+    ]:
+        response = staff.post(START, body, "application/json")
+        assert response.status_code == code, (body, response.content)
+        assert message in response.json()["detail"]
+    huge = staff.post(START, '{"index": "products", "category": "' + "x" * 5_000_000 + '"}', "application/json")
+    assert huge.status_code in (400, 413)
+    report = f"/admin/semantic_catalog/segmentationrun/{2**70}/report/"
+    assert staff.get(report).status_code == 403  # staff without the view permission
+    staff.force_login(django_user_model.objects.create_superuser("boss", password="pw"))
+    assert staff.get(report).status_code == 404  # beyond 64 bits: no such run, not a 500
+    assert SegmentationRun.objects.count() == 0 and llm.count == 0
