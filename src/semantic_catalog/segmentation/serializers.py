@@ -129,7 +129,10 @@ class SegmentationResultsSerializer(serializers.Serializer):
     problems = serializers.ListField(
         child=serializers.CharField(), help_text="ids missing, duplicated or unknown in answers"
     )
-    totals = serializers.DictField(help_text="per stage: calls, cached_calls, tokens_in, tokens_out, seconds")
+    totals = serializers.DictField(
+        help_text="per stage: calls, cached_calls, tokens_in, tokens_out, seconds (this run), "
+        "llm_seconds (the LLM's time for the answers, as logged; cached answers count their first call)"
+    )
     report_url = serializers.CharField(
         allow_null=True,
         help_text="the run's report page in the admin (charts, a map of the items, ?compare=<field> for a confusion "

@@ -172,7 +172,7 @@ class CallRunner:
                     for future in finished:
                         job = in_flight.pop(future)
                         text, record = future.result()
-                        self._account(usage, record)
+                        self._account(usage, record, record.duration)
                         self.index.add(record)
                         try:
                             request = job.gen.send(text)
@@ -199,11 +199,12 @@ class CallRunner:
             self.progress(Progress(stage=stage, processed=processed, total=total))
 
     @staticmethod
-    def _account(usage: Usage, record: InteractionRecord) -> None:
+    def _account(usage: Usage, record: InteractionRecord, llm_seconds: float) -> None:
         usage.calls += 1
         usage.cached_calls += int(record.cached)
         usage.tokens_in += record.tokens_in
         usage.tokens_out += record.tokens_out
+        usage.llm_seconds += llm_seconds
 
     def _advance(self, job: _Job, request: Request, usage: Usage, pool, in_flight, results) -> None:
         """Answers the job's requests from the cache while it can; submits the first one that is not cached."""
@@ -214,8 +215,8 @@ class CallRunner:
                 job.request = request
                 in_flight[pool.submit(self._call, request, key)] = job
                 return
-            text, record = self._cached(request, key, found)
-            self._account(usage, record)
+            text, record, logged_seconds = self._cached(request, key, found)
+            self._account(usage, record, logged_seconds)
             self.index.add(record)
             try:
                 request = job.gen.send(text)
@@ -223,13 +224,14 @@ class CallRunner:
                 results[job.index] = stop.value
                 return
 
-    def _cached(self, request: Request, key: str, url: str) -> tuple[str, InteractionRecord]:
+    def _cached(self, request: Request, key: str, url: str) -> tuple[str, InteractionRecord, float]:
+        """(the earlier answer, this run's record of it, the seconds the earlier call took)."""
         storage = _storage_for(self.log.storage, url)
         data = read_call(storage, url)
         metadata = data["metadata"]
         tokens = (int(metadata.get("tokens_in") or 0), int(metadata.get("tokens_out") or 0))
         record = self._record(request, key, url, sha256(storage.read(url)), tokens, 0.0, cached=True)
-        return str(data["response"]), record
+        return str(data["response"]), record, float(metadata.get("duration") or 0.0)
 
     def _record(
         self, request: Request, key: str, url: str, digest: str, tokens: tuple[int, int], duration: float, cached: bool

@@ -8,7 +8,7 @@ machine and validated and imported on the web server.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, Protocol, get_args
 
 Stage = Literal["extract", "consolidate", "refine", "cluster", "name"]
@@ -93,7 +93,13 @@ class Usage:
     cached_calls: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time of the stage in this run
+    # Seconds the LLM took for these answers as logged: a cached call counts the call that made it, so a
+    # resumed or repeated run still says what its answers cost.
+    llm_seconds: float = 0.0
+
+
+USAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Usage))
 
 
 @dataclass
