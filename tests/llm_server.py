@@ -33,8 +33,10 @@ Faults (``fail_next(stage, *faults)``, stage ``"extract" | "consolidate" | "refi
 request in order): ``malformed`` (not JSON), ``wrong_schema`` (JSON of the wrong shape), ``missing_id``,
 ``duplicate_id``, ``unknown_id``, ``unknown_segment``, ``http400``, ``http500``, ``http429``.
 ``refuse_json_schema = True`` answers ``refusal_status`` (400; llama-cpp-python's server answers 500) to a
-``json_schema`` response format, so the client must fall back to ``json_object``. ``delay`` (seconds) slows
-every answer; ``max_in_flight`` is the most requests seen at once.
+``json_schema`` response format, so the client must fall back to ``json_object``. ``context_chars`` (None: no
+limit) refuses a conversation longer than that many characters with ``overflow_status`` (400) and
+``overflow_message`` (OpenAI's and vLLM's wording by default), as a server does when a prompt exceeds its
+context. ``delay`` (seconds) slows every answer; ``max_in_flight`` is the most requests seen at once.
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ class ScriptedLLMServer:
         self.delay = delay
         self.refuse_json_schema = False
         self.refusal_status = 400  # llama-cpp-python's server answers 500 (its validation error names response_format)
+        self.context_chars: int | None = None
+        self.overflow_status = 400
+        self.overflow_message = "This model's maximum context length is {limit} tokens. You requested {n} tokens."
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -150,6 +155,12 @@ class ScriptedLLMServer:
                     "message": "response_format type json_schema is not supported",
                     "type": "invalid_request_error",
                 }
+            }
+        chars = sum(len(m.get("content") or "") for m in messages)
+        if self.context_chars is not None and chars > self.context_chars:
+            message = self.overflow_message.format(limit=self.context_chars // 4, n=chars // 4)
+            return self.overflow_status, {
+                "error": {"message": message, "type": "invalid_request_error", "code": "context_length_exceeded"}
             }
         fault = self._next_fault(stage)
         if fault == "http400":

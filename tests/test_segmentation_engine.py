@@ -390,6 +390,48 @@ def test_batches_shrink_to_fit_the_context(llm_server, tmp_path):
         )
 
 
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (400, "This model's maximum context length is {limit} tokens. However, you requested {n} tokens."),  # OpenAI
+        (400, "the request exceeds the available context size, try increasing it"),  # llama.cpp's server
+        (500, "Requested tokens ({n}) exceed context window of {limit}"),  # llama-cpp-python's
+    ],
+)
+def test_a_batch_the_server_finds_too_long_is_split_and_asked_again(llm_server, tmp_path, status, message):
+    # long texts: a refinement prompt (the taxonomy and its products) must be able to shrink below the limit too
+    items = [Item(str(1000 + i), f"{WORDS[i % 6]} resep nomor {i} " + "dengan bumbu kuning " * 10) for i in range(40)]
+    config = config_for(llm_server, concurrency=1)
+    run_segmentation(items, config, storage_url=str(tmp_path / "measure"))
+    extract_chars = [sum(len(m["content"]) for m in r["messages"]) for r in llm_server.requests[:4]]  # 4 extracts
+    llm_server.reset()
+    # our estimate lets 10 items through (context_tokens is large); the server holds fewer
+    llm_server.context_chars = min(extract_chars) - 1
+    llm_server.overflow_status, llm_server.overflow_message = status, message
+    client = quick_client(config)
+    result = run_segmentation(items, config, storage_url=str(tmp_path / "logs"), client=client)
+    assert validate_result(result, [i.id for i in items]) == []
+    assert "extract: a batch of 10 was too long for the server's context; split in two" in result.problems
+    extract = [r for r in llm_server.requests if r["stage"] == "extract"]
+    too_long = [r for r in extract if sum(len(m["content"]) for m in r["messages"]) > llm_server.context_chars]
+    assert len(too_long) == 4  # each 10-item batch was refused once, then asked as two halves
+    assert len(extract) - len(too_long) == 8 and result.usage["extract"].calls == 8
+    assert result.segments == run_segmentation(items, config, storage_url=str(tmp_path / "measure")).segments
+    logged = [json.loads(f.read_text()) for f in (tmp_path / "logs").rglob("*_b*_a*.json")]
+    refused = [c for c in logged if c["metadata"].get("refused") == "context_overflow"]
+    limit = llm_server.context_chars
+    refused_by_server = [r for r in llm_server.requests if sum(len(m["content"]) for m in r["messages"]) > limit]
+    assert len(refused) == len(refused_by_server) >= 4  # every refusal is a logged call too
+    assert all(c["response"] == "" and "too long" in c["metadata"]["error"] for c in refused)
+    asked = llm_server.count
+    again = run_segmentation(items, config, storage_url=str(tmp_path / "logs"), client=client)
+    assert llm_server.count == asked and again.refined == result.refined  # the halves' answers are cached
+    # a single product the server cannot take is a clear error
+    llm_server.context_chars = 10
+    with pytest.raises(LLMError, match="a prompt with a single entry is too long for the LLM server"):
+        run_segmentation(make_items(2), config, storage_url=str(tmp_path / "tiny"), client=client)
+
+
 # -- bad input changes nothing -------------------------------------------------------------------------
 
 

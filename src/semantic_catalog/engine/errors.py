@@ -5,6 +5,8 @@ The Django API maps these to 4xx responses (see ``semantic_catalog.api.errors``)
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SemanticCatalogError(Exception):
     """Base class of every error the library raises on purpose."""
@@ -56,6 +58,14 @@ class PromptTemplateError(SegmentationError, ConfigurationError):
 
 class LLMError(SegmentationError):
     """The LLM could not give a usable answer: retries exhausted (invalid answers or transport errors)."""
+
+
+class ContextOverflow(LLMError):
+    """The server refused a prompt as longer than its context (the estimate let it through); the runner names the
+    batch (``job``, its 0-based place in the stage) so the stage can split it and ask again."""
+
+    job: int | None = None
+    record: Any = None  # the refused call's InteractionRecord, once logged
 
 
 class RunCancelled(SegmentationError):

@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from semantic_catalog.engine.errors import RunCancelled
+from semantic_catalog.engine.errors import ContextOverflow, LLMError, RunCancelled
 from semantic_catalog.engine.segmentation.cache import cache_key
 from semantic_catalog.engine.segmentation.client import ChatClient, estimate_tokens
 from semantic_catalog.engine.segmentation.logs import LogStorage, RunLog, read_call, sha256, timestamp
@@ -30,6 +30,7 @@ from semantic_catalog.engine.segmentation.types import CallIndex, InteractionRec
 
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
+T = TypeVar("T")
 FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
 Check = Callable[[Any], tuple[list[str], list[str]]]  # answer -> (fatal errors, id problems)
 
@@ -171,7 +172,11 @@ class CallRunner:
                     finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                     for future in finished:
                         job = in_flight.pop(future)
-                        text, record = future.result()
+                        try:
+                            text, record = future.result()
+                        except ContextOverflow as exc:
+                            self._refused(exc, job)
+                            raise
                         self._account(usage, record, record.duration)
                         self.index.add(record)
                         try:
@@ -194,6 +199,43 @@ class CallRunner:
         self._report(stage, total, total)
         return [results[i] for i in range(len(jobs))]
 
+    def run_batches(
+        self,
+        stage: Stage,
+        usage: Usage,
+        batches: Sequence[Sequence[T]],
+        make: Callable[[int, list[T]], Generator[Request, str, R]],
+        total: int,
+        problems: list[str],
+        first: int = 1,
+    ) -> list[R]:
+        """``run`` over ``make(number, batch)`` for batches numbered from ``first``. A batch the server refuses
+        as too long for its context (our token estimate is only an estimate) is split in two and the stage runs
+        again: the answers already given come from the cache, so nothing is asked twice."""
+        planned = [list(batch) for batch in batches]
+        wall = 0.0
+        while True:
+            attempt = Usage()
+            try:
+                results = self.run(
+                    stage, attempt, [(make(n, b), len(b)) for n, b in enumerate(planned, start=first)], total
+                )
+            except ContextOverflow as exc:
+                wall += attempt.seconds
+                if exc.job is None or len(planned[exc.job]) < 2:
+                    raise LLMError(
+                        f"{stage}: a prompt with a single entry is too long for the LLM server ({exc}); use a "
+                        "model or server with a longer context, or shorten the texts (max_item_chars)."
+                    ) from None
+                batch = planned[exc.job]
+                planned[exc.job : exc.job + 1] = [batch[: len(batch) // 2], batch[len(batch) // 2 :]]
+                problems.append(f"{stage}: a batch of {len(batch)} was too long for the server's context; split in two")
+                continue
+            for name in ("calls", "cached_calls", "tokens_in", "tokens_out", "llm_seconds"):
+                setattr(usage, name, getattr(usage, name) + getattr(attempt, name))
+            usage.seconds += wall + attempt.seconds
+            return results
+
     def _report(self, stage: Stage, processed: int, total: int) -> None:
         if self.progress is not None:
             self.progress(Progress(stage=stage, processed=processed, total=total))
@@ -215,7 +257,11 @@ class CallRunner:
                 job.request = request
                 in_flight[pool.submit(self._call, request, key)] = job
                 return
-            text, record, logged_seconds = self._cached(request, key, found)
+            try:
+                text, record, logged_seconds = self._cached(request, key, found)
+            except ContextOverflow as exc:
+                self._refused(exc, job)
+                raise
             self._account(usage, record, logged_seconds)
             self.index.add(record)
             try:
@@ -224,13 +270,24 @@ class CallRunner:
                 results[job.index] = stop.value
                 return
 
+    def _refused(self, exc: ContextOverflow, job: _Job) -> None:
+        """Names the batch the server found too long and indexes the logged refusal."""
+        exc.job = job.index
+        if exc.record is not None:
+            self.index.add(exc.record)
+
     def _cached(self, request: Request, key: str, url: str) -> tuple[str, InteractionRecord, float]:
-        """(the earlier answer, this run's record of it, the seconds the earlier call took)."""
+        """(the earlier answer, this run's record of it, the seconds the earlier call took); an earlier refusal
+        for the context's length is a ``ContextOverflow`` again, without asking."""
         storage = _storage_for(self.log.storage, url)
         data = read_call(storage, url)
         metadata = data["metadata"]
         tokens = (int(metadata.get("tokens_in") or 0), int(metadata.get("tokens_out") or 0))
         record = self._record(request, key, url, sha256(storage.read(url)), tokens, 0.0, cached=True)
+        if metadata.get("refused") == "context_overflow":
+            exc = ContextOverflow(str(metadata.get("error") or "the LLM server said the prompt is too long"))
+            exc.record = record
+            raise exc
         return str(data["response"]), record, float(metadata.get("duration") or 0.0)
 
     def _record(
@@ -254,12 +311,35 @@ class CallRunner:
         )
 
     def _call(self, request: Request, key: str) -> tuple[str, InteractionRecord]:
-        """On a worker thread: rate limit, ask, log the call as a file."""
+        """On a worker thread: rate limit, ask, log the call as a file. A prompt the server refuses as too long
+        for its context is logged too (``refused``), so a re-run splits that batch without asking again."""
         self.limiter.acquire(estimate_tokens(request.messages))
         started = time.monotonic()
-        reply = self.client.complete(request.messages, request.schema, request.schema_name)
+        try:
+            reply = self.client.complete(request.messages, request.schema, request.schema_name)
+        except ContextOverflow as exc:
+            refusal = {"refused": "context_overflow", "error": str(exc)}
+            payload = self._payload(request, key, time.monotonic() - started, refusal, "")
+            url, digest = self.log.write_call(request.interaction_type, request.batch, request.attempt, key, payload)
+            exc.record = self._record(request, key, url, digest, (0, 0), payload["metadata"]["duration"], False)
+            raise
         duration = time.monotonic() - started
-        payload = {
+        answered = {
+            "tokens_in": reply.tokens_in,
+            "tokens_out": reply.tokens_out,
+            "response_format": reply.response_format,
+            "finish_reason": reply.finish_reason,
+        }
+        payload = self._payload(request, key, duration, answered, reply.text)
+        url, digest = self.log.write_call(request.interaction_type, request.batch, request.attempt, key, payload)
+        record = self._record(request, key, url, digest, (reply.tokens_in, reply.tokens_out), duration, cached=False)
+        return reply.text, record
+
+    def _payload(
+        self, request: Request, key: str, duration: float, outcome: dict[str, Any], response: str
+    ) -> dict[str, Any]:
+        """What a call's log file holds: metadata, context, the prompt, the schema and the raw response."""
+        return {
             "metadata": {
                 "run_id": self.log.run_id,
                 "interaction_type": request.interaction_type,
@@ -270,21 +350,15 @@ class CallRunner:
                 "timestamp": timestamp(),
                 "cache_key": key,
                 "duration": round(duration, 4),
-                "tokens_in": reply.tokens_in,
-                "tokens_out": reply.tokens_out,
                 "prompt_file": request.prompt_file,
-                "response_format": reply.response_format,
-                "finish_reason": reply.finish_reason,
+                **outcome,
             },
             "context": {**self.context_base, **request.context},
             "prompt": request.messages[-1]["content"],
             "messages": request.messages,
             "schema": request.schema,
-            "response": reply.text,
+            "response": response,
         }
-        url, digest = self.log.write_call(request.interaction_type, request.batch, request.attempt, key, payload)
-        record = self._record(request, key, url, digest, (reply.tokens_in, reply.tokens_out), duration, cached=False)
-        return reply.text, record
 
 
 def _storage_for(storage: LogStorage, url: str) -> LogStorage:

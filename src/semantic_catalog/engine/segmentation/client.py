@@ -3,23 +3,28 @@ API through the ``openai`` package, so OpenAI, vLLM and llama.cpp servers all wo
 
 Structured output: the client asks for ``json_schema``; a server that refuses it (a 400 / 422, as
 llama-cpp-python's server does) is asked again with ``json_object`` plus the schema, and the client remembers.
-Transport errors (connection, timeout, 408 / 409 / 429 / 5xx) back off exponentially; other HTTP errors (a
-wrong key or model) are an ``LLMError`` at once. Validation of the answer is the pipeline's job.
+Transport errors (connection, timeout, 408 / 409 / 429 / 5xx) back off exponentially; a prompt the server says
+is longer than its context is a ``ContextOverflow`` (the stage splits that batch); other HTTP errors (a wrong key
+or model) are an ``LLMError`` at once. Validation of the answer is the pipeline's job.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from semantic_catalog.engine.errors import LLMError
+from semantic_catalog.engine.errors import ContextOverflow, LLMError
 from semantic_catalog.engine.segmentation.types import SegmentationConfig
 
 log = logging.getLogger(__name__)
 RETRYABLE_STATUS = (408, 409, 429)
+# OpenAI and vLLM ("maximum context length", code context_length_exceeded), llama.cpp ("exceeds the available
+# context size"), llama-cpp-python ("exceed context window")
+CONTEXT_OVERFLOW = re.compile(r"context[ _](length|window|size)|maximum context", re.I)
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,8 @@ class OpenAIChatClient:
                     response_format=self._response_format(mode, schema, schema_name),  # type: ignore[arg-type]
                 )
             except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+                if _about_context(exc):
+                    raise ContextOverflow(f"the LLM server says the prompt is too long: {_message(exc)}") from None
                 if mode == "json_schema" and refused is None:
                     # Maybe the server does not know json_schema; if json_object is refused too, the
                     # request itself is wrong (a context overflow, say) and the mode goes back.
@@ -107,6 +114,8 @@ class OpenAIChatClient:
                         self.mode = "json_schema"
                 raise LLMError(f"the LLM server refused the request: {_message(refused or exc)}") from None
             except (openai.APIConnectionError, openai.APIStatusError) as exc:
+                if isinstance(exc, openai.APIStatusError) and _about_context(exc):  # a server that answers 500
+                    raise ContextOverflow(f"the LLM server says the prompt is too long: {_message(exc)}") from None
                 if mode == "json_schema" and refused is None and _about_response_format(exc):
                     # llama-cpp-python's server refuses json_schema with a 500 naming response_format
                     log.info("%s refused json_schema (%s); trying json_object", self.model, _message(exc))
@@ -144,6 +153,11 @@ def _about_response_format(exc: Exception) -> bool:
     """Whether an error answer blames the ``response_format`` (a server without ``json_schema``)."""
     text = f"{getattr(exc, 'body', '')} {exc}".lower()
     return "response_format" in text or "json_schema" in text
+
+
+def _about_context(exc: Exception) -> bool:
+    """Whether an error answer says the prompt does not fit the model's context."""
+    return bool(CONTEXT_OVERFLOW.search(f"{getattr(exc, 'body', '')} {exc}"))
 
 
 def _message(exc: Exception) -> str:

@@ -83,9 +83,7 @@ def _llm_names(
         for c in range(k)
     ]
     batches = plan_batches(clusters, ctx.config.clusters_per_prompt, lambda b: ctx.fits(naming.render(b, ctx)))
-    answers = runner.run(
-        "name", usage, [(naming.name_batch(n, b, ctx), len(b)) for n, b in enumerate(batches, start=1)], k
-    )
+    answers = runner.run_batches("name", usage, batches, lambda n, b: naming.name_batch(n, b, ctx), k, ctx.problems)
     names = {number: value for answer in answers for number, value in answer.items()}
     final = [TaxonomySegment(*names[c], frozenset()) for c in range(k)]
     seen = Counter(normalize_name(s.name) for s in final)
@@ -108,10 +106,7 @@ def _arbitrate(
     batches = plan_batches(
         entries, ctx.config.products_per_refinement, lambda b: ctx.fits(refine.render(b, final, ctx))
     )
-    answers = runner.run(
-        "refine",
-        usage,
-        [(refine.refine_batch(n, b, final, ctx), len(b)) for n, b in enumerate(batches, start=1)],
-        total=len(entries),
+    answers = runner.run_batches(
+        "refine", usage, batches, lambda n, b: refine.refine_batch(n, b, final, ctx), len(entries), ctx.problems
     )
     return {item_id: value for answer in answers for item_id, value in answer.items()}

@@ -167,11 +167,13 @@ def run_segmentation(
     )
     try:
         ctx.prompt_files.update({t.name: log.archive_prompt(t.filename, t.text) for t in templates.values()})
-        taxonomies = runner.run(
+        taxonomies = runner.run_batches(
             "extract",
             usage["extract"],
-            [(extract.extract_batch(n, b, ctx), len(b)) for n, b in enumerate(extract_batches, start=1)],
-            total=len(items),
+            extract_batches,
+            lambda n, b: extract.extract_batch(n, b, ctx),
+            len(items),
+            ctx.problems,
         )
         final = _consolidate(taxonomies, ctx, runner, usage["consolidate"])
         log.write_manifest()
@@ -192,11 +194,13 @@ def run_segmentation(
                 f"the consolidated taxonomy ({len(final)} segments) does not fit the model's context "
                 f"({config.context_tokens} tokens); raise context_tokens or use a model with a longer context."
             )
-        answers = runner.run(
+        answers = runner.run_batches(
             "refine",
             usage["refine"],
-            [(refine.refine_batch(n, b, final, ctx), len(b)) for n, b in enumerate(refine_batches, start=1)],
-            total=len(items),
+            refine_batches,
+            lambda n, b: refine.refine_batch(n, b, final, ctx),
+            len(items),
+            ctx.problems,
         )
         refined_by_id = {item_id: value for answer in answers for item_id, value in answer.items()}
         refined, final = _complete(items, refined_by_id, current, first_pass, final, ctx)
@@ -333,13 +337,22 @@ def _consolidate(
         if all(len(g) == 1 for g in groups):
             ctx.problems.append("consolidate: taxonomies too large to show two at once; merged by name instead")
             return name_merge(level)
-        jobs = []
-        for group in groups:
-            if len(group) > 1:
-                batch += 1
-                jobs.append((consolidate.consolidate_group(batch, group, ctx), len(group)))
-        merged = iter(runner.run("consolidate", usage, jobs, total=len(level)))
-        level = [next(merged) if len(group) > 1 else group[0] for group in groups]
+        merged = runner.run_batches(
+            "consolidate",
+            usage,
+            [g for g in groups if len(g) > 1],
+            lambda n, g: consolidate.consolidate_group(n, g, ctx),
+            len(level),
+            ctx.problems,
+            first=batch + 1,
+        )
+        batch += len(merged)
+        # a group the server found too long came back as two merged halves
+        fewer = [group[0] for group in groups if len(group) == 1] + merged
+        if len(fewer) >= len(level):
+            ctx.problems.append("consolidate: the server's context holds no two taxonomies; merged by name instead")
+            return name_merge(level)
+        level = fewer
     return name_merge(level)
 
 
