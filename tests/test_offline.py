@@ -79,7 +79,7 @@ def test_import_reports_stale_unknown_and_rejects_invalid(catalog, tmp_path):
     catalog[1].description = "now enamelled"
     catalog[1].save()  # stale: text changed after the export
     catalog[2].delete()  # unknown
-    bad = table.to_pylist()
+    bad = sorted(table.to_pylist(), key=lambda row: int(row["id"]))  # catalog order (parts are by text length)
     bad.append({**bad[0]})  # duplicate id
     nan_row = {**bad[3], "id": str(catalog[3].pk)}
     nan_row["vector"] = [float("nan")] * 384
@@ -185,6 +185,70 @@ def write_export(path: Path, count: int, broken_line: int | None = None) -> Path
         del records[broken_line - 1]["text"]
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
+
+
+class ByWordCount(Encoder):
+    """Measures a text in words (as a tokenizer would count tokens) and records the batches it is given."""
+
+    name = "by-words"
+    dimension = 3
+
+    def __init__(self):
+        self.batches: list[list[str]] = []
+
+    def text_lengths(self, texts):
+        return [len(t.split()) for t in texts]
+
+    def _encode(self, texts):
+        self.batches.append(list(texts))
+        return np.ones((len(texts), 3), dtype=np.float32)
+
+
+def test_embed_batches_texts_of_like_length_by_the_encoder_s_measure(tmp_path):
+    # characters and words disagree: long single words, short many-word texts
+    texts = [("x" * (40 - n)) if n % 2 else " ".join(["a"] * n) for n in range(1, 33)]
+    export_file = tmp_path / "in.jsonl"
+    export_file.write_text(
+        "".join(
+            json.dumps({"id": str(i), "index": "x", "text": t, "fields": {}, "content_hash": f"h{i}"}) + "\n"
+            for i, t in enumerate(texts)
+        )
+    )
+    encoder = ByWordCount()
+    report = embed_file(export_file, tmp_path / "v", encoder, batch_size=4, window=4)  # windows of 16 texts
+    assert report.embedded == 32 and report.parts == 8
+    for batch in encoder.batches:
+        words = [len(t.split()) for t in batch]
+        assert words == sorted(words)
+    # each window is cut into batches in word order: a batch's longest text is no longer than the next's shortest
+    words = [[len(t.split()) for t in batch] for batch in encoder.batches]
+    for window in (words[:4], words[4:]):
+        assert all(max(a) <= min(b) for a, b in zip(window, window[1:]))
+    table = pq.read_table(tmp_path / "v")
+    assert sorted(table.column("id").to_pylist(), key=int) == [str(i) for i in range(32)]
+
+
+def test_a_part_that_cannot_be_written_stops_the_job_and_a_rerun_resumes(tmp_path, monkeypatch):
+    from semantic_catalog.engine.offline import embedding
+
+    export_file = write_export(tmp_path / "in.jsonl", 10)
+    real_write = embedding._write_part
+
+    def fail_third(out, number, records, dimension):
+        if number == 2:
+            raise OSError("No space left on device")
+        real_write(out, number, records, dimension)
+
+    monkeypatch.setattr(embedding, "_write_part", fail_third)
+    with pytest.raises(OSError, match="No space left"):
+        embed_file(export_file, tmp_path / "v", Ones(), batch_size=2)
+    parts = sorted(p.name for p in (tmp_path / "v").iterdir())
+    # the parts before the failure are on disk, none after it was handed over, nothing half-written stays
+    assert parts == ["part-000000.parquet", "part-000001.parquet"]
+    monkeypatch.setattr(embedding, "_write_part", real_write)
+    again = embed_file(export_file, tmp_path / "v", Ones(), batch_size=2)
+    assert (again.skipped, again.embedded) == (4, 6)
+    assert pq.read_table(tmp_path / "v").num_rows == 10
 
 
 def test_embed_reads_the_input_once_and_counts_it_at_most_once(tmp_path, monkeypatch, capsys):

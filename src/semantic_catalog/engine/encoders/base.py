@@ -39,6 +39,11 @@ class Encoder(ABC):
             )
         return normalise(vectors)
 
+    def text_lengths(self, texts: Sequence[str]) -> list[int]:
+        """How long each text is for the model, to batch texts of like length together (less padding): the
+        token count where the encoder has its tokenizer at hand, else the number of characters."""
+        return [len(text) for text in texts]
+
     def encode_query(self, text: str) -> np.ndarray:
         """Encode one search query; models with query prompts override this and ``encode_queries``."""
         return self.encode([text])[0]

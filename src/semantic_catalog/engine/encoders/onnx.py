@@ -118,6 +118,12 @@ class OnnxEncoder(Encoder):
             raise ConfigurationError(f"OnnxEncoder cannot load {model_path}: {exc}") from exc
         return session, tokenizer, [i.name for i in session.get_inputs()]
 
+    def text_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Token counts (truncated as encoding truncates), so the embed job batches like lengths together."""
+        _, tokenizer, _ = self.runtime_of(self.file)
+        prepared = [t.lower() for t in texts] if self.lowercase else list(texts)
+        return [len(encoding.ids) for encoding in tokenizer.encode_batch(prepared)]
+
     def _encode(self, texts: list[str]) -> np.ndarray:
         if self.document_prompt:
             texts = [self.document_prompt + t for t in texts]

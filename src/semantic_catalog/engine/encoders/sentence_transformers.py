@@ -209,6 +209,15 @@ class SentenceTransformerEncoder(Encoder):
             show_progress_bar=False,
         )
 
+    def text_lengths(self, texts: Sequence[str]) -> list[int]:
+        runner = self.runner
+        if not self._uses_torch(runner):
+            return runner.text_lengths(texts)
+        tokenizer = getattr(runner, "tokenizer", None)
+        if tokenizer is None:  # a model without a Hugging Face tokenizer: characters
+            return super().text_lengths(texts)
+        return [len(ids) for ids in tokenizer(list(texts), truncation=True)["input_ids"]]
+
     def encode_query(self, text: str) -> np.ndarray:
         return self.encode_queries([text])[0]
 

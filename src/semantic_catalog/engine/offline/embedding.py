@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -20,6 +23,8 @@ from semantic_catalog.engine.offline.records import (
     vector_parts,
     vector_table,
 )
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -107,6 +112,46 @@ def unembedded(
         yield record
 
 
+def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
+    """``items`` produced on a background thread, up to ``depth`` ahead of the consumer, so reading and
+    parsing the input overlap encoding; an error raised while reading is raised here, in order."""
+    handoff: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        handoff.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            handoff.put(("end", None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            handoff.put(("error", exc))
+
+    reader = threading.Thread(target=produce, name="embed-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()  # the consumer stopped early (an error while encoding): let the reader end
+        while reader.is_alive():
+            try:
+                handoff.get_nowait()
+            except queue.Empty:
+                reader.join(timeout=0.1)
+
+
 def embed_file(
     input_path: str | Path,
     out_dir: str | Path,
@@ -117,11 +162,13 @@ def embed_file(
 ) -> EmbedReport:
     """Embed every record of an export that ``out_dir`` does not hold yet for this model.
 
-    The input is read once; ``report.total`` is counted on the way (a caller that wants a progress
-    bar total counts it itself, see ``records.count_records``). Records are taken in windows of
-    ``window`` batches and sorted by text length inside a window, so batches carry little padding;
-    each batch is written as its own part, atomically, so a crash loses at most the batch in flight
-    and a re-run skips everything already written.
+    The input is read once, on a reader thread one window ahead; ``report.total`` is counted on the way
+    (a caller that wants a progress bar total counts it itself, see ``records.count_records``). Records
+    are taken in windows of ``window`` batches and sorted inside a window by the encoder's own measure of
+    length (tokens where it has its tokenizer), so batches carry little padding. Each batch is written as
+    its own part, atomically, on a writer thread while the next batch is encoded; a part is handed over
+    only once the one before it is on disk, so a crash loses at most the batch being written and the one
+    being encoded, and a re-run skips everything already written.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -133,22 +180,37 @@ def embed_file(
     dimension = encoder.dimension
     report = EmbedReport(batch_size=batch_size)
     started = time.perf_counter()
-    for pending in chunked(unembedded(input_path, done, report, progress), batch_size * window):
-        pending.sort(key=lambda r: len(r["text"]))
-        start = 0
-        while start < len(pending):
-            batch = pending[start : start + report.batch_size]
-            vectors, report.batch_size = encode_adaptive(encoder, [r["text"] for r in batch], report.batch_size)
-            records = [
-                VectorRecord(str(r["id"]), r["index"], r["content_hash"], encoder.name, dimension, v)
-                for r, v in zip(batch, vectors)
-            ]
-            _write_part(out, next_part, records, dimension)
-            next_part += 1
-            report.parts += 1
-            report.embedded += len(records)
-            start += len(batch)
-            if progress:
-                progress(len(records))
+    windows = read_ahead(chunked(unembedded(input_path, done, report, progress), batch_size * window))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-writer") as writer:
+        writing: Future[None] | None = None
+        writing_size = 0
+        for pending in windows:
+            lengths = encoder.text_lengths([r["text"] for r in pending])
+            pending = [pending[i] for i in sorted(range(len(pending)), key=lengths.__getitem__)]
+            start = 0
+            while start < len(pending):
+                batch = pending[start : start + report.batch_size]
+                vectors, report.batch_size = encode_adaptive(encoder, [r["text"] for r in batch], report.batch_size)
+                records = [
+                    VectorRecord(str(r["id"]), r["index"], r["content_hash"], encoder.name, dimension, v)
+                    for r, v in zip(batch, vectors)
+                ]
+                if writing is not None:
+                    writing.result()  # one part in flight at most; a failed write stops the job here
+                    _written(report, progress, writing_size)
+                writing, writing_size = writer.submit(_write_part, out, next_part, records, dimension), len(records)
+                next_part += 1
+                start += len(batch)
+        if writing is not None:
+            writing.result()
+            _written(report, progress, writing_size)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _written(report: EmbedReport, progress: Callable[[int], Any] | None, size: int) -> None:
+    """Counts a part once it is on disk (the report and the bar never run ahead of what a crash keeps)."""
+    report.parts += 1
+    report.embedded += size
+    if progress:
+        progress(size)
