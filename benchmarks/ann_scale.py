@@ -14,6 +14,13 @@ p50 / p99 of indexed and flat search, and recall@10 of real query vectors agains
 
     .venv/bin/python benchmarks/ann_scale.py [--rows 1000000] [--queries 200]
     .venv/bin/python benchmarks/ann_scale.py --rows 0     # the real part only (ann_scale_real.json)
+    .venv/bin/python benchmarks/ann_scale.py --sweep      # index types side by side (ann_scale_sweep.json)
+
+``--sweep`` loads the synthetic vectors once and then, for each candidate of ``CANDIDATES`` (an index type
+with its build options, and the query-time options searched with), builds the index through
+``LanceDBStore.optimize`` in a child process of its own (so the child's peak memory is the build's: it
+holds none of the benchmark's arrays) and measures build time, peak memory, index size, recall@10 and
+p50 / p99 of the store's search; the first candidate is the store's default, the baseline of the ratios.
 
 Needs ../shared/data/search/homedepot (skips with a message otherwise); runs search_quality.py's
 indexing first if its cached collection is missing. Writes benchmarks/results/ann_scale.json.
@@ -74,7 +81,7 @@ def real_part(query_vectors: np.ndarray) -> tuple[dict, np.ndarray]:
     store = LanceDBStore(search_quality.CACHE)
     if not store.has_collection(search_quality.COLLECTION):
         print("building the Home Depot collection first (search_quality.build)")
-        search_quality.build(load(), SentenceTransformerEncoder())
+        search_quality.build(load(), SentenceTransformerEncoder(), search_quality.CACHE)
     name = search_quality.COLLECTION
     store.optimize(name)
     table = store.db.open_table(name).search().select(["vector"]).limit(None).to_arrow()
@@ -98,6 +105,17 @@ def real_part(query_vectors: np.ndarray) -> tuple[dict, np.ndarray]:
         report["search_settings"][label] = {"recall@10": recall_at_10(other_found, exact), **other_timing}
     print("real:", report)
     return report, vectors
+
+
+def real_title_vectors() -> np.ndarray:
+    """The 54,667 title vectors of search_quality.py's collection (built first when missing)."""
+    import search_quality
+
+    store = LanceDBStore(search_quality.CACHE)
+    if not store.has_collection(search_quality.COLLECTION):
+        print("building the Home Depot collection first (search_quality.build)")
+        search_quality.build(load(), SentenceTransformerEncoder(), search_quality.CACHE)
+    return store.all_vectors(search_quality.COLLECTION)[1]
 
 
 def synthetic(real: np.ndarray, rows: int, seed: int = 0) -> np.ndarray:
@@ -145,14 +163,110 @@ def scale_part(real: np.ndarray, query_vectors: np.ndarray, rows: int) -> dict:
     return report
 
 
+# (index, ann_index, the ann_search settings searched with); the first of the first is the baseline
+CANDIDATES: list[tuple[str, dict, list[dict]]] = [
+    ("IVF_HNSW_SQ m=20 ef_construction=300 (default)", {"index_type": "IVF_HNSW_SQ"}, [{"ef": 150}]),
+    ("IVF_HNSW_SQ m=12 ef_construction=100", {"index_type": "IVF_HNSW_SQ", "m": 12, "ef_construction": 100},
+     [{"ef": 150}, {"ef": 300}]),
+    ("IVF_FLAT", {"index_type": "IVF_FLAT"}, [{"nprobes": 20}, {"nprobes": 40}, {"nprobes": 80}]),
+    ("IVF_PQ 48 sub-vectors", {"index_type": "IVF_PQ", "num_sub_vectors": 48}, [{"nprobes": 40, "refine_factor": 10}]),
+]
+
+
+def build_in_child(folder: Path, ann_index: dict) -> dict:
+    """Drops the collection's vector index and builds ``ann_index`` with ``optimize`` in a fresh process."""
+    code = (
+        "import json, sys, time\n"
+        f"sys.path.insert(0, {str(ROOT / 'src')!r})\n"
+        "from semantic_catalog.engine.stores.lancedb import LanceDBStore\n"
+        f"store = LanceDBStore({str(folder)!r}, ann_threshold=1, ann_index=json.loads(sys.argv[1]))\n"
+        "table = store._table('scale')\n"
+        "for index in table.list_indices():\n"
+        "    if index.columns == ['vector']:\n"
+        "        table.drop_index(index.name)\n"
+        "started = time.perf_counter()\n"
+        "store.optimize('scale')\n"
+        "seconds = time.perf_counter() - started\n"
+        # VmHWM, not ru_maxrss: after exec, ru_maxrss still counts the parent's size at the fork
+        "hwm = next(line for line in open('/proc/self/status') if line.startswith('VmHWM'))\n"
+        "print(json.dumps({'build_seconds': round(seconds, 1), 'indexed': store.has_vector_index('scale'),\n"
+        "    'peak_rss_mb': round(int(hwm.split()[1]) / 1024)}))\n"
+    )
+    import json
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(ann_index)], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"building {ann_index} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def sweep(real: np.ndarray, query_vectors: np.ndarray, rows: int) -> dict:
+    """Every candidate index on the same ``rows`` synthetic vectors; ratios against the first."""
+    vectors = synthetic(real, rows)
+    truth_scores = vectors @ query_vectors.T
+    truth = [[str(i) for i in np.argsort(-truth_scores[:, j])[:10]] for j in range(len(query_vectors))]
+    del truth_scores
+    folder = Path(tempfile.mkdtemp(prefix="semantic-sweep-"))
+    results = {}
+    try:
+        store = LanceDBStore(folder, ann_threshold=None)
+        store.create_collection("scale", vectors.shape[1], [])
+        for start in range(0, rows, 100_000):
+            chunk = range(start, min(start + 100_000, rows))
+            store.upsert("scale", [Document(str(i), "") for i in chunk], vectors[chunk.start : chunk.stop])
+        store.optimize("scale")  # compaction only (no threshold): every candidate starts from the same table
+        del vectors
+        for index_label, ann_index, settings in CANDIDATES:
+            print(f"building {index_label}", flush=True)
+            before = set(folder.rglob("_indices/*"))
+            built = build_in_child(folder, ann_index)
+            new = [p for p in folder.rglob("_indices/*") if p not in before]  # the dropped indexes stay on disk
+            index_bytes = sum(f.stat().st_size for p in new for f in [p, *p.rglob("*")] if f.is_file())
+            for ann_search in settings:
+                label = f"{index_label}, {', '.join(f'{k} {v}' for k, v in ann_search.items())}"
+                searcher = LanceDBStore(folder, ann_search=ann_search)
+                timed_searches(searcher, "scale", query_vectors[:20], exact=False)  # warm: opens the index
+                found, timing = timed_searches(searcher, "scale", query_vectors, exact=False)
+                results[label] = {
+                    "ann_index": ann_index,
+                    "ann_search": ann_search,
+                    **built,
+                    "index_mb_on_disk": round(index_bytes / 2**20, 1),
+                    "recall@10": recall_at_10(found, truth),
+                    **timing,
+                }
+                print(label, results[label], flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    base = next(iter(results.values()))
+    for row in results.values():
+        row["build_ratio_to_default"] = round(row["build_seconds"] / base["build_seconds"], 3)
+        row["memory_ratio_to_default"] = round(row["peak_rss_mb"] / base["peak_rss_mb"], 3)
+        row["p50_ratio_to_default"] = round(row["p50_ms"] / base["p50_ms"], 3)
+    print(f"{'candidate':<62}{'build s':>9}{'peak MB':>9}{'index MB':>10}{'recall':>8}{'p50 ms':>8}{'p99 ms':>8}")
+    for label, row in results.items():
+        print(
+            f"{label:<62}{row['build_seconds']:>9}{row['peak_rss_mb']:>9}{row['index_mb_on_disk']:>10}"
+            f"{row['recall@10']:>8}{row['p50_ms']:>8}{row['p99_ms']:>8}"
+        )
+    return {"rows": rows, "candidates": results}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--sweep", action="store_true", help="index types side by side at --rows")
     args = parser.parse_args()
     data = load(args.queries)
     encoder = SentenceTransformerEncoder()
     query_vectors = encoder.encode(list(data.queries.values()))
+    if args.sweep:
+        real_vectors = real_title_vectors()
+        report = {"queries": len(query_vectors), "sweep": sweep(real_vectors, query_vectors, args.rows)}
+        write_report("ann_scale_sweep", report)
+        return
     real_report, real_vectors = real_part(query_vectors)
     report = {"queries": len(query_vectors), "real": real_report}
     if args.rows:

@@ -6,7 +6,8 @@ fp32), with torch and with ONNX int8;
 ONNX fp32 and int8 encoders. For each: titles/s, share of this CPU's float32 matrix-multiply ceiling
 (measured in the same run; FLOPs counted from the real token counts, no padding), mean cosine to
 the baseline vectors, and top-10 overlap of search results for dev queries (exact search over the
-same titles, queries embedded by the same method). Also: single-query latency (server encoder),
+same titles, queries embedded by the same method); for the job lines, their rate as a share of their own
+encoder's raw rate measured in the same run (``% enc``). Also: single-query latency (server encoder),
 time spent tokenising, and padding with and without length-sorted batches.
 
     .venv/bin/python benchmarks/embed_throughput.py [--limit N] [--queries 500] [--threads 2]
@@ -181,6 +182,11 @@ def main() -> None:
         "embed_torch": SentenceTransformerEncoder(device="cpu", batch_size=64),
         "embed_onnx_int8": encoders["onnx_int8"],
     }
+    raw_line = {  # the encoder each job line runs, measured raw above (torch: the baseline)
+        "embed_default_onnx_fp32": "onnx_fp32",
+        "embed_torch": "baseline",
+        "embed_onnx_int8": "onnx_int8",
+    }
     for label, encoder in jobs.items():
         out = work / f"out-{label}"
         _, seconds = timed(lambda e=encoder, o=out: embed_file(export, o, e, batch_size=64))
@@ -199,6 +205,8 @@ def main() -> None:
         row["ceiling_share"] = row["titles_per_s"] * flops / (ceiling * 1e9)
         row["mean_cosine"] = float(np.mean(np.sum(vectors[label] * vectors["baseline"], axis=1)))
         row["top10_overlap"] = overlap(top10(vectors[label], query_vectors[label]), base_top)
+    for label, raw in raw_line.items():  # the job against its own encoder, both from this run
+        results[label]["share_of_encoder"] = results[label]["titles_per_s"] / results[raw]["titles_per_s"]
 
     report = {
         "benchmark": "embed_throughput",
@@ -220,12 +228,13 @@ def main() -> None:
         f"{len(titles)} titles, {args.threads} threads, matmul ceiling {ceiling:.1f} GFLOP/s, "
         f"{flops / 1e6:.0f} MFLOP/title -> ceiling {report['ceiling_titles_per_s']:.0f} titles/s"
     )
-    print(f"{'line':<22}{'titles/s':>9}{'x base':>8}{'% ceil':>8}{'cos':>8}{'top10':>7}{'query ms':>10}")
+    print(f"{'line':<24}{'titles/s':>9}{'x base':>8}{'% ceil':>8}{'cos':>8}{'top10':>7}{'query ms':>10}{'% enc':>7}")
     for label, row in results.items():
         query_ms = f"{row['query_ms_p50']:.1f}" if "query_ms_p50" in row else "-"
+        share = f"{100 * row['share_of_encoder']:.1f}" if "share_of_encoder" in row else "-"
         print(
-            f"{label:<22}{row['titles_per_s']:>9.1f}{row['ratio_to_baseline']:>8.2f}{100 * row['ceiling_share']:>7.0f}%"
-            f"{row['mean_cosine']:>8.4f}{row['top10_overlap']:>7.3f}{query_ms:>10}"
+            f"{label:<24}{row['titles_per_s']:>9.1f}{row['ratio_to_baseline']:>8.2f}{100 * row['ceiling_share']:>7.0f}%"
+            f"{row['mean_cosine']:>8.4f}{row['top10_overlap']:>7.3f}{query_ms:>10}{share:>7}"
         )
     print(
         f"tokenising: {tokenise_s:.1f} s ({100 * report['tokenise_share_of_baseline']:.0f}% of the baseline's time); "
