@@ -179,10 +179,36 @@ def test_invalid_answers_are_retried_with_the_validation_error(llm_server, tmp_p
     assert validate_result(result, [i.id for i in items]) == []
 
 
-def test_retries_exhausted_is_an_llm_error(llm_server, tmp_path):
+def test_retries_exhausted_in_every_extract_batch_is_an_llm_error(llm_server, tmp_path):
     llm_server.fail_next("extract", "malformed", "malformed")
-    with pytest.raises(LLMError, match="extract batch 1: no usable answer after 2 attempts"):
+    with pytest.raises(LLMError, match="no extract batch gave a usable answer: extract batch 1: no usable answer"):
         run_segmentation(make_items(5), config_for(llm_server, max_retries=1), storage_url=str(tmp_path / "logs"))
+
+
+def test_an_extract_batch_without_a_usable_answer_leaves_its_items_to_refinement(llm_server, tmp_path):
+    llm_server.fail_next("extract", "malformed", "malformed")  # batch 1 (concurrency 1): both attempts
+    items = make_items(20)
+    config = config_for(llm_server, max_retries=1, concurrency=1)
+    result = run_segmentation(items, config, storage_url=str(tmp_path / "logs"))
+    assert validate_result(result, [i.id for i in items]) == []
+    assert any(p.startswith("extract batch 1: no usable answer after 2 attempts") for p in result.problems)
+    assert {a.item_id for a in result.first_pass} == {i.id for i in items[10:]}  # batch 2's items only
+    refine_prompts = "\n".join(r["messages"][0]["content"] for r in llm_server.requests if r["stage"] == "refine")
+    assert all(f"P_{n} (current none)" in refine_prompts for n in range(1, 11))
+    assert all(a.segment for a in result.refined) and "Unclassified" not in {s.name for s in result.segments}
+    # the same run again is answered from the cache: it completes the same way, asking nothing
+    asked = llm_server.count
+    again = run_segmentation(items, config, storage_url=str(tmp_path / "logs"))
+    assert llm_server.count == asked and again.refined == result.refined
+
+
+def test_an_assignment_to_an_unlisted_segment_is_retried_then_left_to_refinement(llm_server, tmp_path):
+    llm_server.fail_next("extract", "unknown_segment", "unknown_segment")  # max_retries 1: both attempts
+    items = make_items(10)
+    result = run_segmentation(items, config_for(llm_server, max_retries=1), storage_url=str(tmp_path / "logs"))
+    assert any("is assigned to 'Nonexistent', which is not one of 'segments'" in p for p in result.problems)
+    assert len(result.first_pass) == 9 and items[0].id not in {a.item_id for a in result.first_pass}
+    assert validate_result(result, [i.id for i in items]) == [] and len(result.refined) == 10
 
 
 @pytest.mark.parametrize("status", [400, 422, 500])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
-from semantic_catalog.engine.errors import LLMError
 from semantic_catalog.engine.segmentation.batches import id_problems, normalize_name, one_line, product_label
 from semantic_catalog.engine.segmentation.calls import Request, conversation
 from semantic_catalog.engine.segmentation.schemas import ExtractAnswer
@@ -34,13 +33,15 @@ def extract_batch(batch: int, entries: Sequence[Entry], ctx: StageContext) -> Ge
     labels = [product_label(pos) for pos, _ in entries]
 
     def check(answer: ExtractAnswer) -> tuple[list[str], list[str]]:
+        """No fatal errors: an assignment to a segment the answer does not list is retried like an id
+        problem, and once the retries run out that item is left for refinement (as a missing id is)."""
         names = {normalize_name(s.name) for s in answer.segments}
-        fatal = [
+        unlisted = [
             f"{a.product_id} is assigned to {a.segment!r}, which is not one of 'segments'"
             for a in answer.assignments
             if normalize_name(a.segment) not in names
         ][:5]
-        return fatal, id_problems(labels, [a.product_id for a in answer.assignments])
+        return [], unlisted + id_problems(labels, [a.product_id for a in answer.assignments])
 
     outcome = yield from conversation(
         interaction_type=INTERACTION,
@@ -61,11 +62,12 @@ def extract_batch(batch: int, entries: Sequence[Entry], ctx: StageContext) -> Ge
         limits={"segments": (1, len(entries)), "assignments": (len(entries), len(entries))},
     )
     answer = outcome.answer
-    if answer is None:
-        raise LLMError(
+    if answer is None:  # the run goes on: refinement assigns these items (the pipeline fails if no batch answered)
+        ctx.problems.append(
             f"extract batch {batch}: no usable answer after {ctx.config.max_retries + 1} attempts "
-            f"({'; '.join(outcome.errors)})."
+            f"({'; '.join(outcome.errors)}); its {len(entries)} items are assigned in refinement"
         )
+        return BatchTaxonomy(batch=batch, segments=[], assignments={})
     segments: dict[str, tuple[str, str]] = {}
     for segment in answer.segments:
         segments.setdefault(normalize_name(segment.name), (segment.name, segment.definition))

@@ -175,7 +175,11 @@ def run_segmentation(
             len(items),
             ctx.problems,
         )
-        final = _consolidate(taxonomies, ctx, runner, usage["consolidate"])
+        answered = [t for t in taxonomies if t.segments]
+        if not answered:
+            failures = [p.split("; its ")[0] for p in ctx.problems if p.startswith("extract batch")]
+            raise LLMError(f"no extract batch gave a usable answer: {'; '.join(failures[:3])}.")
+        final = _consolidate(answered, ctx, runner, usage["consolidate"])
         log.write_manifest()
         first_pass = {
             item_id: (t.batch, name, conf) for t in taxonomies for item_id, (name, conf) in t.assignments.items()
