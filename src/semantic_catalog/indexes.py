@@ -203,22 +203,36 @@ class SemanticIndex:
     def pk_from_string(self, value: str) -> Any:
         """Convert an id from the store or a URL back to the model's primary key type; an integer the
         database cannot hold (beyond 64 bits, say) is a ValueError, not a query that fails."""
+        return self._pk_parser()(value)
+
+    def _pk_parser(self) -> Callable[[str], Any]:
+        """``pk_from_string`` with the key's field and the database's integer range looked up once (a page
+        of hits parses many ids; building the queryset for each cost more than the SQL that follows)."""
         field = self.model._meta.pk  # type: ignore[union-attr]
-        pk = field.to_python(value)
-        if isinstance(pk, int) and not isinstance(pk, bool):
-            low, high = connections[self.get_queryset().db].ops.integer_field_range(field.get_internal_type())
-            if (low is not None and pk < low) or (high is not None and pk > high):
-                raise ValueError(f"it is beyond the range of the primary key ({low} to {high})")
-        return pk
+        bounds: list[tuple[int | None, int | None]] = []  # the integer range, looked up at the first integer
+
+        def parse(value: str) -> Any:
+            pk = field.to_python(value)
+            if isinstance(pk, int) and not isinstance(pk, bool):
+                if not bounds:
+                    ops = connections[self.get_queryset().db].ops
+                    bounds.append(ops.integer_field_range(field.get_internal_type()))
+                low, high = bounds[0]
+                if (low is not None and pk < low) or (high is not None and pk > high):
+                    raise ValueError(f"it is beyond the range of the primary key ({low} to {high})")
+            return pk
+
+        return parse
 
     def parse_ids(self, ids: Iterable[str]) -> tuple[dict[str, Any], dict[str, str]]:
         """Primary keys of string ids (from the store, a URL, an outbox row or a file), and, for the
         ids that are no valid primary key, why not."""
         pks: dict[str, Any] = {}
         invalid: dict[str, str] = {}
+        parse = self._pk_parser()
         for key in ids:
             try:
-                pks[key] = self.pk_from_string(key)
+                pks[key] = parse(key)
             except Exception as exc:
                 invalid[key] = f"invalid primary key {key!r}: {exc}"
         return pks, invalid
