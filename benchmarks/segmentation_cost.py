@@ -7,8 +7,9 @@ ingredient only), segmented end to end.
 Reports, per stage (extract, consolidate, refine): wall time and tokens (in / out) per 1,000 items; the cache
 hit rate of a second identical run on the same log storage (the goal: 100%, and no request reaches the
 server: every chat request is counted by a client that wraps the engine's own); and the server's throughput
-with 1 vs several concurrent requests (the first ``--replay`` logged extraction requests sent again, one at a
-time and then all at once). Also the sample's purity against the 8 ingredient classes, as a sanity check.
+with 1 vs several concurrent requests (``--replay`` logged extraction requests sent again one at a time, then
+the next ``--replay`` all at once: different requests, so the server's prompt cache does not favour either
+pass). Also the sample's purity against the 8 ingredient classes, as a sanity check.
 ``--storage DIR`` keeps the runs' logs there (default: a temporary folder, removed at the end); a kept folder
 is a cache that segmentation_quality.py ``--storage DIR`` reuses for its full-mode row on the same sample.
 Needs ../shared/data/multilingual/indonesian-recipes and a server answering at ``--url`` (default: the
@@ -141,8 +142,11 @@ def main() -> None:
     parser.add_argument("--per-prompt", type=int, default=20, help="products per extraction / refinement prompt")
     parser.add_argument("--concurrency", type=int, default=1, help="the runs' concurrent requests")
     parser.add_argument("--max-output-tokens", type=int, default=1536, help="caps an answer that loops")
-    parser.add_argument("--replay", type=int, default=2, help="extraction requests replayed one and all at once")
+    parser.add_argument(
+        "--replay", type=int, default=2, help="extraction requests replayed one at a time, as many others at once"
+    )
     parser.add_argument("--storage", type=Path, help="keep the logs (the cache) in this folder")
+    parser.add_argument("--resume", action="store_true", help="--storage may hold an interrupted run's calls")
     parser.add_argument("--url", default=os.environ.get("SEMANTIC_CATALOG_TEST_LLM_URL", DEFAULT_URL))
     args = parser.parse_args()
     if not DATA.is_dir():
@@ -168,15 +172,21 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="segmentation-cost-") as folder:
         storage = args.storage.resolve() if args.storage else Path(folder) / "logs"
-        if args.storage and any(storage.glob("RUN_*")):
-            sys.exit(f"{storage} holds earlier runs (a cache): the first run would not be timed; pick a new folder")
+        if args.storage and any(storage.glob("RUN_*")) and not args.resume:
+            sys.exit(
+                f"{storage} holds earlier runs (a cache): the first run would not be timed; pick a new folder, or "
+                "pass --resume to go on from an interrupted run (its cached calls count their logged LLM seconds)"
+            )
         print(f"{len(items)} recipes, {args.per_prompt} per prompt, model {model} at {url}", flush=True)
         first, first_seconds, first_requests = timed_run(items, config, str(storage))
         print(f"first run: {first_seconds:.0f} s, {first_requests} requests", flush=True)
         second, second_seconds, second_requests = timed_run(items, config, str(storage))
         print(f"second run: {second_seconds:.1f} s, {second_requests} requests", flush=True)
-        requests = logged_requests(storage, args.replay)
-        throughput = [replay(config, requests, n) for n in (1, len(requests))] if requests else []
+        # different requests for each pass: the server keeps the last prompt's cache, so replaying the same
+        # requests again would skip most of their prompt evaluation and flatter the second pass
+        requests = logged_requests(storage, 2 * args.replay)
+        one, many = requests[: args.replay], requests[args.replay : 2 * args.replay]
+        throughput = [replay(config, one, 1), replay(config, many, len(many))] if many else []
 
     calls = sum(u.calls for u in second.usage.values())
     cached = sum(u.cached_calls for u in second.usage.values())
@@ -189,6 +199,8 @@ def main() -> None:
             "seconds": round(first_seconds, 1),
             "seconds_per_1000_items": round(first_seconds * 1000 / len(items), 1),
             "requests": first_requests,
+            "cached_calls": sum(u.cached_calls for u in first.usage.values()),  # from an interrupted run (--resume)
+            "llm_seconds": round(sum(u.llm_seconds for u in first.usage.values()), 1),
             "segments": len(first.segments),
             "problems": len(first.problems),
             "invalid": validate_result(first, [item.id for item in items]),
