@@ -179,7 +179,7 @@ def main() -> None:
     )
     jobs = {  # the `semantic-catalog embed` job end to end; on a CPU its default backend is ONNX fp32
         "embed_default_onnx_fp32": encoders["onnx_fp32"],
-        "embed_torch": SentenceTransformerEncoder(device="cpu", batch_size=64),
+        "embed_torch": SentenceTransformerEncoder(device="cpu", batch_size=64, backend="torch"),
         "embed_onnx_int8": encoders["onnx_int8"],
     }
     raw_line = {  # the encoder each job line runs, measured raw above (torch: the baseline)

@@ -172,8 +172,15 @@ def search(
     if mode == "semantic":
         hits = store.vector_search(collection, resolve_vector(vector), limit, filters)
         return [SearchHit(hit.id, hit.score, hit.retrievers, hit.score) for hit in hits]
-    semantic, keyword = store.hybrid_candidates(collection, vector, keyword_text(query), hybrid_depth(options), filters)
-    return fuse(semantic, with_coverage(store, query, keyword, collection), options)
+    semantic, keyword = store.hybrid_candidates(
+        collection,
+        vector,
+        keyword_text(query),
+        hybrid_depth(options),
+        filters,
+        lambda hits: with_coverage(store, query, hits, collection),  # while the vector search runs
+    )
+    return fuse(semantic, keyword, options)
 
 
 def hybrid_depth(options: QueryOptions) -> int:

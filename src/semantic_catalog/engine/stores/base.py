@@ -19,6 +19,7 @@ _retrievers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="semantic-sea
 # A query vector, or a callable making it (the query's encoding), so hybrid search can start its
 # keyword search before the vector is ready.
 VectorSource = np.ndarray | Callable[[], np.ndarray]
+KeywordFinish = Callable[[list[SearchHit]], list[SearchHit]]  # applied to hybrid's keyword hits
 
 
 def resolve_vector(vector: VectorSource) -> np.ndarray:
@@ -116,13 +117,20 @@ class VectorStore(ABC):
         """Full-text matches by relevance (BM25-like score), best first, each with its row's ``text``."""
 
     def hybrid_candidates(
-        self, name: str, vector: VectorSource, query: str, limit: int, filters: Sequence[Filter] = ()
+        self,
+        name: str,
+        vector: VectorSource,
+        query: str,
+        limit: int,
+        filters: Sequence[Filter] = (),
+        finish_keyword: KeywordFinish | None = None,
     ) -> tuple[list[SearchHit], list[SearchHit]]:
         """Both of hybrid search's lists: ``vector_search`` and ``keyword_search`` hits, the keyword
         hits also carrying their cosine ``similarity`` to the vector (for fusion). ``vector`` may be a
-        callable that makes it: the keyword search does not wait for it. This default runs the keyword
-        search in a thread beside the rest and then fetches its hits' vectors; stores override it to
-        do it in fewer round trips."""
+        callable that makes it: the keyword search does not wait for it. ``finish_keyword`` (the
+        pipeline's coverage) is applied to the keyword hits where a store can do it while its vector
+        search runs. This default runs the keyword search in a thread beside the rest and then fetches
+        its hits' vectors; stores override it to do it in fewer round trips."""
         pending = _retrievers.submit(self.keyword_search, name, query, limit, filters)
         try:
             vector = resolve_vector(vector)
@@ -137,7 +145,7 @@ class VectorStore(ABC):
             for h in keyword
             if h.id in records
         ]
-        return semantic, keyword
+        return semantic, finish_keyword(keyword) if finish_keyword else keyword
 
     def all_vectors(self, name: str) -> tuple[list[str], np.ndarray]:
         """Every stored id and, row for row, its vector as one (n, dimension) float32 matrix: what an exact

@@ -34,7 +34,7 @@ from semantic_catalog.engine.documents import Document, SearchHit, StoredRecord
 from semantic_catalog.engine.errors import CollectionMissing, ConfigurationError
 from semantic_catalog.engine.filters import FieldSpec, Filter
 from semantic_catalog.engine.stores.analyzer import TextAnalyzer
-from semantic_catalog.engine.stores.base import VectorSource, VectorStore, resolve_vector
+from semantic_catalog.engine.stores.base import KeywordFinish, VectorSource, VectorStore, resolve_vector
 
 ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 ID_CHUNK = 500
@@ -386,23 +386,37 @@ class LanceDBStore(VectorStore):
         return _keyword_hits(_run(self._keyword_rows(self._async_table(name), query, limit, where)))
 
     def hybrid_candidates(
-        self, name: str, vector: VectorSource, query: str, limit: int, filters: Sequence[Filter] = ()
+        self,
+        name: str,
+        vector: VectorSource,
+        query: str,
+        limit: int,
+        filters: Sequence[Filter] = (),
+        finish_keyword: KeywordFinish | None = None,
     ) -> tuple[list[SearchHit], list[SearchHit]]:
         """The full-text search starts first and runs while ``vector`` is computed (when it is a
         callable: the query's encoding), then the vector search; the full-text query also reads the
-        hits' vectors, so fusion needs no second lookup."""
+        hits' vectors, so fusion needs no second lookup. The keyword hits are built and finished
+        (``finish_keyword``: the pipeline's coverage, Python work) while LanceDB runs the vector search."""
         where = where_clause(filters, (), self._field_specs(name))
         table = self._async_table(name)
         keyword_rows = _start(self._keyword_rows(table, query, limit, where, True))
+        semantic_rows = None
         try:
             vector = resolve_vector(vector)
-            semantic = _run(self._vector_rows(table, vector, limit, where))
+            semantic_rows = _start(self._vector_rows(table, vector, limit, where))
             keyword = keyword_rows.result()
+            similarities = vector_matrix(keyword.column("vector")) @ np.asarray(vector, dtype=np.float32)
+            keyword_hits = _keyword_hits(keyword, similarities)
+            if finish_keyword is not None:
+                keyword_hits = finish_keyword(keyword_hits)
+            semantic = semantic_rows.result()
         except BaseException:
             keyword_rows.cancel()
+            if semantic_rows is not None:
+                semantic_rows.cancel()
             raise
-        similarities = vector_matrix(keyword.column("vector")) @ np.asarray(vector, dtype=np.float32)
-        return _vector_hits(semantic), _keyword_hits(keyword, similarities)
+        return _vector_hits(semantic), keyword_hits
 
     # The coroutines below take the opened async table: opening one inside the loop would deadlock.
 

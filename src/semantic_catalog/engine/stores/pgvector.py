@@ -49,7 +49,7 @@ from semantic_catalog.engine.documents import Document, SearchHit, StoredRecord
 from semantic_catalog.engine.errors import CollectionMissing, ConfigurationError
 from semantic_catalog.engine.filters import FieldSpec, Filter
 from semantic_catalog.engine.stores.analyzer import TextAnalyzer
-from semantic_catalog.engine.stores.base import VectorSource, VectorStore, _retrievers, resolve_vector
+from semantic_catalog.engine.stores.base import KeywordFinish, VectorSource, VectorStore, _retrievers, resolve_vector
 from semantic_catalog.engine.stores.terms import MAX_TOKEN_LENGTH, _stem
 
 try:
@@ -571,7 +571,13 @@ class PgVectorStore(VectorStore):
         return _keyword_hits(rows)
 
     def hybrid_candidates(
-        self, name: str, vector: VectorSource, query: str, limit: int, filters: Sequence[Filter] = ()
+        self,
+        name: str,
+        vector: VectorSource,
+        query: str,
+        limit: int,
+        filters: Sequence[Filter] = (),
+        finish_keyword: KeywordFinish | None = None,
     ) -> tuple[list[SearchHit], list[SearchHit]]:
         """The full-text query starts first, on a connection of its own, while ``vector`` is computed
         (when it is a callable: the query's encoding); it reads the hits' vectors too, so fusion needs no
@@ -592,7 +598,8 @@ class PgVectorStore(VectorStore):
             raise
         query_vector = np.asarray(vector, dtype=np.float32)
         similarities = [float(np.dot(_to_numpy(row[3]), query_vector)) for row in rows]
-        return semantic, _keyword_hits(rows, similarities)
+        keyword = _keyword_hits(rows, similarities)
+        return semantic, finish_keyword(keyword) if finish_keyword else keyword
 
     # -- SQL -------------------------------------------------------------------------------------------
 
