@@ -26,7 +26,14 @@ from semantic_catalog.engine.segmentation.logs import LogStorage, RunLog, read_c
 from semantic_catalog.engine.segmentation.prompts import PromptTemplate
 from semantic_catalog.engine.segmentation.ratelimit import RateLimiter
 from semantic_catalog.engine.segmentation.schemas import Limits, json_schema
-from semantic_catalog.engine.segmentation.types import CallIndex, InteractionRecord, Progress, Stage, Usage
+from semantic_catalog.engine.segmentation.types import (
+    USAGE_FIELDS,
+    CallIndex,
+    InteractionRecord,
+    Progress,
+    Stage,
+    Usage,
+)
 
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
@@ -231,9 +238,9 @@ class CallRunner:
                 planned[exc.job : exc.job + 1] = [batch[: len(batch) // 2], batch[len(batch) // 2 :]]
                 problems.append(f"{stage}: a batch of {len(batch)} was too long for the server's context; split in two")
                 continue
-            for name in ("calls", "cached_calls", "tokens_in", "tokens_out", "llm_seconds"):
+            for name in USAGE_FIELDS:
                 setattr(usage, name, getattr(usage, name) + getattr(attempt, name))
-            usage.seconds += wall + attempt.seconds
+            usage.seconds += wall  # the refused attempts' time too
             return results
 
     def _report(self, stage: Stage, processed: int, total: int) -> None:
