@@ -79,6 +79,8 @@ DEFAULTS: dict[str, Any] = {
     "STATUS_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "EXPORT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     "IMPORT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    # who may list and store labelled pairs (match / non-match) over HTTP: <index>/match-labels
+    "LABEL_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     # The largest upload the import endpoints take (bytes; 413 above it). Uploads stream to disk, so
     # Django's DATA_UPLOAD_MAX_MEMORY_SIZE does not limit them.
     "MAX_UPLOAD_BYTES": 512 * 1024 * 1024,

@@ -5,7 +5,7 @@ back for a product or a category."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -111,12 +111,34 @@ def check_rows(index: SemanticIndex, kind: str, rows: Sequence[dict[str, Any]]) 
         if kind != "links":
             product_ids.update((a, b))
     if product_ids:
-        pks, invalid = index.parse_ids(sorted(product_ids))
-        found = {str(pk) for pk in index.get_queryset().filter(pk__in=list(pks.values())).values_list("pk", flat=True)}
-        unknown = sorted(set(product_ids) - found)
-        if unknown:
-            problems.append(f"ids not in index {index.name!r}: {', '.join(unknown[:20])}")
+        problems += unknown_ids(index, product_ids, set(visible_rows(index, product_ids, objects=False)))
     return problems
+
+
+ID_CHUNK = 900  # ids per query: old SQLite builds take at most 999 parameters
+
+
+def visible_rows(index: SemanticIndex, ids: Iterable[str], objects: bool = True) -> dict[str, Any]:
+    """The ids among ``ids`` that are rows of the index's queryset, by id string, with their row (or only
+    their primary key). An id that is no valid primary key (text for an integer key, beyond 64 bits), a
+    row the queryset hides and an absent row are alike left out, so no answer tells them apart."""
+    pks, _ = index.parse_ids(sorted(set(ids)))
+    values = list(pks.values())
+    queryset = index.get_queryset()
+    found: dict[str, Any] = {}
+    for start in range(0, len(values), ID_CHUNK):
+        chunk = queryset.filter(pk__in=values[start : start + ID_CHUNK])
+        if objects:
+            found.update((str(obj.pk), obj) for obj in chunk)
+        else:
+            found.update((str(pk), pk) for pk in chunk.values_list("pk", flat=True))
+    return found
+
+
+def unknown_ids(index: SemanticIndex, ids: Iterable[str], found: Collection[str]) -> list[str]:
+    """The problem (one line, or none) of the ``ids`` that are not among ``found`` (``visible_rows``)."""
+    unknown = sorted(set(ids) - set(found))
+    return [f"ids not in index {index.name!r}: {', '.join(unknown[:20])}"] if unknown else []
 
 
 def save_run(

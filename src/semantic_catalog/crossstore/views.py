@@ -1,4 +1,5 @@
-"""HTTP endpoints of cross-store analysis: substitutes, matches, category links, and result uploads."""
+"""HTTP endpoints of cross-store analysis: substitutes, matches, category links, result uploads, and the
+labelled pairs (match / non-match) that staff store for an index."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from semantic_catalog.collections import require_searchable
+from semantic_catalog.crossstore.labels import LabelsRejected, label_rows, save_labels
 from semantic_catalog.crossstore.results import ResultsRejected, category_links, import_results, matches, substitutes
+from semantic_catalog.engine.crossstore.labels import FALSE, MAX_ID, TRUE, check_label_rows
 from semantic_catalog.engine.errors import InvalidQuery
 from semantic_catalog.registry import registry
 from semantic_catalog.rest.serializers import ErrorSerializer, ResultsSerializer, UploadFormSerializer
@@ -104,5 +107,112 @@ class AnalysisImportView(StreamedUploads, SemanticAPIView):
         try:
             report = import_results(semantic_index, payload, "upload", model, flag(request, "dry_run"))
         except ResultsRejected as exc:
+            return Response({"detail": str(exc), "problems": exc.problems}, status=400)
+        return Response(asdict(report))
+
+
+class LabelReportSerializer(serializers.Serializer):
+    created = serializers.IntegerField(help_text="pairs that had no label")
+    updated = serializers.IntegerField(help_text="pairs that were labelled the other way before")
+    unchanged = serializers.IntegerField(help_text="pairs that had this label already")
+    dry_run = serializers.BooleanField()
+
+
+class StoredLabelSerializer(serializers.Serializer):
+    left = serializers.CharField(help_text="product id (the smaller of the two ids)")
+    right = serializers.CharField(help_text="product id")
+    label = serializers.BooleanField(help_text="true: the very same item")
+    source = serializers.ChoiceField(choices=["admin", "api", "import"])
+    labelled_by = serializers.CharField(allow_blank=True)
+    updated_at = serializers.DateTimeField()
+
+
+class LabelListSerializer(serializers.Serializer):
+    index = serializers.CharField()
+    count = serializers.IntegerField()
+    labels = StoredLabelSerializer(many=True)
+
+
+class LabelProblemsSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    problems = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="every invalid pair and why (nothing was stored)"
+    )
+
+
+PRODUCT_ID = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": MAX_ID}, {"type": "integer"}]}
+LABELLED_PAIR = {
+    "type": "object",
+    "properties": {
+        "left": PRODUCT_ID,
+        "right": PRODUCT_ID,
+        "label": {
+            "anyOf": [
+                {"type": "boolean"},
+                {"type": "integer", "enum": [0, 1]},
+                {"type": "string", "enum": sorted(TRUE | FALSE)},
+            ],
+            "description": "the very same item: 1, true, match; not the same item: 0, false, non-match",
+        },
+    },
+    "required": ["left", "right", "label"],
+}
+LABELS_BODY = {"oneOf": [LABELLED_PAIR, {"type": "array", "items": LABELLED_PAIR, "minItems": 1}]}
+LABELS_EXPECTED = 'The body must be one labelled pair {"left", "right", "label"} (JSON) or a list of them.'
+
+
+class MatchLabelsView(StreamedUploads, SemanticAPIView):
+    """Labelled pairs of an index: listed (GET), or stored (POST: one pair or a list, all or nothing; a pair
+    labelled the other way before is updated). ``dry_run=1`` validates and reports without storing."""
+
+    read_only = False
+    permission_setting = "LABEL_PERMISSION_CLASSES"
+
+    @extend_schema(responses={200: LabelListSerializer, 404: ErrorSerializer})
+    def get(self, request: Request, index: str) -> Response:
+        semantic_index = registry.get(index)
+        labels = [
+            {
+                "left": row.left,
+                "right": row.right,
+                "label": row.label,
+                "source": row.source,
+                "labelled_by": row.labelled_by,
+                "updated_at": row.updated_at.isoformat(),
+            }
+            for row in label_rows(semantic_index)
+        ]
+        return Response({"index": semantic_index.name, "count": len(labels), "labels": labels})
+
+    @extend_schema(
+        parameters=[OpenApiParameter("dry_run", OpenApiTypes.BOOL, default=False)],
+        request={"application/json": LABELS_BODY},
+        responses={
+            200: LabelReportSerializer,
+            400: LabelProblemsSerializer,
+            404: ErrorSerializer,
+            413: ErrorSerializer,
+        },
+    )
+    def post(self, request: Request, index: str) -> Response:
+        semantic_index = registry.get(index)
+        upload = received(request, LABELS_EXPECTED)
+        try:
+            payload = json.load(upload)
+        except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
+            raise InvalidQuery(LABELS_EXPECTED) from None
+        finally:
+            upload.close()
+        rows = [payload] if isinstance(payload, dict) else payload
+        if not isinstance(rows, list) or not rows:
+            raise InvalidQuery(LABELS_EXPECTED)
+        pairs, problems = check_label_rows(rows, "body")
+        try:
+            if problems:
+                raise LabelsRejected(problems)
+            report = save_labels(
+                semantic_index, pairs, "api", request.user.get_username(), dry_run=flag(request, "dry_run")
+            )
+        except LabelsRejected as exc:
             return Response({"detail": str(exc), "problems": exc.problems}, status=400)
         return Response(asdict(report))

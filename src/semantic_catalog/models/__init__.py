@@ -2,7 +2,7 @@
 feature's tables live in their own file here and are gathered below."""
 
 from semantic_catalog.models.collection import Collection
-from semantic_catalog.models.crossstore import AnalysisRun, CategoryLink, ProductMatch, Substitution
+from semantic_catalog.models.crossstore import AnalysisRun, CategoryLink, MatchLabel, ProductMatch, Substitution
 from semantic_catalog.models.segmentation import (
     ItemSegment,
     LLMInteraction,
@@ -21,6 +21,7 @@ __all__ = [
     "IndexLease",
     "ItemSegment",
     "LLMInteraction",
+    "MatchLabel",
     "ProductMatch",
     "RefinedItemSegment",
     "RunItem",

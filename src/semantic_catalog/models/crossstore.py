@@ -93,3 +93,37 @@ class ProductMatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product} = {self.match} ({self.score:.3f})"
+
+
+class MatchLabel(models.Model):
+    """A person's verdict on two listings of an index: the very same item (``label`` true) or not.
+
+    Stored once per unordered pair, the smaller id first (``left < right`` as Python orders strings,
+    ``LabelledPair.of``); written by the admin's confirm / reject actions, the API and label files, and
+    exported beside the catalog for ``semantic-catalog train-matcher``. Unlike analysis results, labels
+    are not replaced by a run: they are the shop's own knowledge."""
+
+    class Source(models.TextChoices):
+        ADMIN = "admin", "admin"
+        API = "api", "API"
+        IMPORT = "import", "label file"
+
+    index = models.CharField(max_length=100)
+    left = models.CharField(max_length=64)
+    right = models.CharField(max_length=64)
+    label = models.BooleanField(help_text="true: the very same item; false: not the same item")
+    source = models.CharField(max_length=10, choices=Source.choices)
+    labelled_by = models.CharField(max_length=150, blank=True, help_text="the user who stored it (admin, API)")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["index", "left", "right"], name="semantic_label_once"),
+            # not left < right: PostgreSQL compares text by the database's collation, which need not be
+            # Python's code point order (en_US skips punctuation), so the order is kept by the code
+            models.CheckConstraint(condition=~models.Q(left=models.F("right")), name="semantic_label_two_products"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.left} {'=' if self.label else '!='} {self.right} ({self.index})"

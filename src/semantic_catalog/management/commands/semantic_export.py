@@ -6,6 +6,8 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
+from semantic_catalog.crossstore.labels import index_labels
+from semantic_catalog.engine.crossstore.labels import labels_path, write_label_file
 from semantic_catalog.engine.errors import SemanticCatalogError
 from semantic_catalog.engine.offline.records import write_records
 from semantic_catalog.management.commands._base import IndexCommand
@@ -13,7 +15,10 @@ from semantic_catalog.offline.export import export_records, parse_since
 
 
 class Command(IndexCommand):
-    help = "Export each index's rows (id, index, text, fields, content_hash) for `semantic-catalog embed`."
+    help = (
+        "Export each index's rows (id, index, text, fields, content_hash) for `semantic-catalog embed`, and its "
+        "labelled pairs, if any, beside each file (<name>.labels.jsonl)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         self.add_index_argument(parser)
@@ -43,3 +48,15 @@ class Command(IndexCommand):
                 path.unlink(missing_ok=True)
                 raise CommandError(str(exc)) from exc
             self.stdout.write(f"{index.name}: {count} records -> {path}")
+            self._export_labels(index, path)
+
+    def _export_labels(self, index: Any, export: Path) -> None:
+        """The index's labelled pairs beside the export (``<export>.labels.jsonl``, what `semantic-catalog
+        train-matcher` reads); none: no file, and a stale one from an earlier export is removed."""
+        path = labels_path(export)
+        pairs = index_labels(index)
+        if not pairs:
+            path.unlink(missing_ok=True)
+            return
+        count = write_label_file(path, pairs)
+        self.stdout.write(f"{index.name}: {count} labelled pairs -> {path}")
