@@ -54,6 +54,7 @@ import _matching_before as before  # noqa: E402
 from semantic_catalog.engine.crossstore import product_matching as after  # noqa: E402
 from semantic_catalog.engine.crossstore.assignment import one_to_one  # noqa: E402
 from semantic_catalog.engine.crossstore.category_links import CategoryPath, category_centroids, link_categories  # noqa: E402
+from semantic_catalog.engine.crossstore.labels import LabelledPair  # noqa: E402
 from semantic_catalog.engine.encoders import SentenceTransformerEncoder  # noqa: E402
 
 PROMAP = ROOT.parent / "shared" / "data" / "multilingual" / "promap-cz" / "promapcz-test_data.csv"
@@ -187,6 +188,34 @@ def promap_report(side: dict, threshold: float) -> dict:
         "candidate_recall_at_1": side["recall_at_1"],
         "candidate_recall_at_10": side["recall_at_10"],
     }
+
+
+def promap_trained(encoder, rows, folds: int, cross_encoder: bool, epochs: int) -> dict:
+    """The matcher learned from ProMapCz's own labels against the unsupervised scorer, both k-fold on the
+    same folds (``trained_matcher.evaluate_labels``), and the time to train the final matcher on all."""
+    from semantic_catalog.engine.crossstore import trained_matcher
+
+    def record(i: int, row: dict, side: str):
+        name = "a" if side == "1" else "b"
+        return after.ProductRecord(
+            f"{name}{i}", side, row[f"name{side}"], "", price(row[f"price{side}"]), row[f"short_description{side}"]
+        )
+
+    records = {r.id: r for i, row in enumerate(rows) for r in (record(i, row, "1"), record(i, row, "2"))}
+    vectors = dict(zip(records, encoder.encode([r.title for r in records.values()])))
+    labels = [LabelledPair.of(f"a{i}", f"b{i}", row["match"] == "1") for i, row in enumerate(rows)]
+    started = time.perf_counter()
+    report, _, _ = trained_matcher.evaluate_labels(
+        trained_matcher.examples(records, vectors, labels), folds, cross_encoder, epochs, progress=print
+    )
+    report["cross_validation_seconds"] = round(time.perf_counter() - started, 1)
+    started = time.perf_counter()
+    final = trained_matcher.train_matcher(records, vectors, labels, encoder.name, folds, False)
+    report["train_classifier_seconds"] = round(time.perf_counter() - started, 2)
+    report["threshold_classifier"] = round(final.threshold, 4)
+    report["cpus"] = os.cpu_count()
+    report["load_average_at_end"] = round(os.getloadavg()[0], 1)
+    return report
 
 
 # -- the demo ---------------------------------------------------------------------------------------------
@@ -338,7 +367,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-scale", action="store_true", help="leave out the 10,000 x 20,000 timing")
     parser.add_argument("--skip-links", action="store_true", help="leave out category links on the demo")
+    parser.add_argument(
+        "--trained-only", action="store_true", help="only the trained matcher against the unsupervised one (ProMapCz)"
+    )
+    parser.add_argument("--folds", type=int, default=5, help="k of the trained matcher's k-fold (default 5)")
+    parser.add_argument("--epochs", type=int, default=4, help="cross-encoder epochs per fold (default 4)")
+    parser.add_argument("--no-cross-encoder", action="store_true", help="the trained matcher without cross-encoder")
     args = parser.parse_args()
+    if args.trained_only:
+        if not PROMAP.exists():
+            sys.exit(f"ProMapCz is absent: {PROMAP} (see ../shared/README.md)")
+        with PROMAP.open(encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        trained = promap_trained(SentenceTransformerEncoder(), rows, args.folds, not args.no_cross_encoder, args.epochs)
+        print(json.dumps(trained, indent=2))
+        write_report("matching_quality_trained", trained)
+        return
     from shop.fixtures.demo_data import load_demo
 
     encoder = SentenceTransformerEncoder()
@@ -364,6 +408,9 @@ def main() -> None:
         "after": demo_report(demo["after"], after.DEFAULT_THRESHOLD),
     }
     if promap:
+        report["promapcz_trained"] = promap_trained(
+            encoder, rows, args.folds, not args.no_cross_encoder, args.epochs
+        )
         report["promapcz"] = {
             "pairs": len(rows),
             "matches": int(sum(r["match"] == "1" for r in rows)),

@@ -71,6 +71,9 @@ DEFAULTS: dict[str, Any] = {
     "STRONG_MATCH_SIMILARITY": 0.45,
     # A query adapter file from `semantic-catalog adapt` (learned from judged queries), or None.
     "QUERY_ADAPTER": None,
+    # Trained matchers (`semantic-catalog train-matcher`) by index name: {"products": "/srv/matchers/products"}.
+    # semantic_analyze scores that index's match candidates with it; an index without one keeps match_score.
+    "MATCHERS": {},
     "QUERY_CACHE_SIZE": 1024,
     # How long a process keeps using the collection it found active before asking SQL again.
     "COLLECTION_CACHE_SECONDS": 2.0,
@@ -177,6 +180,13 @@ class SemanticSettings:
         ):
             raise ImproperlyConfigured(
                 f"SEMANTIC_CATALOG['STRONG_MATCH_SIMILARITY'] must be a cosine from -1 to 1, or None, not {value!r}."
+            )
+        if name == "MATCHERS" and not (
+            isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        ):
+            raise ImproperlyConfigured(
+                "SEMANTIC_CATALOG['MATCHERS'] must map index names to matcher folders, e.g. "
+                f"{{'products': '/srv/matchers/products'}}, not {value!r}."
             )
         if name == "MAX_RESULT_WINDOW" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ImproperlyConfigured(

@@ -27,7 +27,13 @@ def register(sub: Any) -> None:
     analyze.add_argument("--levels", default="3,4", help="substitution levels (3 and/or 4)")
     analyze.add_argument("--k", type=int, default=DEFAULT_K, help="substitutes per product and level")
     analyze.add_argument("--link-threshold", type=float, default=DEFAULT_LINK_THRESHOLD)
-    analyze.add_argument("--match-threshold", type=float, default=DEFAULT_THRESHOLD)
+    analyze.add_argument(
+        "--match-threshold",
+        type=float,
+        default=None,
+        help=f"default: the matcher's own threshold, else {DEFAULT_THRESHOLD}",
+    )
+    analyze.add_argument("--matcher", default=None, help="score match candidates with a train-matcher folder")
     analyze.add_argument(
         "--match-candidates",
         type=int,
@@ -86,14 +92,19 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if missing:
         print(f"encoding {len(missing)} records with {encoder.name}", file=sys.stderr)
         vectors.update(zip((str(r["id"]) for r in missing), encoder.encode([r["text"] for r in missing])))
-    parameters = {
-        "k": args.k,
-        "link_threshold": args.link_threshold,
-        "match_threshold": args.match_threshold,
-        "levels": levels,
-    }
+    scorer = None
+    if args.matcher:
+        from semantic_catalog.engine.crossstore.trained_matcher import load_matcher
+
+        scorer = load_matcher(args.matcher, encoder.name, encoder.dimension)
+    threshold = args.match_threshold
+    if threshold is None:
+        threshold = scorer.threshold if scorer else DEFAULT_THRESHOLD
+    parameters = {"k": args.k, "link_threshold": args.link_threshold, "match_threshold": threshold, "levels": levels}
+    if scorer:
+        parameters["matcher"] = {"created_at": scorer.created_at, "labels": scorer.labels}
     results = analyze_catalog(
-        catalog_from_rows(rows, vectors), encoder, kinds, levels, args.k, args.link_threshold, args.match_threshold
+        catalog_from_rows(rows, vectors), encoder, kinds, levels, args.k, args.link_threshold, threshold, scorer
     )
     index = indexes.pop()
     for path in write_result_files(args.out, index, encoder.name, results, parameters):

@@ -25,7 +25,7 @@ from semantic_catalog.engine.crossstore.category_links import (
     link_categories,
 )
 from semantic_catalog.engine.crossstore.product_matching import (
-    DEFAULT_THRESHOLD,
+    PairScorer,
     ProductMatch,
     ProductRecord,
     match_products,
@@ -70,19 +70,22 @@ def catalog_from_rows(rows: Iterable[tuple[str, Mapping[str, Any]]], vectors: Ma
             category_id = chain[depth - 1][0]
             categories.setdefault(category_id, CategoryPath(category_id, shop, tuple(n for _, n in chain[:depth])))
         products.append(ProductRef(product_id, shop, chain[-1][0]))
-        price = data.get("price")
-        records.append(
-            ProductRecord(
-                product_id,
-                shop,
-                str(data.get("title") or ""),
-                data.get("brand") or "",
-                float(price) if price else None,
-                str(data.get("description") or ""),
-                str(data.get("model_number") or ""),
-            )
-        )
+        records.append(product_record(product_id, data))
     return Catalog(categories, products, records, vectors)
+
+
+def product_record(product_id: str, data: Mapping[str, Any]) -> ProductRecord:
+    """What matching reads of a product, from the ``analysis`` part of its export record."""
+    price = data.get("price")
+    return ProductRecord(
+        product_id,
+        str(data["store"]),
+        str(data.get("title") or ""),
+        data.get("brand") or "",
+        float(price) if price else None,
+        str(data.get("description") or ""),
+        str(data.get("model_number") or ""),
+    )
 
 
 def analyze_catalog(
@@ -92,9 +95,11 @@ def analyze_catalog(
     levels: Sequence[int] = LEVELS,
     k: int = DEFAULT_K,
     link_threshold: float = DEFAULT_LINK_THRESHOLD,
-    match_threshold: float = DEFAULT_THRESHOLD,
+    match_threshold: float | None = None,
+    scorer: PairScorer | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Result rows per asked kind, in the shape the result files and the database take."""
+    """Result rows per asked kind, in the shape the result files and the database take. Matches are
+    scored by ``scorer`` (a trained matcher) when given, at its threshold unless ``match_threshold`` is set."""
     for level in levels:
         check_level(level)
     leaves = {p.category for p in catalog.products}
@@ -109,7 +114,9 @@ def analyze_catalog(
             shelves = {s: [c for c in catalog.categories.values() if c.shop == s and c.id in leaves] for s in (a, b)}
             links += link_categories(shelves[a], shelves[b], encoder, centroids, threshold=link_threshold)
             listed = {s: [r for r in catalog.records if r.shop == s] for s in (a, b)}
-            matches += match_products(listed[a], listed[b], catalog.vectors, threshold=match_threshold)
+            matches += match_products(
+                listed[a], listed[b], catalog.vectors, threshold=match_threshold, scorer=scorer
+            )
     results: dict[str, list[dict[str, Any]]] = {}
     if "links" in kinds:
         results["links"] = [

@@ -40,6 +40,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Protocol
 
 import numpy as np
 
@@ -98,6 +99,20 @@ class ProductMatch:
     features: dict[str, float] = field(default_factory=dict, compare=False)
     reasons: dict[str, float] = field(default_factory=dict, compare=False)
     rank: int = field(default=0, compare=False)
+
+
+class PairScorer(Protocol):
+    """A scorer learned from labelled pairs (``trained_matcher.TrainedMatcher``) in place of ``match_score``:
+    it scores every candidate pair in one call (a cross-encoder reads them in batches) and brings the
+    threshold it was tuned for."""
+
+    threshold: float
+
+    def score_pairs(
+        self, pairs: Sequence[tuple[ProductRecord, ProductRecord]], features: Sequence[Mapping[str, float]]
+    ) -> list[tuple[float, dict[str, float]]]:
+        """(score in [0, 1], reasons) per pair."""
+        ...
 
 
 class Listing:
@@ -209,10 +224,12 @@ def rank_candidates(
     candidates: int = 10,
     top_k: int | None = None,
     neighbours: Neighbours | None = None,
+    scorer: PairScorer | None = None,
 ) -> dict[str, list[ProductMatch]]:
     """Each source product's candidates (``candidates`` nearest by vector and as many by title words),
     scored and ranked best first, the ``top_k`` best kept (all when None). Products without a vector
-    are left out. ``neighbours`` replaces the exact vector search (an approximate index)."""
+    are left out. ``neighbours`` replaces the exact vector search (an approximate index); ``scorer``
+    (a trained matcher) replaces ``match_score``."""
     _check(source, target, 0.0, candidates)
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise InvalidQuery(f"top_k must be a whole number of at least 1, not {top_k!r}.")
@@ -229,21 +246,28 @@ def rank_candidates(
         by_meaning = [[position[t] for t in ids if t in position] for ids in neighbours(matrix_a, candidates)]
     listings_b = [Listing(p) for p in target]
     index = WordIndex([b.title_words for b in listings_b])
-    ranked: dict[str, list[ProductMatch]] = {}
+    found: list[tuple[int, int, dict[str, float]]] = []  # (source, target, features) of every candidate pair
     for i, record in enumerate(source):
         a = Listing(record)
         pool = dict.fromkeys(by_meaning[i] + index.nearest(a.title_words, candidates))
         cosines = matrix_b[list(pool)] @ matrix_a[i]
-        scored = []
-        for j, cosine in zip(pool, cosines.tolist()):
-            features = _features(a, listings_b[j], cosine)
+        found += [(i, j, _features(a, listings_b[j], cosine)) for j, cosine in zip(pool, cosines.tolist())]
+    if scorer is None:
+        scores = []
+        for _, _, features in found:
             reasons = score_reasons(features)
-            score = float(min(1.0, max(0.0, sum(reasons.values()))))
-            scored.append(ProductMatch(record.id, target[j].id, score, features, reasons))
-        scored.sort(key=lambda m: (-m.score, m.target))
-        ranked[record.id] = [
+            scores.append((float(min(1.0, max(0.0, sum(reasons.values())))), reasons))
+    else:
+        scores = scorer.score_pairs([(source[i], target[j]) for i, j, _ in found], [f for _, _, f in found])
+    scored: dict[str, list[ProductMatch]] = {p.id: [] for p in source}
+    for (i, j, features), (score, reasons) in zip(found, scores):
+        scored[source[i].id].append(ProductMatch(source[i].id, target[j].id, score, features, reasons))
+    ranked: dict[str, list[ProductMatch]] = {}
+    for source_id, matches in scored.items():
+        matches.sort(key=lambda m: (-m.score, m.target))
+        ranked[source_id] = [
             ProductMatch(m.source, m.target, m.score, m.features, m.reasons, rank)
-            for rank, m in enumerate(scored[:top_k], start=1)
+            for rank, m in enumerate(matches[:top_k], start=1)
         ]
     return ranked
 
@@ -252,14 +276,17 @@ def match_products(
     source: Sequence[ProductRecord],
     target: Sequence[ProductRecord],
     vectors: Mapping[str, np.ndarray],
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = None,
     candidates: int = 10,
     neighbours: Neighbours | None = None,
+    scorer: PairScorer | None = None,
 ) -> list[ProductMatch]:
     """Same-product pairs from ``source`` to ``target``, at most one per product, best first, each with
-    its features and reasons."""
+    its features and reasons. ``threshold`` defaults to the scorer's own (``DEFAULT_THRESHOLD`` without one)."""
+    if threshold is None:
+        threshold = DEFAULT_THRESHOLD if scorer is None else scorer.threshold
     _check(source, target, threshold, candidates)
-    ranked = rank_candidates(source, target, vectors, candidates, neighbours=neighbours)
+    ranked = rank_candidates(source, target, vectors, candidates, neighbours=neighbours, scorer=scorer)
     scored = [m for found in ranked.values() for m in found if m.score >= threshold]
     scored.sort(key=lambda m: (-m.score, m.source, m.target))
     return one_to_one(scored)

@@ -27,7 +27,17 @@ class Command(IndexCommand):
         parser.add_argument("--levels", default="3,4", help="substitution levels, 3 and/or 4 (default: 3,4)")
         parser.add_argument("--k", type=int, default=DEFAULT_K, help=f"substitutes per product and level ({DEFAULT_K})")
         parser.add_argument("--link-threshold", type=float, default=DEFAULT_LINK_THRESHOLD)
-        parser.add_argument("--match-threshold", type=float, default=DEFAULT_THRESHOLD)
+        parser.add_argument(
+            "--match-threshold",
+            type=float,
+            default=None,
+            help=f"default: the trained matcher's own threshold, else {DEFAULT_THRESHOLD}",
+        )
+        parser.add_argument(
+            "--matcher",
+            default=None,
+            help="a trained matcher folder (semantic-catalog train-matcher); default: the index's MATCHERS setting",
+        )
         parser.add_argument("--dry-run", action="store_true", help="compute and validate, store nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -46,6 +56,7 @@ class Command(IndexCommand):
                     link_threshold=options["link_threshold"],
                     match_threshold=options["match_threshold"],
                     dry_run=options["dry_run"],
+                    matcher=options["matcher"],
                 )
             except (SemanticCatalogError, ImproperlyConfigured) as exc:
                 raise CommandError(f"{index.name}: {exc}") from exc
