@@ -20,6 +20,12 @@ the other folds only, so no query is scored by an adapter that saw its judgments
 hybrid's nDCG@10 over a grid of fusion settings (RRF k, convex keyword weight) on the dev queries:
 the grid the defaults were chosen from.
 
+``--finetune K`` measures instead the fine-tuned model against the base model and the query adapter,
+through the command a user runs (``semantic-catalog finetune --folds K``, timed as a subprocess) on the
+titles written as an export with their vectors (benchmarks/evaluate_speed.py's cache, made on first
+use): every query is scored by an adapter and by a model trained on the other folds only, and each
+fold's model embeds the 54,667 titles again. Writes search_quality_finetune.json.
+
     .venv/bin/python benchmarks/search_quality.py [--queries N] [--tune] [--model NAME_OR_PATH]
 
 By default (on a CPU) the queries are encoded with the ONNX export's int8 weights and the titles in fp32,
@@ -232,6 +238,42 @@ def tune(data: HomeDepot, lists: dict[str, dict[str, list[SearchHit]]], similari
     return grid
 
 
+def finetune_report(folds: int) -> None:
+    """Base vs adapter vs fine-tuned, out-of-fold, through `semantic-catalog finetune` (see the docstring)."""
+    import json
+    import os
+    import tempfile
+
+    import evaluate_speed as cached
+    from _homedepot import require_data
+
+    require_data()
+    cached.CACHE.mkdir(parents=True, exist_ok=True)
+    records, vectors = cached.export_file(), cached.CACHE / "vectors"
+    if not vectors.exists():
+        cached.timed(["embed", str(records), "--out", str(vectors), "--quiet"])
+    with tempfile.TemporaryDirectory(prefix="finetune-benchmark-") as scratch:
+        output = Path(scratch) / "cv.json"
+        seconds, printed = cached.timed(
+            ["finetune", str(records), *cached.JUDGED, *cached.SCALE, "--vectors", str(vectors), "--folds", str(folds),
+             "--out", str(Path(scratch) / "model"), "--output", str(output), "--quiet"]
+        )  # fmt: skip
+        report = json.loads(output.read_text())
+    print(printed)
+    results = report["cross_validation"]["results"]
+    report |= {
+        "seconds": round(seconds, 1),
+        "cpus": os.cpu_count(),
+        "finetuned_minus_adapter_hybrid_ndcg@10": round(
+            results["hybrid+finetuned"]["ndcg@10"] - results["hybrid+adapter"]["ndcg@10"], 4
+        ),
+        "output": printed,
+    }
+    gain = report["finetuned_minus_adapter_hybrid_ndcg@10"]
+    print(f"{seconds:.0f} s; hybrid nDCG@10 fine-tuned - adapter: {gain:+.4f}")
+    write_report("search_quality_finetune", report)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=None, help="use only the first N dev queries")
@@ -249,7 +291,13 @@ def main() -> None:
     parser.add_argument(
         "--backend", default="auto", choices=["auto", "torch", "onnx"], help="the encoder's backend (auto: the default)"
     )
+    parser.add_argument(
+        "--finetune", type=int, default=0, metavar="K", help="only: fine-tuned vs base vs adapter, K-fold (see above)"
+    )
     args = parser.parse_args()
+    if args.finetune:
+        finetune_report(args.finetune)
+        return
 
     data = load(args.queries)
     encoder = SentenceTransformerEncoder(

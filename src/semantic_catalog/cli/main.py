@@ -6,18 +6,19 @@ import argparse
 import logging
 import sys
 
-from semantic_catalog.cli import analyze, embed, evaluate, matcher, remote, segment
+from semantic_catalog.cli import analyze, embed, evaluate, finetune, matcher, remote, segment
 from semantic_catalog.engine.errors import SemanticCatalogError
 
 DESCRIPTION = (
-    "The offline machine's command: embed, evaluate, adapt, analyze, train-matcher, segment, export-onnx, pull, push."
+    "The offline machine's command: embed, evaluate, adapt, finetune, analyze, train-matcher, segment, export-onnx, "
+    "pull, push."
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semantic-catalog", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
-    for group in (embed, evaluate, analyze, matcher, remote, segment):
+    for group in (embed, evaluate, finetune, analyze, matcher, remote, segment):
         group.register(sub)
     return parser
 
