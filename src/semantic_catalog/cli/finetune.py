@@ -117,7 +117,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         print(results_table(results))
         report["cross_validation"] = {"folds": args.folds, "results": results}
     model = finetune(triples(training, judged, doc_texts, settings), args.model, settings, progress=not args.quiet)
-    folder = save_model(model, args.out)
+    folder = save_model(model, args.out, progress=not args.quiet)
     print(f"wrote {folder}: {encoder.name} fine-tuned on {len(training)} queries")
     if args.output:
         Path(args.output).write_text(json.dumps(report, indent=2))

@@ -81,8 +81,7 @@ def cmd_train_matcher(args: argparse.Namespace) -> int:
         vectors.update(zip((str(r["id"]) for r in todo), encoder.encode([r["text"] for r in todo])))
 
     def note(message: str) -> None:
-        if not args.quiet:
-            print(message, file=sys.stderr)
+        print(message, file=sys.stderr)
 
     matcher = train_matcher(
         products,
@@ -93,7 +92,7 @@ def cmd_train_matcher(args: argparse.Namespace) -> int:
         cross_encoder=not args.no_cross_encoder,
         epochs=args.epochs,
         seed=args.seed,
-        progress=note,
+        progress=None if args.quiet else note,
     )
     report = matcher.report
     counts = report["labels"]
@@ -105,7 +104,8 @@ def cmd_train_matcher(args: argparse.Namespace) -> int:
             row = report[key]
             print(f"{title:50} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>6.3f}")
     folder = matcher.save(args.out)
-    print(f"wrote {folder} (threshold {matcher.threshold:.3f}, features: {', '.join(matcher.features[-3:])}, ...)")
+    uses = "with a cross-encoder" if matcher.uses_cross_encoder else "without cross-encoder"
+    print(f"wrote {folder}: threshold {matcher.threshold:.3f}, {len(matcher.features)} features, {uses}")
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=1))
     return 0

@@ -20,6 +20,7 @@ import numpy as np
 from semantic_catalog.engine.crossstore.product_matching import ProductRecord
 from semantic_catalog.engine.encoders.bundled import bundled_model_path
 from semantic_catalog.engine.errors import ConfigurationError
+from semantic_catalog.engine.training import library_output
 
 MAX_LENGTH = 96  # tokens of the two texts together: titles and the start of each description
 DESCRIPTION_CHARS = 100
@@ -61,7 +62,8 @@ def train_cross_encoder(
     from datasets import Dataset
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
-    model = ce.CrossEncoder(base or bundled_model_path(), num_labels=1, max_length=MAX_LENGTH)
+    with library_output(progress):
+        model = ce.CrossEncoder(base or bundled_model_path(), num_labels=1, max_length=MAX_LENGTH)
     data = Dataset.from_dict(
         {
             "first": [a for a, _ in pairs] + [b for _, b in pairs],
@@ -84,14 +86,15 @@ def train_cross_encoder(
         disable_tqdm=not progress,
         dataloader_pin_memory=torch.cuda.is_available(),
     )
-    with scratch:
+    with scratch, library_output(progress):
         loss = BinaryCrossEntropyLoss(model)
         ce.CrossEncoderTrainer(model=model, args=arguments, train_dataset=data, loss=loss).train()
     return model
 
 
 def load_cross_encoder(folder: str | Path) -> Any:
-    return _libraries().CrossEncoder(str(folder), num_labels=1, max_length=MAX_LENGTH)
+    with library_output(False):
+        return _libraries().CrossEncoder(str(folder), num_labels=1, max_length=MAX_LENGTH)
 
 
 def score_pairs(model: Any, pairs: Sequence[TextPair], batch_size: int = 64) -> np.ndarray:

@@ -129,7 +129,9 @@ def run_modes(
 
 def results_table(results: Mapping[str, Mapping[str, float]]) -> str:
     """A fixed-width table: one row per mode, one column per metric, then the number of queries."""
-    lines = [f"{'mode':<10}" + "".join(f"{m:>12}" for m in METRICS) + f"{'queries':>9}"]
+    width = max([10, *(len(mode) + 1 for mode in results)])
+    lines = [f"{'mode':<{width}}" + "".join(f"{m:>12}" for m in METRICS) + f"{'queries':>9}"]
     for mode, row in results.items():
-        lines.append(f"{mode:<10}" + "".join(f"{row[m]:>12.4f}" for m in METRICS) + f"{int(row['queries']):>9}")
+        cells = "".join(f"{row[m]:>12.4f}" for m in METRICS)
+        lines.append(f"{mode:<{width}}" + cells + f"{int(row['queries']):>9}")
     return "\n".join(lines)

@@ -30,6 +30,7 @@ from semantic_catalog.engine.errors import ConfigurationError
 from semantic_catalog.engine.search.pipeline import QueryOptions
 from semantic_catalog.engine.search.query_adapter import TrainingQuery, folds
 from semantic_catalog.engine.stores.base import VectorStore
+from semantic_catalog.engine.training import library_output
 
 Triple = tuple[str, str, str]  # query text, relevant product text, negative product text
 
@@ -100,11 +101,13 @@ def finetune(
     from sentence_transformers.losses import MultipleNegativesRankingLoss
     from sentence_transformers.training_args import BatchSamplers
 
-    model = st.SentenceTransformer(base or bundled_model_path())
+    with library_output(progress):
+        model = st.SentenceTransformer(base or bundled_model_path())
     columns = ("anchor", "positive", "negative")
     data = Dataset.from_dict({name: [t[i] for t in training] for i, name in enumerate(columns)})
     steps = math.ceil(len(data) / settings.batch_size) * settings.epochs
-    with tempfile.TemporaryDirectory(prefix="finetune-") as scratch:  # the trainer wants a folder; nothing is saved
+    # the trainer wants a folder; nothing is saved in it
+    with tempfile.TemporaryDirectory(prefix="finetune-") as scratch, library_output(progress):
         arguments = st.SentenceTransformerTrainingArguments(
             output_dir=scratch,
             num_train_epochs=settings.epochs,
@@ -152,7 +155,7 @@ def out_of_fold_runs(
         model = finetune(training, base, settings, progress=note is not None)
         collection = f"finetune-fold-{number}"
         with tempfile.TemporaryDirectory(prefix="finetuned-") as folder:
-            model.save(folder)
+            save_model(model, folder)
             encoder = encoder_for(folder)
             if note:
                 note(f"fold {number} of {count}: embedding {len(documents)} documents with the fold's model")
@@ -182,7 +185,8 @@ def check_model_folder(folder: str | Path) -> Path:
     return folder
 
 
-def save_model(model: Any, folder: str | Path) -> Path:
+def save_model(model: Any, folder: str | Path, progress: bool = False) -> Path:
     folder = check_model_folder(folder)
-    model.save(str(folder))
+    with library_output(progress):
+        model.save(str(folder))
     return folder
