@@ -338,6 +338,18 @@ def test_cli_pull_and_push_over_real_http_with_a_token(catalog, live_server, tmp
     export_path = tmp_path / "pulled.parquet"
     assert cli(["pull", live_server.url, "--index", "products", "--out", str(export_path), "--token", token]) == 0
     assert len(list(read_records(export_path))) == 4
+    labels = tmp_path / "pulled.labels.jsonl"
+    assert not labels.exists()  # no labelled pairs yet
+    from semantic_catalog.engine.crossstore.labels import read_label_file
+    from semantic_catalog.models import MatchLabel
+
+    a, b = sorted(str(p.pk) for p in catalog[:2])
+    MatchLabel.objects.create(index="products", left=a, right=b, label=True, source="api")
+    assert cli(["pull", live_server.url, "--index", "products", "--out", str(export_path), "--token", token]) == 0
+    assert [(p.left, p.right, p.label) for p in read_label_file(labels)] == [(a, b, True)]
+    MatchLabel.objects.all().delete()
+    assert cli(["pull", live_server.url, "--index", "products", "--out", str(export_path), "--token", token]) == 0
+    assert not labels.exists()  # a stale labels file does not outlive the labels
     cli(["embed", str(export_path), "--out", str(tmp_path / "v"), "--quiet"])
     capsys.readouterr()
     assert cli(["push", live_server.url, "--index", "products", str(tmp_path / "v"), "--token", token]) == 0

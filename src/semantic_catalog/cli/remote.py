@@ -67,8 +67,28 @@ def cmd_pull(args: argparse.Namespace) -> int:
         with out.open("wb") as handle:
             for chunk in response.iter_bytes():
                 handle.write(chunk)
-    print(f"exported {args.index} to {out}")
+        print(f"exported {args.index} to {out}")
+        pull_labels(client, args.index, out)
     return 0
+
+
+def pull_labels(client: Any, index: str, export: Path) -> None:
+    """The index's labelled pairs beside the export (``<export>.labels.jsonl``), as semantic_export
+    writes them: none, no file (a stale one is removed). A token without the label permission, or a
+    site without the endpoint, leaves the export as it is, with a note."""
+    from semantic_catalog.engine.crossstore.labels import LabelledPair, labels_path, write_label_file
+
+    path = labels_path(export)
+    response = client.get(f"{index}/match-labels")
+    if response.status_code in (401, 403, 404):
+        print(f"labelled pairs not pulled ({response.status_code}: the token may lack LABEL_PERMISSION_CLASSES)")
+        return
+    _raise_for(response)
+    labels = [LabelledPair.of(row["left"], row["right"], bool(row["label"])) for row in response.json()["labels"]]
+    path.unlink(missing_ok=True)
+    if labels:
+        write_label_file(path, labels)
+        print(f"{len(labels)} labelled pairs -> {path}")
 
 
 def cmd_push(args: argparse.Namespace) -> int:
