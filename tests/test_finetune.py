@@ -11,7 +11,7 @@ import pytest
 from semantic_catalog.engine.errors import ConfigurationError
 from semantic_catalog.engine.search.finetune import FinetuneSettings, triples
 from semantic_catalog.engine.search.query_adapter import TrainingQuery
-from tests.test_query_adapter import CATALOG, JARGON
+from tests.test_query_adapter import CATALOG, JARGON, judged_files
 
 
 def test_triples_take_the_best_products_and_judged_negatives_first():
@@ -35,23 +35,7 @@ def test_cli_finetune_cross_validates_and_writes_a_model(tmp_path, capsys):
     from semantic_catalog.cli import main as cli
     from semantic_catalog.engine.encoders import SentenceTransformerEncoder
 
-    records = tmp_path / "products.jsonl"
-    lines = []
-    for department, titles in CATALOG.items():
-        for n, title in enumerate(titles):
-            record = {"id": f"{department}-{n}", "index": "p", "text": title, "fields": {}, "content_hash": title}
-            lines.append(json.dumps(record) + "\n")
-    records.write_text("".join(lines))
-    queries = tmp_path / "queries.csv"
-    queries.write_text(
-        "query_id,query\n" + "".join(f"{d}-{n},{t}\n" for d, ts in JARGON.items() for n, t in enumerate(ts))
-    )
-    judgments = tmp_path / "judgments.csv"
-    judgments.write_text(
-        "query_id,id,relevance\n"
-        + "".join(f"{d}-{n},{d}-{k},2\n" for d, ts in JARGON.items() for n in range(len(ts)) for k in range(4))
-    )
-    common = ["--queries", str(queries), "--judgments", str(judgments), "--backend", "torch", "--quiet"]
+    records, common = judged_files(tmp_path)
     taken = tmp_path / "notes"
     taken.mkdir()
     (taken / "mine.txt").write_text("keep")

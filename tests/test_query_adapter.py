@@ -140,9 +140,9 @@ def test_query_adapter_setting_applies_to_searches(make_product, settings, tmp_p
         query_vector("battery drill")
 
 
-def test_cli_adapt_measures_by_cross_validation_and_writes_an_adapter(tmp_path, capsys):
-    from semantic_catalog.cli import main as cli
-
+def judged_files(tmp_path):
+    """The catalog as an export file, the jargon queries and their judgments (every title of the
+    department relevant), for the commands that learn from judged queries."""
     records = tmp_path / "products.jsonl"
     lines = []
     for department, titles in CATALOG.items():
@@ -159,7 +159,13 @@ def test_cli_adapt_measures_by_cross_validation_and_writes_an_adapter(tmp_path, 
         "query_id,id,relevance\n"
         + "".join(f"{d}-{n},{d}-{k},2\n" for d, ts in JARGON.items() for n in range(len(ts)) for k in range(4))
     )
-    common = ["--queries", str(queries), "--judgments", str(judgments), "--backend", "torch", "--quiet"]
+    return records, ["--queries", str(queries), "--judgments", str(judgments), "--backend", "torch", "--quiet"]
+
+
+def test_cli_adapt_measures_by_cross_validation_and_writes_an_adapter(tmp_path, capsys):
+    from semantic_catalog.cli import main as cli
+
+    records, common = judged_files(tmp_path)
     out, report = tmp_path / "adapter.npz", tmp_path / "cv.json"
     args = ["adapt", str(records), *common, "--out", str(out), "--folds", "3", "--epochs", "60", "--l2", "1e-4"]
     assert cli([*args, "--output", str(report)]) == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -178,53 +179,80 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_adapt(args: argparse.Namespace) -> int:
-    """Learn a query adapter from judged queries; with --folds, first measure it by cross-validation."""
-    from semantic_catalog.engine.search.batch import BatchSearch
-    from semantic_catalog.engine.search.evaluation import (
-        evaluate,
-        judged_queries,
-        read_judgments,
-        read_queries,
-        results_table,
-    )
-    from semantic_catalog.engine.search.query_adapter import (
-        AdapterSettings,
-        out_of_fold_adapters,
-        train_query_adapter,
-        training_data,
-    )
+@dataclass
+class JudgedSet:
+    """What ``adapt`` and ``finetune`` learn from: the export indexed in a local store, the judged
+    queries with their plain vectors, and the training queries (those with a relevant, indexed product)."""
 
-    settings = AdapterSettings(epochs=args.epochs, l2=args.l2, hard_negatives=args.hard_negatives)
+    encoder: Any
+    store: Any
+    collection: str
+    batch: Any  # a BatchSearch of the collection
+    judgments: dict[str, dict[str, float]]
+    judged: dict[str, str]  # query id -> text, queries with judgments
+    vectors: dict[str, np.ndarray]  # query id -> plain vector
+    training: dict[str, Any]  # query id -> TrainingQuery
+    doc_vectors: dict[str, np.ndarray]
+
+
+def judged_set(args: argparse.Namespace, hard_negatives: int) -> JudgedSet:
+    """Index the export, encode the judged queries, and gather the training queries with their
+    ``hard_negatives`` mined from one batched search."""
+    from semantic_catalog.engine.search.batch import BatchSearch
+    from semantic_catalog.engine.search.evaluation import judged_queries, read_judgments, read_queries
+    from semantic_catalog.engine.search.query_adapter import training_data
+
     queries, judgments = read_queries(args.queries), read_judgments(args.judgments)
     judged = judged_queries(queries, judgments)
     encoder, store, collection, _ = local_index(args)
     vectors = dict(zip(judged, QueryVectors(encoder).vectors(list(judged.values()))))
     gains = {q: {doc: rel - args.gain_offset for doc, rel in judgments[q].items()} for q in judged}
     batch = BatchSearch(store, collection)
-    depth = settings.hard_negatives and settings.hard_negatives + max((len(g) for g in gains.values()), default=0)
+    depth = hard_negatives and hard_negatives + max((len(g) for g in gains.values()), default=0)
     prefetched: Any = PrefetchedNearest(store, batch, list(vectors.values()), depth)
-    training, doc_vectors = training_data(prefetched, collection, vectors, gains, settings.hard_negatives)
+    training, doc_vectors = training_data(prefetched, collection, vectors, gains, hard_negatives)
     print(f"{len(training)} of {len(queries)} queries have a relevant, indexed product to learn from")
-    report: dict[str, Any] = {"records": args.records, "model": encoder.name, "queries": len(training)}
+    return JudgedSet(encoder, store, collection, batch, judgments, judged, vectors, training, doc_vectors)
+
+
+def plain_and_adapted_runs(
+    args: argparse.Namespace, data: JudgedSet, adapters: dict[str, Any], query_ids: list[str]
+) -> dict[str, dict[str, list[str]]]:
+    """Every mode for ``query_ids`` with plain query vectors, and semantic / hybrid with each query's
+    out-of-fold adapter (the keyword hits are searched once and reused)."""
+    plain = np.stack([data.vectors[qid] for qid in query_ids])
+    adapted = adapted_vectors(adapters, query_ids, plain)
+    texts = [data.judged[qid] for qid in query_ids]
+    options = mode_options(args)
+    bar = progress_bar(args, f"{args.folds}-fold search")
+    runs = ranked_runs(data.batch, query_ids, texts, plain, options, bar)
+    adapted_runs = {f"{mode}+adapter": options[mode] for mode in ("semantic", "hybrid")}
+    return runs | ranked_runs(data.batch, query_ids, texts, adapted, adapted_runs, bar)
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    """Learn a query adapter from judged queries; with --folds, first measure it by cross-validation."""
+    from semantic_catalog.engine.search.evaluation import evaluate, results_table
+    from semantic_catalog.engine.search.query_adapter import (
+        AdapterSettings,
+        out_of_fold_adapters,
+        train_query_adapter,
+    )
+
+    settings = AdapterSettings(epochs=args.epochs, l2=args.l2, hard_negatives=args.hard_negatives)
+    data = judged_set(args, settings.hard_negatives)
+    model = data.encoder.name
+    report: dict[str, Any] = {"records": args.records, "model": model, "queries": len(data.training)}
     if args.folds:
-        adapters = out_of_fold_adapters(training, doc_vectors, encoder.name, args.folds, settings)
-        query_ids = list(adapters)
-        plain = np.stack([vectors[qid] for qid in query_ids])
-        adapted = adapted_vectors(adapters, query_ids, plain)
-        texts = [judged[qid] for qid in query_ids]
-        options = mode_options(args)
-        bar = progress_bar(args, f"{args.folds}-fold search")
-        runs = ranked_runs(batch, query_ids, texts, plain, options, bar)
-        adapted_runs = {f"{mode}+adapter": options[mode] for mode in ("semantic", "hybrid")}
-        runs |= ranked_runs(batch, query_ids, texts, adapted, adapted_runs, bar)  # keyword hits reused
-        results = {m: evaluate(r, judgments, args.relevant_at, args.gain_offset) for m, r in runs.items()}
+        adapters = out_of_fold_adapters(data.training, data.doc_vectors, model, args.folds, settings)
+        runs = plain_and_adapted_runs(args, data, adapters, list(adapters))
+        results = {m: evaluate(r, data.judgments, args.relevant_at, args.gain_offset) for m, r in runs.items()}
         print(f"cross-validated over {args.folds} folds (each query scored by an adapter that never saw it):")
         print(results_table(results))
         report["cross_validation"] = {"folds": args.folds, "results": results}
-    adapter = train_query_adapter(list(training.values()), doc_vectors, encoder.name, settings)
+    adapter = train_query_adapter(list(data.training.values()), data.doc_vectors, model, settings)
     adapter.save(args.out)
-    print(f"wrote {args.out}: adapter for {encoder.name} from {len(training)} queries")
+    print(f"wrote {args.out}: adapter for {model} from {len(data.training)} queries")
     if args.output:
         Path(args.output).write_text(json.dumps(report, indent=2))
         print(f"wrote {args.output}")

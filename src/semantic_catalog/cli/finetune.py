@@ -11,19 +11,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from semantic_catalog.cli.evaluate import (
-    PrefetchedNearest,
-    adapted_vectors,
-    add_judged_arguments,
-    local_index,
-    mode_options,
-    progress_bar,
-    ranked_runs,
-)
+from semantic_catalog.cli.evaluate import add_judged_arguments, judged_set, mode_options, plain_and_adapted_runs
 from semantic_catalog.engine.search.finetune import FinetuneSettings
-from semantic_catalog.engine.search.vectors import QueryVectors
 
 
 def register(sub: Any) -> None:
@@ -62,14 +51,7 @@ def fold_encoder(args: argparse.Namespace, cache_dir: str, folder: str) -> Any:
 def cmd_finetune(args: argparse.Namespace) -> int:
     from semantic_catalog.engine.documents import Document
     from semantic_catalog.engine.offline.records import read_records
-    from semantic_catalog.engine.search.batch import BatchSearch
-    from semantic_catalog.engine.search.evaluation import (
-        evaluate,
-        judged_queries,
-        read_judgments,
-        read_queries,
-        results_table,
-    )
+    from semantic_catalog.engine.search.evaluation import evaluate, results_table
     from semantic_catalog.engine.search.finetune import (
         check_model_folder,
         finetune,
@@ -77,48 +59,34 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         save_model,
         triples,
     )
-    from semantic_catalog.engine.search.query_adapter import AdapterSettings, out_of_fold_adapters, training_data
+    from semantic_catalog.engine.search.query_adapter import AdapterSettings, out_of_fold_adapters
 
     settings = FinetuneSettings(args.epochs, args.train_batch_size, args.learning_rate, args.positives_per_query)
     check_model_folder(args.out)
-    queries, judgments = read_queries(args.queries), read_judgments(args.judgments)
-    judged = judged_queries(queries, judgments)
-    encoder, store, collection, _ = local_index(args)
-    vectors = dict(zip(judged, QueryVectors(encoder).vectors(list(judged.values()))))
-    gains = {q: {doc: rel - args.gain_offset for doc, rel in judgments[q].items()} for q in judged}
-    batch = BatchSearch(store, collection)
-    depth = args.hard_negatives and args.hard_negatives + max((len(g) for g in gains.values()), default=0)
-    prefetched: Any = PrefetchedNearest(store, batch, list(vectors.values()), depth)
-    training, doc_vectors = training_data(prefetched, collection, vectors, gains, args.hard_negatives)
+    data = judged_set(args, args.hard_negatives)
     documents = [Document(str(r["id"]), r["text"], r.get("fields") or {}) for r in read_records(args.records)]
-    doc_texts = {d.id: d.text for d in documents}
-    print(f"{len(training)} of {len(queries)} queries have a relevant, indexed product to learn from")
-    report: dict[str, Any] = {"records": args.records, "model": encoder.name, "queries": len(training)}
-    note = None if args.quiet else partial(print, file=sys.stderr)
+    model = data.encoder.name
+    report: dict[str, Any] = {"records": args.records, "model": model, "queries": len(data.training)}
     if args.folds:
-        query_ids = sorted(training)
-        texts = [judged[q] for q in query_ids]
+        query_ids = sorted(data.training)
+        adapters = out_of_fold_adapters(data.training, data.doc_vectors, model, args.folds, AdapterSettings())
+        runs = plain_and_adapted_runs(args, data, adapters, query_ids)
         options = mode_options(args)
-        plain = np.stack([vectors[q] for q in query_ids])
-        bar = progress_bar(args, "search")
-        runs = ranked_runs(batch, query_ids, texts, plain, options, bar)
-        adapters = out_of_fold_adapters(training, doc_vectors, encoder.name, args.folds, AdapterSettings())
-        adapted = adapted_vectors(adapters, query_ids, plain)
-        adapted_runs = {f"{mode}+adapter": options[mode] for mode in ("semantic", "hybrid")}
-        runs |= ranked_runs(batch, query_ids, texts, adapted, adapted_runs, bar)
         tuned_runs = {f"{mode}+finetuned": options[mode] for mode in ("semantic", "hybrid")}
+        note = None if args.quiet else partial(print, file=sys.stderr)
         with tempfile.TemporaryDirectory(prefix="finetune-onnx-") as exports:
             runs |= out_of_fold_runs(
-                store, documents, training, judged, tuned_runs, args.folds, partial(fold_encoder, args, exports),
-                args.model, settings, note,
+                data.store, documents, {q: data.training[q] for q in query_ids}, data.judged, tuned_runs,
+                args.folds, partial(fold_encoder, args, exports), args.model, settings, note,
             )
-        results = {m: evaluate(r, judgments, args.relevant_at, args.gain_offset) for m, r in runs.items()}
+        results = {m: evaluate(r, data.judgments, args.relevant_at, args.gain_offset) for m, r in runs.items()}
         print(f"cross-validated over {args.folds} folds (each query scored by an adapter / a model that never saw it):")
         print(results_table(results))
         report["cross_validation"] = {"folds": args.folds, "results": results}
-    model = finetune(triples(training, judged, doc_texts, settings), args.model, settings, progress=not args.quiet)
-    folder = save_model(model, args.out, progress=not args.quiet)
-    print(f"wrote {folder}: {encoder.name} fine-tuned on {len(training)} queries")
+    doc_texts = {d.id: d.text for d in documents}
+    tuned = finetune(triples(data.training, data.judged, doc_texts, settings), args.model, settings, not args.quiet)
+    folder = save_model(tuned, args.out, progress=not args.quiet)
+    print(f"wrote {folder}: {model} fine-tuned on {len(data.training)} queries")
     if args.output:
         Path(args.output).write_text(json.dumps(report, indent=2))
         print(f"wrote {args.output}")
