@@ -252,11 +252,11 @@ def finetune_report(folds: int) -> None:
     records, vectors = cached.export_file(), cached.CACHE / "vectors"
     if not vectors.exists():
         cached.timed(["embed", str(records), "--out", str(vectors), "--quiet"])
-    with tempfile.TemporaryDirectory(prefix="finetune-benchmark-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="finetune-benchmark-") as scratch:  # measured only: no --out
         output = Path(scratch) / "cv.json"
         seconds, printed = cached.timed(
             ["finetune", str(records), *cached.JUDGED, *cached.SCALE, "--vectors", str(vectors), "--folds", str(folds),
-             "--out", str(Path(scratch) / "model"), "--output", str(output), "--quiet"]
+             "--output", str(output), "--quiet"]
         )  # fmt: skip
         report = json.loads(output.read_text())
     print(printed)

@@ -42,6 +42,8 @@ def test_cli_finetune_cross_validates_and_writes_a_model(tmp_path, capsys):
     assert cli(["finetune", str(records), *common, "--out", str(taken), "--folds", "0"]) == 2
     assert "holds no sentence-transformers model" in capsys.readouterr().err
     assert [p.name for p in taken.iterdir()] == ["mine.txt"]
+    assert cli(["finetune", str(records), *common, "--folds", "0"]) == 2  # no --out, nothing to measure
+    assert "Nothing to do" in capsys.readouterr().err
 
     out, report = tmp_path / "model", tmp_path / "cv.json"
     args = ["finetune", str(records), *common, "--out", str(out), "--folds", "2", "--epochs", "8"]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from semantic_catalog.cli.evaluate import add_judged_arguments, judged_set, mode_options, plain_and_adapted_runs
+from semantic_catalog.engine.errors import SemanticCatalogError
 from semantic_catalog.engine.search.finetune import FinetuneSettings
 
 
@@ -25,7 +26,9 @@ def register(sub: Any) -> None:
         "embedded offline (embed --model) and imported, then switched.",
     )
     add_judged_arguments(command)
-    command.add_argument("--out", required=True, help="model folder to write (sentence-transformers format)")
+    command.add_argument(
+        "--out", default=None, help="model folder to write (sentence-transformers format); without it, only measure"
+    )
     command.add_argument("--folds", type=int, default=5, help="cross-validation folds to measure it first (0: skip)")
     defaults = FinetuneSettings()
     command.add_argument("--epochs", type=int, default=defaults.epochs, help="passes over the examples (1)")
@@ -62,7 +65,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from semantic_catalog.engine.search.query_adapter import AdapterSettings, out_of_fold_adapters
 
     settings = FinetuneSettings(args.epochs, args.train_batch_size, args.learning_rate, args.positives_per_query)
-    check_model_folder(args.out)
+    if args.out is None and not args.folds:
+        raise SemanticCatalogError("Nothing to do: give --out (the model folder to write), --folds, or both.")
+    if args.out is not None:
+        check_model_folder(args.out)
     data = judged_set(args, args.hard_negatives)
     documents = [Document(str(r["id"]), r["text"], r.get("fields") or {}) for r in read_records(args.records)]
     model = data.encoder.name
@@ -83,10 +89,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         print(f"cross-validated over {args.folds} folds (each query scored by an adapter / a model that never saw it):")
         print(results_table(results))
         report["cross_validation"] = {"folds": args.folds, "results": results}
-    doc_texts = {d.id: d.text for d in documents}
-    tuned = finetune(triples(data.training, data.judged, doc_texts, settings), args.model, settings, not args.quiet)
-    folder = save_model(tuned, args.out, progress=not args.quiet)
-    print(f"wrote {folder}: {model} fine-tuned on {len(data.training)} queries")
+    if args.out is not None:
+        doc_texts = {d.id: d.text for d in documents}
+        tuned = finetune(triples(data.training, data.judged, doc_texts, settings), args.model, settings, not args.quiet)
+        folder = save_model(tuned, args.out, progress=not args.quiet)
+        print(f"wrote {folder}: {model} fine-tuned on {len(data.training)} queries")
     if args.output:
         Path(args.output).write_text(json.dumps(report, indent=2))
         print(f"wrote {args.output}")
