@@ -60,6 +60,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     """Category links, same-product matches and substitutes from an export, written as JSON files."""
     from semantic_catalog.engine.crossstore.analysis import (
         KINDS,
+        analysis_parameters,
         analyze_catalog,
         catalog_from_rows,
         write_result_files,
@@ -97,14 +98,16 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         from semantic_catalog.engine.crossstore.trained_matcher import load_matcher
 
         scorer = load_matcher(args.matcher, encoder.name, encoder.dimension)
-    threshold = args.match_threshold
-    if threshold is None:
-        threshold = scorer.threshold if scorer else DEFAULT_THRESHOLD
-    parameters = {"k": args.k, "link_threshold": args.link_threshold, "match_threshold": threshold, "levels": levels}
-    if scorer:
-        parameters["matcher"] = {"created_at": scorer.created_at, "labels": scorer.labels}
+    parameters = analysis_parameters(args.k, args.link_threshold, args.match_threshold, levels, scorer)
     results = analyze_catalog(
-        catalog_from_rows(rows, vectors), encoder, kinds, levels, args.k, args.link_threshold, threshold, scorer
+        catalog_from_rows(rows, vectors),
+        encoder,
+        kinds,
+        levels,
+        args.k,
+        args.link_threshold,
+        parameters["match_threshold"],
+        scorer,
     )
     index = indexes.pop()
     for path in write_result_files(args.out, index, encoder.name, results, parameters):

@@ -13,9 +13,8 @@ from semantic_catalog.collections import require_searchable
 from semantic_catalog.conf import semantic_settings
 from semantic_catalog.crossstore.declaration import analysis_ready
 from semantic_catalog.crossstore.results import RunReport, save_run
-from semantic_catalog.engine.crossstore.analysis import KINDS, analyze_catalog, catalog_from_rows
+from semantic_catalog.engine.crossstore.analysis import KINDS, analysis_parameters, analyze_catalog, catalog_from_rows
 from semantic_catalog.engine.crossstore.category_links import DEFAULT_LINK_THRESHOLD
-from semantic_catalog.engine.crossstore.product_matching import DEFAULT_THRESHOLD
 from semantic_catalog.engine.crossstore.substitutions import DEFAULT_K, LEVELS
 from semantic_catalog.engine.crossstore.trained_matcher import load_matcher
 from semantic_catalog.indexes import SemanticIndex
@@ -47,12 +46,8 @@ def analyze(
     rows = [(str(obj.pk), index.analysis_data(obj)) for obj in index.get_queryset()]
     stored = get_store().fetch(collection.table, [pk for pk, _ in rows], with_vectors=True)
     catalog = catalog_from_rows(rows, {i: r.vector for i, r in stored.items()})  # type: ignore[arg-type]
-    if match_threshold is None:
-        match_threshold = scorer.threshold if scorer else DEFAULT_THRESHOLD
-    parameters = {"k": k, "link_threshold": link_threshold, "match_threshold": match_threshold, "levels": list(levels)}
-    if scorer:
-        parameters["matcher"] = {"created_at": scorer.created_at, "labels": scorer.labels}
-    results = analyze_catalog(catalog, encoder, kinds, levels, k, link_threshold, match_threshold, scorer)
+    parameters = analysis_parameters(k, link_threshold, match_threshold, levels, scorer)
+    results = analyze_catalog(catalog, encoder, kinds, levels, k, link_threshold, parameters["match_threshold"], scorer)
     now = timezone.now()
     return [
         save_run(index, kind, results[kind], encoder.name, now, parameters=parameters, dry_run=dry_run)

@@ -25,6 +25,7 @@ from semantic_catalog.engine.crossstore.category_links import (
     link_categories,
 )
 from semantic_catalog.engine.crossstore.product_matching import (
+    DEFAULT_THRESHOLD,
     PairScorer,
     ProductMatch,
     ProductRecord,
@@ -86,6 +87,20 @@ def product_record(product_id: str, data: Mapping[str, Any]) -> ProductRecord:
         str(data.get("description") or ""),
         str(data.get("model_number") or ""),
     )
+
+
+def analysis_parameters(
+    k: int, link_threshold: float, match_threshold: float | None, levels: Sequence[int], scorer: PairScorer | None
+) -> dict[str, Any]:
+    """A run's parameters as its results record them: the match threshold resolved (the scorer's own
+    unless one is given; ``DEFAULT_THRESHOLD`` without a scorer) and which trained matcher scored."""
+    if match_threshold is None:
+        match_threshold = DEFAULT_THRESHOLD if scorer is None else scorer.threshold
+    parameters = {"k": k, "link_threshold": link_threshold, "match_threshold": match_threshold, "levels": list(levels)}
+    if scorer is not None:  # a TrainedMatcher says when it was made and from how many labels
+        made = {name: getattr(scorer, name, None) for name in ("created_at", "labels")}
+        parameters["matcher"] = made
+    return parameters
 
 
 def analyze_catalog(

@@ -62,6 +62,11 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
 
+def _pushes(matrix: np.ndarray, mean: Sequence[float], scale: Sequence[float], coef: Sequence[float]) -> np.ndarray:
+    """The standardised features times their weights: a logistic regression's log-odds, term by term."""
+    return (matrix - np.asarray(mean)) / np.asarray(scale) * np.asarray(coef)
+
+
 @dataclass
 class TrainedMatcher:
     """A trained matcher as ``match_products`` uses it (a ``PairScorer``)."""
@@ -85,10 +90,7 @@ class TrainedMatcher:
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         """Each feature's push on the log-odds of the same item, against an average labelled pair."""
-        return (matrix - np.asarray(self.mean)) / np.asarray(self.scale) * np.asarray(self.coef)
-
-    def probabilities(self, matrix: np.ndarray) -> np.ndarray:
-        return _sigmoid(self.contributions(matrix).sum(axis=1) + self.intercept)
+        return _pushes(matrix, self.mean, self.scale, self.coef)
 
     def matrix(self, pairs: Sequence[tuple[ProductRecord, ProductRecord]], features: Sequence[Mapping[str, float]]):
         rows = np.array([feature_row(f) for f in features], dtype=np.float64).reshape(len(features), len(SIGNALS) + 1)
@@ -259,8 +261,8 @@ def fit_regression(matrix: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
 
 
 def _predict(fitted: Mapping[str, Any], matrix: np.ndarray) -> np.ndarray:
-    z = ((matrix - np.asarray(fitted["mean"])) / np.asarray(fitted["scale"])) @ np.asarray(fitted["coef"])
-    return _sigmoid(z + fitted["intercept"])
+    pushes = _pushes(matrix, fitted["mean"], fitted["scale"], fitted["coef"])
+    return _sigmoid(pushes.sum(axis=1) + fitted["intercept"])
 
 
 def prf(predicted: np.ndarray, labels: np.ndarray) -> dict[str, float]:
