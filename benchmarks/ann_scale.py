@@ -15,12 +15,15 @@ p50 / p99 of indexed and flat search, and recall@10 of real query vectors agains
     .venv/bin/python benchmarks/ann_scale.py [--rows 1000000] [--queries 200]
     .venv/bin/python benchmarks/ann_scale.py --rows 0     # the real part only (ann_scale_real.json)
     .venv/bin/python benchmarks/ann_scale.py --sweep      # index types side by side (ann_scale_sweep.json)
+    .venv/bin/python benchmarks/ann_scale.py --sweep --rows 300000 --only "one graph,IVF_FLAT"
 
 ``--sweep`` loads the synthetic vectors once and then, for each candidate of ``CANDIDATES`` (an index type
 with its build options, and the query-time options searched with), builds the index through
 ``LanceDBStore.optimize`` in a child process of its own (so the child's peak memory is the build's: it
 holds none of the benchmark's arrays) and measures build time, peak memory, index size, recall@10 and
-p50 / p99 of the store's search; the first candidate is the store's default, the baseline of the ratios.
+p50 / p99 of the store's search; the first candidate run is the baseline of the ratios. ``--only`` runs the
+candidates whose label contains one of its comma-separated parts; a sweep at other than 1,000,000 rows
+writes ann_scale_sweep_<rows>.json.
 
 Needs ../shared/data/search/homedepot (skips with a message otherwise); runs search_quality.py's
 indexing first if its cached collection is missing. Writes benchmarks/results/ann_scale.json.
@@ -45,7 +48,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from semantic_catalog.engine import Document  # noqa: E402
 from semantic_catalog.engine.encoders import SentenceTransformerEncoder  # noqa: E402
-from semantic_catalog.engine.stores.lancedb import LanceDBStore, vector_matrix  # noqa: E402
+from semantic_catalog.engine.stores.lancedb import HNSW_INDEX, IVF_INDEX, LanceDBStore, vector_matrix  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -91,7 +94,7 @@ def real_part(query_vectors: np.ndarray) -> tuple[dict, np.ndarray]:
     report = {
         "rows": store.count(name),
         "vector_index": store.has_vector_index(name),
-        "index": store.ann_index,
+        "index": store.index_options(store.count(name)),
         "search": store.ann_search,
         "recall@10": recall_at_10(found, exact),
         "indexed": timing,
@@ -163,12 +166,15 @@ def scale_part(real: np.ndarray, query_vectors: np.ndarray, rows: int) -> dict:
     return report
 
 
-# (index, ann_index, the ann_search settings searched with); the first of the first is the baseline
+# (index, ann_index, the ann_search settings searched with); --only picks some by their labels, the
+# first one run is the baseline of the ratios
 CANDIDATES: list[tuple[str, dict, list[dict]]] = [
-    ("IVF_HNSW_SQ m=20 ef_construction=300 (default)", {"index_type": "IVF_HNSW_SQ"}, [{"ef": 150}]),
+    ("IVF_HNSW_SQ sqrt(rows) partitions (the store's default until 2026-12-02)", {"index_type": "IVF_HNSW_SQ"},
+     [{"ef": 150}]),
+    ("IVF_HNSW_SQ one graph (the default below ivf_threshold)", HNSW_INDEX, [{"ef": 150}]),
     ("IVF_HNSW_SQ m=12 ef_construction=100", {"index_type": "IVF_HNSW_SQ", "m": 12, "ef_construction": 100},
      [{"ef": 150}, {"ef": 300}]),
-    ("IVF_FLAT", {"index_type": "IVF_FLAT"}, [{"nprobes": 20}, {"nprobes": 40}, {"nprobes": 80}]),
+    ("IVF_FLAT (the default from ivf_threshold)", IVF_INDEX, [{"nprobes": 20}, {"nprobes": 40}, {"nprobes": 80}]),
     ("IVF_PQ 48 sub-vectors", {"index_type": "IVF_PQ", "num_sub_vectors": 48}, [{"nprobes": 40, "refine_factor": 10}]),
 ]
 
@@ -201,8 +207,12 @@ def build_in_child(folder: Path, ann_index: dict) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def sweep(real: np.ndarray, query_vectors: np.ndarray, rows: int) -> dict:
-    """Every candidate index on the same ``rows`` synthetic vectors; ratios against the first."""
+def sweep(real: np.ndarray, query_vectors: np.ndarray, rows: int, only: list[str] | None = None) -> dict:
+    """Every candidate index (or those whose label contains one of ``only``) on the same ``rows`` synthetic
+    vectors; ratios against the first."""
+    candidates = [c for c in CANDIDATES if not only or any(part in c[0] for part in only)]
+    if not candidates:
+        raise SystemExit(f"--only {only} matches none of: {[c[0] for c in CANDIDATES]}")
     vectors = synthetic(real, rows)
     truth_scores = vectors @ query_vectors.T
     truth = [[str(i) for i in np.argsort(-truth_scores[:, j])[:10]] for j in range(len(query_vectors))]
@@ -217,7 +227,7 @@ def sweep(real: np.ndarray, query_vectors: np.ndarray, rows: int) -> dict:
             store.upsert("scale", [Document(str(i), "") for i in chunk], vectors[chunk.start : chunk.stop])
         store.optimize("scale")  # compaction only (no threshold): every candidate starts from the same table
         del vectors
-        for index_label, ann_index, settings in CANDIDATES:
+        for index_label, ann_index, settings in candidates:
             print(f"building {index_label}", flush=True)
             before = set(folder.rglob("_indices/*"))
             built = build_in_child(folder, ann_index)
@@ -241,9 +251,9 @@ def sweep(real: np.ndarray, query_vectors: np.ndarray, rows: int) -> dict:
         shutil.rmtree(folder, ignore_errors=True)
     base = next(iter(results.values()))
     for row in results.values():
-        row["build_ratio_to_default"] = round(row["build_seconds"] / base["build_seconds"], 3)
-        row["memory_ratio_to_default"] = round(row["peak_rss_mb"] / base["peak_rss_mb"], 3)
-        row["p50_ratio_to_default"] = round(row["p50_ms"] / base["p50_ms"], 3)
+        row["build_ratio_to_first"] = round(row["build_seconds"] / base["build_seconds"], 3)
+        row["memory_ratio_to_first"] = round(row["peak_rss_mb"] / base["peak_rss_mb"], 3)
+        row["p50_ratio_to_first"] = round(row["p50_ms"] / base["p50_ms"], 3)
     print(f"{'candidate':<62}{'build s':>9}{'peak MB':>9}{'index MB':>10}{'recall':>8}{'p50 ms':>8}{'p99 ms':>8}")
     for label, row in results.items():
         print(
@@ -258,14 +268,16 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--sweep", action="store_true", help="index types side by side at --rows")
+    parser.add_argument("--only", help="with --sweep: candidates whose label contains one of these, comma-separated")
     args = parser.parse_args()
     data = load(args.queries)
     encoder = SentenceTransformerEncoder()
     query_vectors = encoder.encode(list(data.queries.values()))
     if args.sweep:
         real_vectors = real_title_vectors()
-        report = {"queries": len(query_vectors), "sweep": sweep(real_vectors, query_vectors, args.rows)}
-        write_report("ann_scale_sweep", report)
+        only = args.only.split(",") if args.only else None
+        report = {"queries": len(query_vectors), "sweep": sweep(real_vectors, query_vectors, args.rows, only)}
+        write_report("ann_scale_sweep" if args.rows == 1_000_000 else f"ann_scale_sweep_{args.rows}", report)
         return
     real_report, real_vectors = real_part(query_vectors)
     report = {"queries": len(query_vectors), "real": real_report}

@@ -181,10 +181,12 @@ def measure(modes: list[str], queries: list[str], concurrency: int, workers: int
 
 
 def warm_up(url: str, mode: str, workers: int) -> None:
-    """Load the model in every worker with queries that are not in the measured set."""
+    """Load the model in every worker with queries that are not in the measured set; the first keyword
+    or hybrid search also starts the collection's hot copy, read in the background (give it time)."""
     texts = [f"warm up {i}" for i in range(4 * workers)]
     with concurrent.futures.ThreadPoolExecutor(2 * workers) as pool:
         list(pool.map(lambda t: request(httpx.Client(base_url=url, timeout=120), mode, t), texts))
+    time.sleep(3)
 
 
 def cpu_reference_ms() -> float:

@@ -304,6 +304,32 @@ def test_approximate_index_is_built_past_the_threshold_and_kept_current(tmp_path
     assert recall >= 0.95
 
 
+def test_the_index_type_is_chosen_by_the_rows_when_it_is_built(tmp_path):
+    """Without an index_type: one HNSW graph below ivf_threshold rows, IVF_FLAT from there (options given
+    apply to the chosen type); an index_type given is always built."""
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((300, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    docs = [Document(str(i), f"item {i}", {"store": 1, "tags": [], "price": 1.0}) for i in range(300)]
+    built = {}
+    for label, options in {
+        "small": {"ivf_threshold": 301},
+        "large": {"ivf_threshold": 300, "ann_index": {"num_partitions": 2}},
+        "named": {"ivf_threshold": 1, "ann_index": {"index_type": "IVF_HNSW_SQ"}},
+    }.items():
+        store = LanceDBStore(tmp_path / label, ann_threshold=100, **options)
+        store.create_collection("c", 16, SPECS)
+        store.upsert("c", docs, vectors)
+        store.optimize("c")
+        stats = store.db.open_table("c").index_stats("vector_idx")
+        built[label] = stats.index_type
+        assert stats.num_indexed_rows == 300
+        assert store.vector_search("c", vectors[42], 1)[0].id == "42"
+    assert built == {"small": "IVF_HNSW_SQ", "large": "IVF_FLAT", "named": "IVF_HNSW_SQ"}
+    assert LanceDBStore(tmp_path / "x").index_options(50_000) == {"index_type": "IVF_HNSW_SQ", "num_partitions": 1}
+    assert LanceDBStore(tmp_path / "x", ivf_threshold=10).index_options(10) == {"index_type": "IVF_FLAT"}
+
+
 def test_ann_options_are_checked(tmp_path):
     with pytest.raises(ConfigurationError, match="ann_threshold"):
         LanceDBStore(tmp_path / "x", ann_threshold=0)
@@ -311,6 +337,8 @@ def test_ann_options_are_checked(tmp_path):
         LanceDBStore(tmp_path / "x", ann_search={"probes": 3})
     with pytest.raises(ConfigurationError, match="index_type"):
         LanceDBStore(tmp_path / "x", ann_index={"index_type": "KD_TREE"})
+    with pytest.raises(ConfigurationError, match="ivf_threshold"):
+        LanceDBStore(tmp_path / "x", ivf_threshold=0)
 
 
 def test_hybrid_candidates_carry_the_keyword_hits_cosine(store, encoder):

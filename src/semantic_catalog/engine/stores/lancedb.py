@@ -24,6 +24,7 @@ import concurrent.futures
 import threading
 from collections.abc import Coroutine, Sequence
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +36,18 @@ from semantic_catalog.engine.errors import CollectionMissing, ConfigurationError
 from semantic_catalog.engine.filters import FieldSpec, Filter
 from semantic_catalog.engine.stores.analyzer import TextAnalyzer
 from semantic_catalog.engine.stores.base import KeywordFinish, VectorSource, VectorStore, resolve_vector
+from semantic_catalog.engine.stores.hot import DEFAULT_HOT_COPY_MB, HotCopies, HotCopy
 
 ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
 ID_CHUNK = 500
+HIT_COLUMNS = ("text", "vector")  # what hybrid's full-text query reads of each hit without a hot copy
 DEFAULT_ANN_THRESHOLD = 50_000
-DEFAULT_ANN_INDEX = {"index_type": "IVF_HNSW_SQ"}
+# The index optimize builds when ``ann_index`` names no index type, chosen by the collection's rows at that
+# moment (benchmarks/ann_scale.py --sweep): one HNSW graph (8-bit scalar quantised) searches fastest, and
+# IVF_FLAT from DEFAULT_IVF_THRESHOLD rows builds in a fraction of the time and memory with recall@10 >= 0.95.
+HNSW_INDEX = {"index_type": "IVF_HNSW_SQ", "num_partitions": 1}
+IVF_INDEX = {"index_type": "IVF_FLAT"}
+DEFAULT_IVF_THRESHOLD = 200_000
 ANN_INDEX_TYPES = {  # index_type -> lancedb.index config class
     "IVF_HNSW_SQ": "IvfHnswSq",
     "IVF_HNSW_PQ": "IvfHnswPq",
@@ -50,7 +58,9 @@ ANN_INDEX_TYPES = {  # index_type -> lancedb.index config class
 # HNSW search list of 150 (raised to the limit when larger). On the Home Depot titles with real
 # queries: recall@10 0.992 at p50 5.1 ms, against 0.913 / 4.4 ms with LanceDB's defaults and
 # 0.969 / 5.6 ms re-scoring twice the hits with full vectors (benchmarks/ann_scale.py --rows 0).
-DEFAULT_ANN_SEARCH = {"ef": 150}
+# IVF partitions probed: 20 (IVF_FLAT at 1,000,000 rows: recall@10 0.960). Each index type ignores
+# the other's option, so one default serves both.
+DEFAULT_ANN_SEARCH = {"ef": 150, "nprobes": 20}
 
 
 def column(field_name: str) -> str:
@@ -101,10 +111,13 @@ class LanceDBStore(VectorStore):
     (how stale a reader may be after another process wrote; 0 = always see the latest commit),
     ``storage_options`` (credentials for object storage), ``ann_threshold`` (rows at which ``optimize``
     builds an approximate vector index; ``None`` = always exact), ``ann_index`` (``index_type``, one of
-    ``ANN_INDEX_TYPES``, plus that LanceDB index config's options such as ``num_partitions``; default
-    ``{"index_type": "IVF_HNSW_SQ"}``), ``ann_search`` (query-time options such as
-    ``{"nprobes": 20, "ef": 100, "refine_factor": 2}``; default ``{"ef": 150}``, ``ef`` raised to the
-    limit when that is larger).
+    ``ANN_INDEX_TYPES``, plus that LanceDB index config's options such as ``num_partitions``; without an
+    ``index_type`` the type is chosen by the rows when the index is built: ``HNSW_INDEX`` below
+    ``ivf_threshold`` rows, ``IVF_INDEX`` from there, updated with the options given),
+    ``ivf_threshold`` (default ``DEFAULT_IVF_THRESHOLD``), ``ann_search`` (query-time options such as
+    ``{"nprobes": 20, "ef": 100, "refine_factor": 2}``; default ``{"ef": 150, "nprobes": 20}``, ``ef``
+    raised to the limit when that is larger), ``hot_copy_mb`` (memory for hot copies of collections'
+    texts and vectors, which keyword and hybrid searches read instead of the files, see ``hot``; 0 = none).
     """
 
     def __init__(
@@ -115,14 +128,20 @@ class LanceDBStore(VectorStore):
         ann_threshold: int | None = DEFAULT_ANN_THRESHOLD,
         ann_index: dict[str, Any] | None = None,
         ann_search: dict[str, Any] | None = None,
+        ivf_threshold: int = DEFAULT_IVF_THRESHOLD,
+        hot_copy_mb: int = DEFAULT_HOT_COPY_MB,
     ) -> None:
         if not uri:
             raise ConfigurationError("LanceDBStore needs a 'uri': a folder path or an object-store URI.")
         if ann_threshold is not None and (not isinstance(ann_threshold, int) or ann_threshold < 1):
             raise ConfigurationError(f"ann_threshold must be a positive whole number or None, got {ann_threshold!r}.")
-        ann_index = {**DEFAULT_ANN_INDEX, **(ann_index or {})}
-        if ann_index["index_type"] not in ANN_INDEX_TYPES:
+        ann_index = dict(ann_index or {})
+        if ann_index.get("index_type", HNSW_INDEX["index_type"]) not in ANN_INDEX_TYPES:
             raise ConfigurationError(f"ann_index index_type must be one of {', '.join(ANN_INDEX_TYPES)}.")
+        if not isinstance(ivf_threshold, int) or isinstance(ivf_threshold, bool) or ivf_threshold < 1:
+            raise ConfigurationError(f"ivf_threshold must be a positive whole number, got {ivf_threshold!r}.")
+        if not isinstance(hot_copy_mb, int) or isinstance(hot_copy_mb, bool) or hot_copy_mb < 0:
+            raise ConfigurationError(f"hot_copy_mb must be whole megabytes, 0 or more, got {hot_copy_mb!r}.")
         unknown = set(ann_search or {}) - {"nprobes", "refine_factor", "ef"}
         if unknown:
             raise ConfigurationError(f"Unknown ann_search options {sorted(unknown)}; use nprobes, refine_factor, ef.")
@@ -131,6 +150,8 @@ class LanceDBStore(VectorStore):
         self.storage_options = storage_options
         self.ann_threshold = ann_threshold
         self.ann_index = ann_index
+        self.ivf_threshold = ivf_threshold
+        self._hot = HotCopies(hot_copy_mb * 2**20)
         self.ann_search = dict(DEFAULT_ANN_SEARCH if ann_search is None else ann_search)
         self._db: Any = None
         self._async_db: Any = None
@@ -261,6 +282,7 @@ class LanceDBStore(VectorStore):
         self._tables.pop(name, None)
         self._async_tables.pop(name, None)
         self._specs.pop(name, None)
+        self._hot.forget(name)
         if self.has_collection(name):
             self.db.drop_table(name)
 
@@ -312,15 +334,21 @@ class LanceDBStore(VectorStore):
         table = self._table(name)
         table.optimize(cleanup_older_than=timedelta(minutes=10))
         threshold = self.ann_threshold
-        if threshold is not None and not self.has_vector_index(name) and self.count(name) >= threshold:
+        if threshold is not None and not self.has_vector_index(name) and (rows := self.count(name)) >= threshold:
             import lancedb.index
 
-            options = dict(self.ann_index)
+            options = self.index_options(rows)
             config = getattr(lancedb.index, ANN_INDEX_TYPES[options.pop("index_type")])
             try:
                 table.create_index("vector", config=config(distance_type="dot", **options))
             except TypeError as exc:
                 raise ConfigurationError(f"Bad ann_index options {options}: {exc}") from exc
+
+    def index_options(self, rows: int) -> dict[str, Any]:
+        """The vector index (``index_type`` and its options) ``optimize`` builds for a collection of ``rows``."""
+        if "index_type" in self.ann_index:
+            return dict(self.ann_index)
+        return {**(HNSW_INDEX if rows < self.ivf_threshold else IVF_INDEX), **self.ann_index}
 
     def version(self, name: str) -> str | None:
         """The Lance table version: every write (and optimize) commits a new one."""
@@ -383,7 +411,17 @@ class LanceDBStore(VectorStore):
         exclude_ids: Sequence[str] = (),
     ) -> list[SearchHit]:
         where = where_clause(filters, exclude_ids, self._field_specs(name))
-        return _keyword_hits(_run(self._keyword_rows(self._async_table(name), query, limit, where)))
+        table = self._async_table(name)
+        hot = self._hot.current(name)
+        if hot is not None:  # the pinned handle and the live version side by side
+            latest, rows = _start(table.version()), _start(self._keyword_rows(hot.table, query, limit, where, ()))
+            if latest.result() == hot.version:
+                hits = hot.keyword_hits(*_scored_ids(rows.result()), None)
+                if hits is not None:
+                    return hits
+            rows.cancel()
+        self._refresh_hot(name)
+        return _keyword_hits(_run(self._keyword_rows(table, query, limit, where, ("text",))))
 
     def hybrid_candidates(
         self,
@@ -395,19 +433,32 @@ class LanceDBStore(VectorStore):
         finish_keyword: KeywordFinish | None = None,
     ) -> tuple[list[SearchHit], list[SearchHit]]:
         """The full-text search starts first and runs while ``vector`` is computed (when it is a
-        callable: the query's encoding), then the vector search; the full-text query also reads the
-        hits' vectors, so fusion needs no second lookup. The keyword hits are built and finished
+        callable: the query's encoding), then the vector search. The keyword hits' texts and vectors come
+        from the collection's hot copy when it is of the latest version (its pinned handle runs both
+        searches), else the full-text query reads them. The keyword hits are built and finished
         (``finish_keyword``: the pipeline's coverage, Python work) while LanceDB runs the vector search."""
         where = where_clause(filters, (), self._field_specs(name))
         table = self._async_table(name)
-        keyword_rows = _start(self._keyword_rows(table, query, limit, where, True))
+        hot = self._hot.current(name)
+        latest = _start(table.version()) if hot is not None else None
+        columns = () if hot else HIT_COLUMNS
+        keyword_rows = _start(self._keyword_rows(hot.table if hot else table, query, limit, where, columns))
         semantic_rows = None
         try:
-            vector = resolve_vector(vector)
-            semantic_rows = _start(self._vector_rows(table, vector, limit, where))
+            vector = np.asarray(resolve_vector(vector), dtype=np.float32)
+            if latest is not None and latest.result() != hot.version:  # written since: the live table
+                keyword_rows.cancel()
+                hot = None
+                keyword_rows = _start(self._keyword_rows(table, query, limit, where, HIT_COLUMNS))
+            if hot is None:
+                self._refresh_hot(name)
+            semantic_rows = _start(self._vector_rows(hot.table if hot else table, vector, limit, where))
             keyword = keyword_rows.result()
-            similarities = vector_matrix(keyword.column("vector")) @ np.asarray(vector, dtype=np.float32)
-            keyword_hits = _keyword_hits(keyword, similarities)
+            keyword_hits = hot.keyword_hits(*_scored_ids(keyword), vector) if hot else None
+            if keyword_hits is None:
+                if hot is not None:  # not at the copy's version: cannot happen, read the live table
+                    keyword = _run(self._keyword_rows(table, query, limit, where, HIT_COLUMNS))
+                keyword_hits = _keyword_hits(keyword, vector_matrix(keyword.column("vector")) @ vector)
             if finish_keyword is not None:
                 keyword_hits = finish_keyword(keyword_hits)
             semantic = semantic_rows.result()
@@ -417,6 +468,34 @@ class LanceDBStore(VectorStore):
                 semantic_rows.cancel()
             raise
         return _vector_hits(semantic), keyword_hits
+
+    # -- hot copies ---------------------------------------------------------------------------
+
+    def warm(self, name: str) -> bool:
+        """Read collection ``name``'s hot copy now (a server may call it at start; searches otherwise make
+        it in the background); True when a copy of the latest version is held."""
+        self._hot.refresh(name, partial(self._read_hot, name), wait=True)
+        hot = self._hot.current(name)
+        return hot is not None and hot.version == _run(self._async_table(name).version())
+
+    def _refresh_hot(self, name: str) -> None:
+        self._hot.refresh(name, partial(self._read_hot, name))
+
+    def _read_hot(self, name: str, max_bytes: int) -> HotCopy | None:
+        self._async_table(name)  # connects first (and says when the collection is missing)
+        return _run(self._hot_copy(name, max_bytes))
+
+    async def _hot_copy(self, name: str, max_bytes: int) -> HotCopy | None:
+        table = await self._async_db.open_table(name)
+        version = await table.version()
+        await table.checkout(version)  # pinned: no version check per query, the copy's data
+        dimension = (await table.schema()).field("vector").type.list_size
+        if await table.count_rows() * dimension * 4 > max_bytes:
+            return None
+        rows = await table.query().select(["id", "text", "vector"]).to_arrow()
+        ids = rows.column("id").to_pylist()
+        matrix = np.ascontiguousarray(vector_matrix(rows.column("vector")), dtype=np.float32)
+        return HotCopy(version, table, {key: i for i, key in enumerate(ids)}, rows.column("text").to_pylist(), matrix)
 
     # The coroutines below take the opened async table: opening one inside the loop would deadlock.
 
@@ -439,11 +518,12 @@ class LanceDBStore(VectorStore):
         return query.limit(limit).select(["id", "_distance"]).to_arrow()
 
     @staticmethod
-    def _keyword_rows(table: Any, query: str, limit: int, where: str | None, vectors: bool = False) -> Any:
+    def _keyword_rows(table: Any, query: str, limit: int, where: str | None, columns: tuple[str, ...]) -> Any:
+        """Full-text matches: id, score and ``columns`` (a hot copy holds the texts and vectors)."""
         builder = table.query().nearest_to_text(query)
         if where:
             builder = builder.where(where)  # a prefilter: applied before the limit
-        return builder.limit(limit).select(["id", "_score", "text", *(["vector"] if vectors else [])]).to_arrow()
+        return builder.limit(limit).select(["id", "_score", *columns]).to_arrow()
 
 
 def _same_fts(built: dict[str, Any], wanted: dict[str, Any]) -> bool:
@@ -471,6 +551,10 @@ def _start(coroutine: Coroutine[Any, Any, Any]) -> concurrent.futures.Future:
     from lancedb.background_loop import LOOP
 
     return asyncio.run_coroutine_threadsafe(coroutine, LOOP.loop)
+
+
+def _scored_ids(rows: pa.Table) -> tuple[list[str], list[float]]:
+    return rows.column("id").to_pylist(), rows.column("_score").to_pylist()
 
 
 def _vector_hits(rows: pa.Table) -> list[SearchHit]:

@@ -1,0 +1,120 @@
+"""Hot copies (engine/stores/hot.py): keyword and hybrid searches read texts and vectors from memory and run
+on a pinned handle, with the same results as reading the files, and never a stale one after a write."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+
+from semantic_catalog.engine import Document, FieldSpec, build_filters
+from semantic_catalog.engine.errors import ConfigurationError
+from semantic_catalog.engine.stores.hot import HotCopies, HotCopy
+from semantic_catalog.engine.stores.lancedb import LanceDBStore
+from tests.encoders import CountingEncoder
+
+SPECS = [FieldSpec("store", "int")]
+BRANDS = ["Bosch", "Makita", "DeWalt", "Ryobi", "Milwaukee", "Stanley"]
+THINGS = ["cordless drill", "impact driver", "circular saw", "garden hose", "paint roller", "tile cutter", "work light"]
+SIZES = ["12 volt", "18 volt", "1/2 in.", "50 ft.", "9 in.", "kit"]
+QUERIES = ["drill", "cordless drill 18 volt", "garden hose 50 ft", "saw blade", "bosch", "light kit", "paint"]
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return CountingEncoder(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def catalog(encoder):
+    texts = [f"{b} {t} {s}" for b, t, s in itertools.product(BRANDS, THINGS, SIZES)]
+    documents = [Document(str(i), text, {"store": i % 3}) for i, text in enumerate(texts)]
+    return documents, encoder.encode(texts), encoder.encode_queries(QUERIES)
+
+
+def loaded(path, documents, vectors, **options) -> LanceDBStore:
+    store = LanceDBStore(path, **options)
+    store.create_collection("c", vectors.shape[1], SPECS)
+    store.upsert("c", documents, vectors)
+    store.optimize("c")
+    return store
+
+
+def test_hot_copy_gives_the_hits_of_the_files(tmp_path, catalog):
+    documents, vectors, queries = catalog
+    hot = loaded(tmp_path / "hot", documents, vectors)
+    files = loaded(tmp_path / "files", documents, vectors, hot_copy_mb=0)
+    assert hot.warm("c") and not files.warm("c")
+    assert hot._hot.current("c").matrix.shape == (len(documents), 384)
+    one_store = build_filters(SPECS, {"store": 1})
+    for text, vector in zip(QUERIES, queries):
+        for filters in ((), one_store):
+            expected = files.keyword_search("c", text, 20, filters)
+            assert expected and hot.keyword_search("c", text, 20, filters) == expected
+            semantic, keyword = hot.hybrid_candidates("c", vector, text, 20, filters)
+            file_semantic, file_keyword = files.hybrid_candidates("c", vector, text, 20, filters)
+            assert semantic == file_semantic
+            assert [(h.id, h.score, h.text) for h in keyword] == [(h.id, h.score, h.text) for h in file_keyword]
+            assert [h.similarity for h in keyword] == pytest.approx([h.similarity for h in file_keyword], abs=1e-6)
+            assert all(h.similarity is not None for h in keyword)
+
+
+def test_a_write_is_seen_at_once_and_the_copy_follows(tmp_path, catalog, encoder):
+    documents, vectors, queries = catalog
+    store = loaded(tmp_path / "lance", documents, vectors)
+    assert store.warm("c")
+    before = store._hot.current("c").version
+    router = encoder.encode(["Festool plunge router"])
+    store.upsert("c", [Document("0", "Festool plunge router", {"store": 0})], router)
+
+    def searches():
+        hits = store.keyword_search("c", "router", 10)
+        _, keyword = store.hybrid_candidates("c", queries[0], "router festool", 10)
+        return [(h.id, h.text) for h in hits], [(h.id, h.text, round(h.similarity, 5)) for h in keyword]
+
+    similarity = round(float(router[0] @ queries[0]), 5)
+    expected = ([("0", "Festool plunge router")], [("0", "Festool plunge router", similarity)])
+    assert store._hot.current("c").version == before and searches() == expected  # the copy is stale: the files
+    assert store.warm("c") and store._hot.current("c").version != before
+    assert searches() == expected  # from the copy of the new version
+    store.delete("c", ["0"])
+    assert searches() == ([], [])
+    assert store.warm("c") and "0" not in store._hot.current("c").rows and searches() == ([], [])
+
+
+def test_a_collection_past_the_budget_gets_no_copy(tmp_path, catalog):
+    documents, vectors, queries = catalog  # 252 rows x 384 x 4 bytes: 0.37 MB
+    many = [Document(f"{i}-{d.id}", d.text, d.fields) for i in range(3) for d in documents]
+    store = loaded(tmp_path / "lance", many, np.vstack([vectors] * 3), hot_copy_mb=1)
+    assert not store.warm("c") and store._hot.current("c") is None
+    assert store.keyword_search("c", "garden hose", 5)[0].text.endswith(("50 ft.", "12 volt", "18 volt", "kit"))
+    with pytest.raises(ConfigurationError, match="hot_copy_mb"):
+        LanceDBStore(tmp_path / "x", hot_copy_mb=-1)
+
+
+def copy_of(rows: int, version: int = 1) -> HotCopy:
+    return HotCopy(version, None, {str(i): i for i in range(rows)}, [""] * rows, np.zeros((rows, 256), np.float32))
+
+
+def test_copies_stay_within_the_budget_least_recently_used_first():
+    copies = HotCopies(max_bytes=3 * 1024 * 100, refresh_seconds=60)
+    for name in ("a", "b", "c"):
+        copies.refresh(name, lambda budget: copy_of(100), wait=True)  # 100 KB each
+    assert copies.current("a") is not None  # used: "b" is now the least recently used
+    copies.refresh("d", lambda budget: copy_of(100), wait=True)
+    assert {n for n in "abcd" if copies.current(n) is not None} == {"a", "c", "d"}
+    copies.refresh("a", lambda budget: copy_of(100, 2))  # too soon after the last read: skipped
+    assert copies.current("a").version == 1
+    copies.refresh_seconds = 0
+    copies.refresh("a", lambda budget: copy_of(100, 2))  # in a background thread
+    for _ in range(100):
+        if copies.current("a").version == 2:
+            break
+        time.sleep(0.05)
+    assert copies.current("a").version == 2
+    copies.refresh("a", lambda budget: None, wait=True)  # grew past the budget: the old copy goes too
+    assert copies.current("a") is None
+    copies.refresh("c", lambda budget: 1 / 0, wait=True)  # a failed read keeps nothing stale and raises nothing
+    assert copies.current("c") is None and copies.current("d") is not None
