@@ -1,5 +1,5 @@
-"""Hot copies (engine/stores/hot.py): keyword and hybrid searches read texts and vectors from memory and run
-on a pinned handle, with the same results as reading the files, and never a stale one after a write."""
+"""Hot copies (engine/stores/hot.py): hybrid searches read their keyword hits' texts and vectors from memory
+and run on a pinned handle, with the same results as reading the files, and never a stale one after a write."""
 
 from __future__ import annotations
 
@@ -89,9 +89,18 @@ def test_a_collection_past_the_budget_gets_no_copy(tmp_path, catalog):
     many = [Document(f"{i}-{d.id}", d.text, d.fields) for i in range(3) for d in documents]
     store = loaded(tmp_path / "lance", many, np.vstack([vectors] * 3), hot_copy_mb=1)
     assert not store.warm("c") and store._hot.current("c") is None
-    assert store.keyword_search("c", "garden hose", 5)[0].text.endswith(("50 ft.", "12 volt", "18 volt", "kit"))
+    _, keyword = store.hybrid_candidates("c", queries[2], "garden hose", 5)  # from the files
+    assert len(keyword) == 5 and all("garden hose" in h.text and h.similarity > 0.3 for h in keyword)
     with pytest.raises(ConfigurationError, match="hot_copy_mb"):
         LanceDBStore(tmp_path / "x", hot_copy_mb=-1)
+
+
+def test_equally_scored_keyword_hits_come_in_id_order(tmp_path, catalog):
+    documents, vectors, queries = catalog
+    twins = [Document(key, "Makita orbital sander", {"store": 1}) for key in ("b7", "a3", "c1", "a10")]
+    store = loaded(tmp_path / "lance", documents + twins, np.vstack([vectors, vectors[:4]]))
+    for _ in range(5):
+        assert [h.id for h in store.keyword_search("c", "orbital sander", 10)] == ["a10", "a3", "b7", "c1"]
 
 
 def copy_of(rows: int, version: int = 1) -> HotCopy:
