@@ -117,7 +117,7 @@ class LanceDBStore(VectorStore):
     ``ivf_threshold`` (default ``DEFAULT_IVF_THRESHOLD``), ``ann_search`` (query-time options such as
     ``{"nprobes": 20, "ef": 100, "refine_factor": 2}``; default ``{"ef": 150, "nprobes": 20}``, ``ef``
     raised to the limit when that is larger), ``hot_copy_mb`` (memory for hot copies of collections'
-    texts and vectors, which keyword and hybrid searches read instead of the files, see ``hot``; 0 = none).
+    texts and vectors, which hybrid searches read instead of the files, see ``hot``; 0 = none).
     """
 
     def __init__(
