@@ -47,14 +47,20 @@ def test_cli_finetune_cross_validates_and_writes_a_model(tmp_path, capsys):
 
     out, report = tmp_path / "model", tmp_path / "cv.json"
     args = ["finetune", str(records), *common, "--out", str(out), "--folds", "2", "--epochs", "8"]
-    assert cli([*args, "--learning-rate", "1e-4", "--output", str(report)]) == 0
+    with pytest.raises(SystemExit):
+        cli([*args, "--keyword-weights", "0.3,1.5"])
+    assert "keyword weights must be from 0 to 1" in capsys.readouterr().err
+    assert cli([*args, "--learning-rate", "1e-4", "--output", str(report), "--keyword-weights", "0.3,0.6"]) == 0
     printed = capsys.readouterr().out
-    assert "cross-validated over 2 folds" in printed and "hybrid+finetuned" in printed
+    assert "cross-validated over 2 folds" in printed and "hybrid+finetuned@0.3" in printed
     results = json.loads(report.read_text())["cross_validation"]["results"]
+    weighted = {f"hybrid{system}@{w}" for system in ("", "+adapter", "+finetuned") for w in ("0.3", "0.6")}
     assert set(results) == {
         "keyword", "semantic", "hybrid", "semantic+adapter", "hybrid+adapter", "semantic+finetuned", "hybrid+finetuned"
-    }  # fmt: skip
+    } | weighted  # fmt: skip
     assert all(row["queries"] == 15 for row in results.values())
+    for system in ("", "+adapter", "+finetuned"):  # 0.6 is the default weight: the same run
+        assert results[f"hybrid{system}@0.6"] == results[f"hybrid{system}"]
 
     # the model trained on every query has learned the made-up jargon: its queries find their department
     base, tuned = SentenceTransformerEncoder(backend="torch"), SentenceTransformerEncoder(str(out), backend="torch")

@@ -216,17 +216,25 @@ def judged_set(args: argparse.Namespace, hard_negatives: int) -> JudgedSet:
 
 
 def plain_and_adapted_runs(
-    args: argparse.Namespace, data: JudgedSet, adapters: dict[str, Any], query_ids: list[str]
+    args: argparse.Namespace,
+    data: JudgedSet,
+    adapters: dict[str, Any],
+    query_ids: list[str],
+    hybrid_variants: dict[str, QueryOptions] | None = None,
 ) -> dict[str, dict[str, list[str]]]:
     """Every mode for ``query_ids`` with plain query vectors, and semantic / hybrid with each query's
-    out-of-fold adapter (the keyword hits are searched once and reused)."""
+    out-of-fold adapter (the keyword hits are searched once and reused); each of ``hybrid_variants``
+    (a name suffix and its options) runs as "hybrid<suffix>" and "hybrid+adapter<suffix>" too."""
     plain = np.stack([data.vectors[qid] for qid in query_ids])
     adapted = adapted_vectors(adapters, query_ids, plain)
     texts = [data.judged[qid] for qid in query_ids]
     options = mode_options(args)
     bar = progress_bar(args, f"{args.folds}-fold search")
-    runs = ranked_runs(data.batch, query_ids, texts, plain, options, bar)
+    variants = hybrid_variants or {}
+    plain_runs = options | {f"hybrid{suffix}": variant for suffix, variant in variants.items()}
+    runs = ranked_runs(data.batch, query_ids, texts, plain, plain_runs, bar)
     adapted_runs = {f"{mode}+adapter": options[mode] for mode in ("semantic", "hybrid")}
+    adapted_runs |= {f"hybrid+adapter{suffix}": variant for suffix, variant in variants.items()}
     return runs | ranked_runs(data.batch, query_ids, texts, adapted, adapted_runs, bar)
 
 

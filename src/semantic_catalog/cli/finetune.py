@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 import tempfile
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,25 @@ def register(sub: Any) -> None:
     )
     command.add_argument("--hard-negatives", type=int, default=10, help="unjudged top hits mined per query (10)")
     command.add_argument("--output", default=None, help="write the cross-validation results as JSON here")
+    command.add_argument(
+        "--keyword-weights",
+        type=keyword_weights,
+        default=(),
+        help="with --folds, also hybrid with each of these convex keyword weights (comma-separated, 0 to 1) for "
+        "every model: a fine-tuned model's stronger semantic side may want a lower weight than the base model's",
+    )
     command.set_defaults(func=cmd_finetune)
+
+
+def keyword_weights(text: str) -> tuple[float, ...]:
+    """``--keyword-weights``: comma-separated numbers from 0 to 1."""
+    try:
+        weights = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"give numbers from 0 to 1 separated by commas, got {text!r}") from None
+    if not all(0.0 <= weight <= 1.0 for weight in weights):
+        raise argparse.ArgumentTypeError(f"keyword weights must be from 0 to 1, got {text!r}")
+    return weights
 
 
 def fold_encoder(args: argparse.Namespace, cache_dir: str, folder: str) -> Any:
@@ -76,9 +95,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if args.folds:
         query_ids = sorted(data.training)
         adapters = out_of_fold_adapters(data.training, data.doc_vectors, model, args.folds, AdapterSettings())
-        runs = plain_and_adapted_runs(args, data, adapters, query_ids)
         options = mode_options(args)
+        weighted = {f"@{w:g}": replace(options["hybrid"], keyword_weight=w) for w in args.keyword_weights}
+        runs = plain_and_adapted_runs(args, data, adapters, query_ids, weighted)
         tuned_runs = {f"{mode}+finetuned": options[mode] for mode in ("semantic", "hybrid")}
+        tuned_runs |= {f"hybrid+finetuned{suffix}": weighted_options for suffix, weighted_options in weighted.items()}
         note = None if args.quiet else partial(print, file=sys.stderr)
         with tempfile.TemporaryDirectory(prefix="finetune-onnx-") as exports:
             runs |= out_of_fold_runs(
