@@ -24,7 +24,10 @@ the grid the defaults were chosen from.
 through the command a user runs (``semantic-catalog finetune --folds K``, timed as a subprocess) on the
 titles written as an export with their vectors (benchmarks/evaluate_speed.py's cache, made on first
 use): every query is scored by an adapter and by a model trained on the other folds only, and each
-fold's model embeds the 54,667 titles again. Writes search_quality_finetune.json.
+fold's model embeds the 54,667 titles again. Hybrid also runs at the keyword weights of
+``FINETUNE_WEIGHTS`` for all three (``--keyword-weights``), and the report compares each system at its
+best weight too (chosen on the same out-of-fold results, for every system alike). Writes
+search_quality_finetune.json.
 
     .venv/bin/python benchmarks/search_quality.py [--queries N] [--tune] [--model NAME_OR_PATH]
 
@@ -238,6 +241,9 @@ def tune(data: HomeDepot, lists: dict[str, dict[str, list[SearchHit]]], similari
     return grid
 
 
+FINETUNE_WEIGHTS = "0.2,0.3,0.4,0.5"  # besides the default 0.6
+
+
 def finetune_report(folds: int) -> None:
     """Base vs adapter vs fine-tuned, out-of-fold, through `semantic-catalog finetune` (see the docstring)."""
     import json
@@ -256,7 +262,7 @@ def finetune_report(folds: int) -> None:
         output = Path(scratch) / "cv.json"
         seconds, printed = cached.timed(
             ["finetune", str(records), *cached.JUDGED, *cached.SCALE, "--vectors", str(vectors), "--folds", str(folds),
-             "--output", str(output), "--quiet"]
+             "--keyword-weights", FINETUNE_WEIGHTS, "--output", str(output), "--quiet"]
         )  # fmt: skip
         report = json.loads(output.read_text())
     print(printed)
@@ -269,8 +275,17 @@ def finetune_report(folds: int) -> None:
         ),
         "output": printed,
     }
+    best = {}  # each system's hybrid at its best keyword weight
+    for system in ("", "+adapter", "+finetuned"):
+        runs = {name: row["ndcg@10"] for name, row in results.items() if name.split("@")[0] == f"hybrid{system}"}
+        name = max(runs, key=runs.get)
+        best[f"hybrid{system}"] = {"run": name, "ndcg@10": runs[name]}
+    report["best_weight"] = best
+    report["finetuned_minus_adapter_hybrid_ndcg@10_best_weights"] = round(
+        best["hybrid+finetuned"]["ndcg@10"] - best["hybrid+adapter"]["ndcg@10"], 4
+    )
     gain = report["finetuned_minus_adapter_hybrid_ndcg@10"]
-    print(f"{seconds:.0f} s; hybrid nDCG@10 fine-tuned - adapter: {gain:+.4f}")
+    print(f"{seconds:.0f} s; hybrid nDCG@10 fine-tuned - adapter: {gain:+.4f}; at best weights: {best}")
     write_report("search_quality_finetune", report)
 
 
