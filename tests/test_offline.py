@@ -426,23 +426,3 @@ def test_embed_on_ray_gives_the_same_output_and_resumes(tmp_path):
     assert np.allclose(vectors_by_id(tmp_path / "ray"), vectors_by_id(tmp_path / "plain"), atol=1e-5)
     assert cli([*local, "--out", str(tmp_path / "ray"), "--ray"]) == 0  # resume: nothing left
     assert pq.read_table(tmp_path / "ray").num_rows == len(texts)
-
-
-def test_quiet_commands_print_warnings_but_not_notes(capsys):
-    """--quiet drops the library's INFO notes (a one-time ONNX export, once per fold in finetune) and keeps
-    its warnings."""
-    import logging
-
-    from semantic_catalog.cli.main import show_progress_notes
-
-    log = logging.getLogger("semantic_catalog.engine.test")
-    try:
-        show_progress_notes(quiet=True)
-        log.info("exporting a model")
-        log.warning("a model was refused")
-        assert capsys.readouterr().err == "semantic-catalog: a model was refused\n"
-        show_progress_notes()
-        log.info("exporting a model")
-        assert capsys.readouterr().err == "semantic-catalog: exporting a model\n"
-    finally:
-        show_progress_notes()

@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    show_progress_notes(quiet=getattr(args, "quiet", False))
+    show_progress_notes()
     try:
         return args.func(args)
     except SemanticCatalogError as exc:
@@ -40,16 +40,12 @@ class StderrNotes(logging.Handler):
         print(f"semantic-catalog: {record.getMessage()}", file=sys.stderr)
 
 
-def show_progress_notes(quiet: bool = False) -> None:
-    """The library's own notes on stderr: INFO (such as a one-time ONNX export) unless ``quiet``, warnings
-    always. Other libraries stay quiet."""
+def show_progress_notes() -> None:
+    """The library's own INFO notes (such as a one-time ONNX export) on stderr; other libraries stay quiet."""
     logger = logging.getLogger("semantic_catalog")
-    notes = next((handler for handler in logger.handlers if isinstance(handler, StderrNotes)), None)
-    if notes is None:
-        notes = StderrNotes()
-        logger.addHandler(notes)
+    if not any(isinstance(handler, StderrNotes) for handler in logger.handlers):
+        logger.addHandler(StderrNotes())
         logger.setLevel(logging.INFO)
-    notes.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 if __name__ == "__main__":
