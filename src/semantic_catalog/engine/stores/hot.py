@@ -2,12 +2,12 @@
 version they were read at.
 
 Why: a new hybrid query's full-text search read each of its 100 hits' text (for coverage) and vector (for
-fusion) from the Lance files, 2.8 of its 7.2 ms on the Home Depot titles, and every query on a live
-handle first checks for newer versions (about 1 ms). With a hot copy both searches run on the pinned
-handle, the full-text search returns ids and scores only, and texts and cosines come from memory. A query
-checks the live version once, beside its other work; when it differs (a write since the copy), the query
-runs on the live table as before and the copy is read again in the background, so results are always
-those of the latest version. benchmarks/hot_copy.py measures the gain.
+fusion) from the Lance files, and every query on a live handle first checks for newer versions. With a
+hot copy both searches run on the pinned handle, the full-text search returns ids and scores only, and
+texts and cosines come from memory. A query checks the live version once, beside its other work; when it
+differs (a write since the copy), the query runs on the live table as before and the copy is read again
+in the background, so results are always those of the latest version. benchmarks/hot_copy.py measures
+the gain.
 
 Memory: 4 bytes per dimension per row plus the texts, per process; collections past the budget get no
 copy. The store (``LanceDBStore``) makes the copies; this module only keeps them.
@@ -28,7 +28,7 @@ from semantic_catalog.engine.documents import SearchHit
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_HOT_COPY_MB = 256  # per store (process): the Home Depot titles take 89 MB
+DEFAULT_HOT_COPY_MB = 256  # per store (process): the Home Depot titles take 84 MB
 REFRESH_SECONDS = 10.0  # at most one read of a collection per this many seconds (writes may come often)
 
 
@@ -115,10 +115,9 @@ class HotCopies:
             loaded = None
         with self._lock:
             self._loading.discard(name)
+            self._copies.pop(name, None)  # too large now, or unreadable: no stale copy kept
             if loaded is None:
-                self._copies.pop(name, None)  # too large now, or unreadable: no stale copy kept
                 return
-            self._copies.pop(name, None)
             while self._copies and sum(c.nbytes for c in self._copies.values()) + loaded.nbytes > self.max_bytes:
                 self._copies.pop(next(iter(self._copies)))
             self._copies[name] = loaded

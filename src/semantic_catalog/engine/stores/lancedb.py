@@ -411,8 +411,8 @@ class LanceDBStore(VectorStore):
         exclude_ids: Sequence[str] = (),
     ) -> list[SearchHit]:
         where = where_clause(filters, exclude_ids, self._field_specs(name))
-        # Not from the hot copy: for a page of hits, reading their texts costs less than checking the version
-        # (benchmarks/hot_copy.py: 4.4 ms with it against 4.2 without, p50 of a 10-hit keyword search).
+        # Not from the hot copy: for a page of hits, reading their texts cost less than checking the version
+        # (profiled on the Home Depot titles; benchmarks/hot_copy.py measures hybrid only).
         return _keyword_hits(_run(self._keyword_rows(self._async_table(name), query, limit, where, ("text",))))
 
     def hybrid_candidates(
