@@ -95,7 +95,7 @@ def main() -> None:
         results[mode] = row
         print(f"{mode}: {row}")
     report = {
-        "titles": len(copy.rows),
+        "titles": len(copy.ids),
         "hot_copy_mb": round(copy.nbytes / 2**20, 1),
         "queries": len(queries) - 20,
         "vector_index": stores["files"].has_vector_index(name),

@@ -3,6 +3,7 @@ and run on a pinned handle, with the same results as reading the files, and neve
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 
@@ -77,11 +78,16 @@ def test_a_write_is_seen_at_once_and_the_copy_follows(tmp_path, catalog, encoder
     similarity = round(float(router[0] @ queries[0]), 5)
     expected = ([("0", "Festool plunge router")], [("0", "Festool plunge router", similarity)])
     assert store._hot.current("c").version == before and searches() == expected  # the copy is stale: the files
+    latest = store.version("c")  # as the search service reads it before a search
+    _, keyword = store.hybrid_candidates("c", queries[0], "router festool", 10, version=latest)
+    assert [h.id for h in keyword] == ["0"]
+    _, keyword = store.hybrid_candidates("c", queries[0], "router festool", 10, version=str(before))
+    assert keyword == []  # the caller read the copy's version: the copy answers, without a check of its own
     assert store.warm("c") and store._hot.current("c").version != before
     assert searches() == expected  # from the copy of the new version
     store.delete("c", ["0"])
     assert searches() == ([], [])
-    assert store.warm("c") and "0" not in store._hot.current("c").rows and searches() == ([], [])
+    assert store.warm("c") and "0" not in store._hot.current("c").ids and searches() == ([], [])
 
 
 def test_a_collection_past_the_budget_gets_no_copy(tmp_path, catalog):
@@ -99,18 +105,34 @@ def test_equally_scored_keyword_hits_come_in_id_order(tmp_path, catalog):
     documents, vectors, queries = catalog
     twins = [Document(key, "Makita orbital sander", {"store": 1}) for key in ("b7", "a3", "c1", "a10")]
     store = loaded(tmp_path / "lance", documents + twins, np.vstack([vectors, vectors[:4]]))
+    assert store.warm("c")
     for _ in range(5):
         assert [h.id for h in store.keyword_search("c", "orbital sander", 10)] == ["a10", "a3", "b7", "c1"]
+        _, keyword = store.hybrid_candidates("c", queries[0], "orbital sander", 10)  # from the hot copy
+        assert [h.id for h in keyword] == ["a10", "a3", "b7", "c1"]
+
+
+def test_a_hit_the_copy_does_not_hold_is_read_from_the_files(tmp_path, catalog):
+    documents, vectors, queries = catalog
+    store = loaded(tmp_path / "lance", documents, vectors)
+    assert store.warm("c")
+    expected = store.hybrid_candidates("c", queries[1], QUERIES[1], 20)
+    copy = store._hot.current("c")
+    assert copy.rows_of(copy.row_ids[[5, 2]]).tolist() == copy.order[[5, 2]].tolist()
+    assert copy.rows_of(copy.row_ids[-1:] + 1) is None and copy.rows_of(np.array([], np.uint64)).size == 0
+    store._hot._copies["c"] = dataclasses.replace(copy, row_ids=copy.row_ids + 1)  # same version, other rows
+    assert store.hybrid_candidates("c", queries[1], QUERIES[1], 20) == expected
 
 
 def copy_of(rows: int, version: int = 1) -> HotCopy:
-    return HotCopy(version, None, {str(i): i for i in range(rows)}, [""] * rows, np.zeros((rows, 256), np.float32))
+    ids = [str(i) for i in range(rows)]
+    return HotCopy.of(version, None, ids, [""] * rows, np.zeros((rows, 256), np.float32), range(rows))
 
 
 def test_copies_stay_within_the_budget_least_recently_used_first():
-    copies = HotCopies(max_bytes=3 * 1024 * 100, refresh_seconds=60)
+    copies = HotCopies(max_bytes=3 * copy_of(100).nbytes, refresh_seconds=60)
     for name in ("a", "b", "c"):
-        copies.refresh(name, lambda budget: copy_of(100), wait=True)  # 100 KB each
+        copies.refresh(name, lambda budget: copy_of(100), wait=True)  # 100 KB of vectors each
     assert copies.current("a") is not None  # used: "b" is now the least recently used
     copies.refresh("d", lambda budget: copy_of(100), wait=True)
     assert {n for n in "abcd" if copies.current(n) is not None} == {"a", "c", "d"}

@@ -194,10 +194,11 @@ class SemanticIndex:
         ``None`` when a subclass overrides ``display()`` (which needs the instances)."""
         if type(self).display is not SemanticIndex.display:
             return None
-        pks, _ = self.parse_ids(ids)
+        queryset = self.get_queryset()
+        pks, _ = self.parse_ids(ids, queryset)
         names = [name for name, _ in self._display_columns]
         columns = [attname for _, attname in self._display_columns]
-        rows = self.get_queryset().filter(pk__in=list(pks.values())).values_list("pk", *columns)
+        rows = queryset.filter(pk__in=list(pks.values())).values_list("pk", *columns)
         return {str(pk): {name: jsonable(v) for name, v in zip(names, values)} for pk, *values in rows}
 
     def pk_from_string(self, value: str) -> Any:
@@ -205,9 +206,10 @@ class SemanticIndex:
         database cannot hold (beyond 64 bits, say) is a ValueError, not a query that fails."""
         return self._pk_parser()(value)
 
-    def _pk_parser(self) -> Callable[[str], Any]:
+    def _pk_parser(self, queryset: models.QuerySet | None = None) -> Callable[[str], Any]:
         """``pk_from_string`` with the key's field and the database's integer range looked up once (a page
-        of hits parses many ids; building the queryset for each cost more than the SQL that follows)."""
+        of hits parses many ids; building the queryset for each cost more than the SQL that follows). The
+        range is that of ``queryset``'s database (default: the index's queryset's, built when needed)."""
         field = self.model._meta.pk  # type: ignore[union-attr]
         bounds: list[tuple[int | None, int | None]] = []  # the integer range, looked up at the first integer
 
@@ -215,7 +217,7 @@ class SemanticIndex:
             pk = field.to_python(value)
             if isinstance(pk, int) and not isinstance(pk, bool):
                 if not bounds:
-                    ops = connections[self.get_queryset().db].ops
+                    ops = connections[(self.get_queryset() if queryset is None else queryset).db].ops
                     bounds.append(ops.integer_field_range(field.get_internal_type()))
                 low, high = bounds[0]
                 if (low is not None and pk < low) or (high is not None and pk > high):
@@ -224,12 +226,15 @@ class SemanticIndex:
 
         return parse
 
-    def parse_ids(self, ids: Iterable[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    def parse_ids(
+        self, ids: Iterable[str], queryset: models.QuerySet | None = None
+    ) -> tuple[dict[str, Any], dict[str, str]]:
         """Primary keys of string ids (from the store, a URL, an outbox row or a file), and, for the
-        ids that are no valid primary key, why not."""
+        ids that are no valid primary key, why not (``queryset``: the one the keys are for, when the
+        caller has it; see ``_pk_parser``)."""
         pks: dict[str, Any] = {}
         invalid: dict[str, str] = {}
-        parse = self._pk_parser()
+        parse = self._pk_parser(queryset)
         for key in ids:
             try:
                 pks[key] = parse(key)
@@ -240,8 +245,9 @@ class SemanticIndex:
     def rows_by_id(self, ids: Iterable[str]) -> tuple[dict[str, models.Model], dict[str, str]]:
         """The rows of the queryset among ``ids``, keyed by id string (ids outside it are absent),
         and the ids that are no valid primary key, with the reason."""
-        pks, invalid = self.parse_ids(ids)
-        rows = {str(obj.pk): obj for obj in self.get_queryset().filter(pk__in=list(pks.values()))}
+        queryset = self.get_queryset()
+        pks, invalid = self.parse_ids(ids, queryset)
+        rows = {str(obj.pk): obj for obj in queryset.filter(pk__in=list(pks.values()))}
         return rows, invalid
 
     def documents(self, objects: Iterable[models.Model]) -> list[Document]:

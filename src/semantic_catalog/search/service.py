@@ -227,7 +227,7 @@ def search(
         if hits is None:
             encode = None if options.mode == "keyword" else partial(query_vector, text, collection.model)
             # hybrid runs its keyword search while the query is encoded
-            hits = pipeline.search(store, collection.table, text, encode, options, conditions)
+            hits = pipeline.search(store, collection.table, text, encode, options, conditions, version)
             if version is not None:
                 cache.put(key, hits)
         return hits

@@ -155,9 +155,12 @@ def search(
     vector: VectorSource | None,
     options: QueryOptions = QueryOptions(),  # noqa: B008 - frozen, so one shared default is safe
     filters: Sequence[Filter] = (),
+    version: str | None = None,
 ) -> list[SearchHit]:
     """Run one search; ``vector`` is needed for semantic and hybrid modes. It may be a callable that
     encodes the query: hybrid search then runs its keyword search while the query is encoded.
+    ``version``: the collection's ``store.version`` when the caller has just read it (see
+    ``VectorStore.hybrid_candidates``).
 
     Hybrid asks each retriever for ``max(limit, candidates)`` hits with the same filters pushed
     down, then fuses them.
@@ -179,6 +182,7 @@ def search(
         hybrid_depth(options),
         filters,
         lambda hits: with_coverage(store, query, hits, collection),  # while the vector search runs
+        version,
     )
     return fuse(semantic, keyword, options)
 

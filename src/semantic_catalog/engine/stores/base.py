@@ -124,13 +124,16 @@ class VectorStore(ABC):
         limit: int,
         filters: Sequence[Filter] = (),
         finish_keyword: KeywordFinish | None = None,
+        version: str | None = None,
     ) -> tuple[list[SearchHit], list[SearchHit]]:
         """Both of hybrid search's lists: ``vector_search`` and ``keyword_search`` hits, the keyword
         hits also carrying their cosine ``similarity`` to the vector (for fusion). ``vector`` may be a
         callable that makes it: the keyword search does not wait for it. ``finish_keyword`` (the
         pipeline's coverage) is applied to the keyword hits where a store can do it while its vector
-        search runs. This default runs the keyword search in a thread beside the rest and then fetches
-        its hits' vectors; stores override it to do it in fewer round trips."""
+        search runs. ``version`` is the collection's ``version()`` as the caller read it just before (the
+        search service keys its hit cache with it), which a store may use instead of checking again.
+        This default runs the keyword search in a thread beside the rest and then fetches its hits'
+        vectors; stores override it to do it in fewer round trips."""
         pending = _retrievers.submit(self.keyword_search, name, query, limit, filters)
         try:
             vector = resolve_vector(vector)

@@ -3,14 +3,14 @@ version they were read at.
 
 Why: a new hybrid query's full-text search read each of its 100 hits' text (for coverage) and vector (for
 fusion) from the Lance files, and every query on a live handle first checks for newer versions. With a
-hot copy both searches run on the pinned handle, the full-text search returns ids and scores only, and
-texts and cosines come from memory. A query checks the live version once, beside its other work; when it
-differs (a write since the copy), the query runs on the live table as before and the copy is read again
-in the background, so results are always those of the latest version. benchmarks/hot_copy.py measures
-the gain.
+hot copy both searches run on the pinned handle and return Lance row ids and scores only (no column of
+the hits is read from the files), and ids, texts and cosines come from memory. A query checks the live
+version once, beside its other work; when it differs (a write since the copy), the query runs on the
+live table as before and the copy is read again in the background, so results are always those of the
+latest version. benchmarks/hot_copy.py measures the gain.
 
-Memory: 4 bytes per dimension per row plus the texts, per process; collections past the budget get no
-copy. The store (``LanceDBStore``) makes the copies; this module only keeps them.
+Memory: 4 bytes per dimension per row, 16 per row for the row ids, plus the texts, per process;
+collections past the budget get no copy. The store (``LanceDBStore``) makes the copies; this module only keeps them.
 """
 
 from __future__ import annotations
@@ -34,29 +34,65 @@ REFRESH_SECONDS = 10.0  # at most one read of a collection per this many seconds
 
 @dataclass(frozen=True)
 class HotCopy:
-    """One collection at ``version``: ``table`` is checked out at it (no per-query version check)."""
+    """One collection at ``version``: ``table`` is checked out at it (no per-query version check).
+
+    ``row_ids`` are Lance's ``_rowid`` of the rows at that version, sorted, and ``order`` the row of each:
+    searches on the pinned handle return row ids only, so Lance reads no column for their hits."""
 
     version: int
     table: Any
-    rows: dict[str, int]  # id -> row of texts and matrix
+    ids: list[str]
     texts: list[str]
     matrix: np.ndarray
+    row_ids: np.ndarray
+    order: np.ndarray
+
+    @classmethod
+    def of(
+        cls, version: int, table: Any, ids: list[str], texts: list[str], matrix: np.ndarray, row_ids: Any
+    ) -> HotCopy:
+        """The copy of rows read in any order with their Lance row ids."""
+        row_ids = np.asarray(row_ids, dtype=np.uint64)
+        order = np.argsort(row_ids, kind="stable")
+        return cls(version, table, ids, texts, matrix, row_ids[order], order)
 
     @property
     def nbytes(self) -> int:
-        return self.matrix.nbytes + sum(len(text) for text in self.texts)
+        return self.matrix.nbytes + self.row_ids.nbytes + self.order.nbytes + sum(len(text) for text in self.texts)
 
-    def keyword_hits(self, ids: list[str], scores: list[float], vector: np.ndarray) -> list[SearchHit] | None:
-        """Full-text results as hits with their texts and cosines to ``vector``, from memory; None when an
-        id is not in the copy (it cannot be at the copy's version: the caller then reads the live table)."""
-        try:
-            rows = [self.rows[key] for key in ids]
-        except KeyError:
+    def rows_of(self, row_ids: Any) -> np.ndarray | None:
+        """The rows of Lance row ids; None when one is not in the copy (it cannot be at the copy's version:
+        the caller then searches the live table)."""
+        wanted = np.asarray(row_ids, dtype=np.uint64)
+        at = np.searchsorted(self.row_ids, wanted)
+        if len(wanted) and (at.max() >= len(self.row_ids) or not np.array_equal(self.row_ids[at], wanted)):
             return None
-        similarities = self.matrix[rows] @ vector if rows else []
+        return self.order[at]
+
+    def keyword_hits(self, row_ids: Any, scores: list[float], vector: np.ndarray) -> list[SearchHit] | None:
+        """Full-text results as hits with their ids, texts and cosines to ``vector``, from memory; best first
+        and equal scores by id, as the store orders them when it reads the files. None: see ``rows_of``."""
+        rows = self.rows_of(row_ids)
+        if rows is None:
+            return None
+        ids = [self.ids[row] for row in rows]
+        similarities = self.matrix[rows] @ vector if len(rows) else []
+        ranked = sorted(range(len(ids)), key=lambda i: (-scores[i], ids[i]))
+        texts = self.texts
         return [
-            SearchHit(key, float(score), {"keyword": i + 1}, float(similarities[i]), text=self.texts[row] or "")
-            for i, (key, score, row) in enumerate(zip(ids, scores, rows))
+            SearchHit(ids[i], float(scores[i]), {"keyword": rank}, float(similarities[i]), text=texts[rows[i]] or "")
+            for rank, i in enumerate(ranked, start=1)
+        ]
+
+    def vector_hits(self, row_ids: Any, distances: list[float]) -> list[SearchHit] | None:
+        """Vector search results (dot distance, best first) as hits with their ids and cosines. None: see
+        ``rows_of``."""
+        rows = self.rows_of(row_ids)
+        if rows is None:
+            return None
+        return [
+            SearchHit(self.ids[row], 1.0 - float(distance), {"semantic": rank})
+            for rank, (row, distance) in enumerate(zip(rows, distances), start=1)
         ]
 
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import threading
 from collections.abc import Coroutine, Sequence
 from datetime import timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -423,55 +423,84 @@ class LanceDBStore(VectorStore):
         limit: int,
         filters: Sequence[Filter] = (),
         finish_keyword: KeywordFinish | None = None,
+        version: str | None = None,
     ) -> tuple[list[SearchHit], list[SearchHit]]:
         """The full-text search starts first and runs while ``vector`` is computed (when it is a
-        callable: the query's encoding), then the vector search. The keyword hits' texts and vectors come
-        from the collection's hot copy when it is of the latest version (its pinned handle runs both
-        searches), else the full-text query reads them. The keyword hits are built and finished
+        callable: the query's encoding), then the vector search. Both run on the collection's hot copy
+        when it is of the latest version (``version`` when the caller read it, else checked beside the
+        full-text search, see ``_hot_candidates``), else on the live table, where the
+        full-text query reads its hits' texts and vectors. The keyword hits are built and finished
         (``finish_keyword``: the pipeline's coverage, Python work) while LanceDB runs the vector search."""
         where = where_clause(filters, (), self._field_specs(name))
         table = self._async_table(name)
+        vector = functools.cache(vector) if callable(vector) else vector  # encoded once, whichever path runs
         hot = self._hot.current(name)
-        latest = _start(table.version()) if hot is not None else None
-        columns = () if hot else HIT_COLUMNS
-        keyword_rows = _start(self._keyword_rows(hot.table if hot else table, query, limit, where, columns))
+        if hot is not None:
+            found = self._hot_candidates(hot, table, vector, query, limit, where, finish_keyword, version)
+            if found is not None:
+                return found
+        self._refresh_hot(name)
+        keyword_rows = _start(self._keyword_rows(table, query, limit, where, HIT_COLUMNS))
         semantic_rows = None
         try:
-            vector = np.asarray(resolve_vector(vector), dtype=np.float32)
-            if latest is not None and latest.result() != hot.version:  # written since: the live table
-                keyword_rows.cancel()
-                hot = None
-                keyword_rows = _start(self._keyword_rows(table, query, limit, where, HIT_COLUMNS))
-            if hot is None:
-                self._refresh_hot(name)
-            semantic_rows = _start(self._vector_rows(hot.table if hot else table, vector, limit, where))
+            query_vector = np.asarray(resolve_vector(vector), dtype=np.float32)
+            semantic_rows = _start(self._vector_rows(table, query_vector, limit, where))
             keyword = keyword_rows.result()
-            keyword_hits = hot.keyword_hits(*_scored_ids(keyword), vector) if hot else None
+            keyword_hits = _keyword_hits(keyword, vector_matrix(keyword.column("vector")) @ query_vector)
+            if finish_keyword is not None:
+                keyword_hits = finish_keyword(keyword_hits)
+            return _vector_hits(semantic_rows.result()), keyword_hits
+        finally:
+            _cancel(keyword_rows, semantic_rows)
+
+    def _hot_candidates(
+        self,
+        hot: HotCopy,
+        table: Any,
+        vector: VectorSource,
+        query: str,
+        limit: int,
+        where: str | None,
+        finish_keyword: KeywordFinish | None,
+        version: str | None,
+    ) -> tuple[list[SearchHit], list[SearchHit]] | None:
+        """``hybrid_candidates`` on the hot copy's pinned handle: both searches return Lance row ids and
+        scores only, and the hits' ids, texts and vectors come from memory. None when the latest version
+        (``version`` as the caller read it, else checked beside the full-text search) is not the copy's:
+        a write came since the copy was read."""
+        if version is not None and version != str(hot.version):
+            return None
+        latest = _start(table.version()) if version is None else None
+        keyword_rows = _start(self._keyword_query(hot.table, query, limit, where).select(["_score"]).to_arrow())
+        semantic_rows = None
+        try:
+            query_vector = np.asarray(resolve_vector(vector), dtype=np.float32)
+            if latest is not None and latest.result() != hot.version:
+                return None
+            semantic_rows = _start(self._vector_rows(hot.table, query_vector, limit, where, row_ids=True))
+            keyword = keyword_rows.result()
+            keyword_hits = hot.keyword_hits(keyword["_rowid"], keyword["_score"].to_pylist(), query_vector)
             if keyword_hits is None:
-                if hot is not None:  # not at the copy's version: cannot happen, read the live table
-                    keyword = _run(self._keyword_rows(table, query, limit, where, HIT_COLUMNS))
-                keyword_hits = _keyword_hits(keyword, vector_matrix(keyword.column("vector")) @ vector)
+                return None
             if finish_keyword is not None:
                 keyword_hits = finish_keyword(keyword_hits)
             semantic = semantic_rows.result()
-        except BaseException:
-            keyword_rows.cancel()
-            if semantic_rows is not None:
-                semantic_rows.cancel()
-            raise
-        return _vector_hits(semantic), keyword_hits
+            semantic_hits = hot.vector_hits(semantic["_rowid"], semantic["_distance"].to_pylist())
+            return None if semantic_hits is None else (semantic_hits, keyword_hits)
+        finally:
+            _cancel(latest, keyword_rows, semantic_rows)
 
     # -- hot copies ---------------------------------------------------------------------------
 
     def warm(self, name: str) -> bool:
         """Read collection ``name``'s hot copy now (a server may call it at start; searches otherwise make
         it in the background); True when a copy of the latest version is held."""
-        self._hot.refresh(name, partial(self._read_hot, name), wait=True)
+        self._hot.refresh(name, functools.partial(self._read_hot, name), wait=True)
         hot = self._hot.current(name)
         return hot is not None and hot.version == _run(self._async_table(name).version())
 
     def _refresh_hot(self, name: str) -> None:
-        self._hot.refresh(name, partial(self._read_hot, name))
+        self._hot.refresh(name, functools.partial(self._read_hot, name))
 
     def _read_hot(self, name: str, max_bytes: int) -> HotCopy | None:
         self._async_table(name)  # connects first (and says when the collection is missing)
@@ -484,21 +513,26 @@ class LanceDBStore(VectorStore):
         dimension = (await table.schema()).field("vector").type.list_size
         if await table.count_rows() * dimension * 4 > max_bytes:
             return None
-        rows = await table.query().select(["id", "text", "vector"]).to_arrow()
-        ids = rows.column("id").to_pylist()
+        rows = await table.query().select(["id", "text", "vector"]).with_row_id().to_arrow()
         matrix = np.ascontiguousarray(vector_matrix(rows.column("vector")), dtype=np.float32)
-        return HotCopy(version, table, {key: i for i, key in enumerate(ids)}, rows.column("text").to_pylist(), matrix)
+        texts = rows.column("text").to_pylist()
+        return HotCopy.of(version, table, rows.column("id").to_pylist(), texts, matrix, rows.column("_rowid"))
 
     # The coroutines below take the opened async table: opening one inside the loop would deadlock.
 
-    async def _vector_rows(self, table: Any, vector: np.ndarray, limit: int, where: str | None) -> pa.Table:
-        rows = await self._vector_query(table, vector, limit, where, exact=False)
+    async def _vector_rows(
+        self, table: Any, vector: np.ndarray, limit: int, where: str | None, row_ids: bool = False
+    ) -> pa.Table:
+        """id (or ``_rowid`` with ``row_ids``) and ``_distance`` of the nearest rows."""
+        rows = await self._vector_query(table, vector, limit, where, exact=False, row_ids=row_ids)
         if where and rows.num_rows < limit:
             # An approximate index visits only some partitions; a selective filter may leave too few there.
-            rows = await self._vector_query(table, vector, limit, where, exact=True)
+            rows = await self._vector_query(table, vector, limit, where, exact=True, row_ids=row_ids)
         return rows
 
-    def _vector_query(self, table: Any, vector: np.ndarray, limit: int, where: str | None, exact: bool) -> Any:
+    def _vector_query(
+        self, table: Any, vector: np.ndarray, limit: int, where: str | None, exact: bool, row_ids: bool
+    ) -> Any:
         query = table.query().nearest_to(np.asarray(vector, dtype=np.float32)).distance_type("dot")
         if exact:
             query = query.bypass_vector_index()
@@ -507,17 +541,28 @@ class LanceDBStore(VectorStore):
                 query = getattr(query, option)(max(value, limit) if option == "ef" else value)
         if where:
             query = query.where(where)  # a prefilter: applied before the limit
+        if row_ids:
+            return query.limit(limit).select(["_distance"]).with_row_id().to_arrow()
         return query.limit(limit).select(["id", "_distance"]).to_arrow()
 
     @staticmethod
-    async def _keyword_rows(table: Any, query: str, limit: int, where: str | None, columns: tuple[str, ...]) -> Any:
-        """Full-text matches: id, score and ``columns`` (a hot copy holds the texts and vectors), best first
-        and equal scores by id: LanceDB returns ties in any order (one run in six of 200 dev queries ranked
-        some differently from the run before), a page of results should not reshuffle on reload."""
+    def _keyword_query(table: Any, query: str, limit: int, where: str | None, row_ids: bool = True) -> Any:
+        """The full-text query of ``query``'s best ``limit`` rows (with their ``_rowid``)."""
         builder = table.query().nearest_to_text(query)
         if where:
             builder = builder.where(where)  # a prefilter: applied before the limit
-        rows = await builder.limit(limit).select(["id", "_score", *columns]).to_arrow()
+        builder = builder.limit(limit)
+        return builder.with_row_id() if row_ids else builder
+
+    @classmethod
+    async def _keyword_rows(
+        cls, table: Any, query: str, limit: int, where: str | None, columns: tuple[str, ...]
+    ) -> pa.Table:
+        """Full-text matches: id, score and ``columns``, best first and equal scores by id: LanceDB returns
+        ties in any order (one run in six of 200 dev queries ranked some differently from the run before),
+        a page of results should not reshuffle on reload."""
+        query_rows = cls._keyword_query(table, query, limit, where, row_ids=False)
+        rows = await query_rows.select(["id", "_score", *columns]).to_arrow()
         return rows.sort_by([("_score", "descending"), ("id", "ascending")])
 
 
@@ -548,8 +593,11 @@ def _start(coroutine: Coroutine[Any, Any, Any]) -> concurrent.futures.Future:
     return asyncio.run_coroutine_threadsafe(coroutine, LOOP.loop)
 
 
-def _scored_ids(rows: pa.Table) -> tuple[list[str], list[float]]:
-    return rows.column("id").to_pylist(), rows.column("_score").to_pylist()
+def _cancel(*futures: concurrent.futures.Future | None) -> None:
+    """Stop searches whose results are no longer wanted (a no-op for those done)."""
+    for future in futures:
+        if future is not None:
+            future.cancel()
 
 
 def _vector_hits(rows: pa.Table) -> list[SearchHit]:

@@ -578,10 +578,11 @@ class PgVectorStore(VectorStore):
         limit: int,
         filters: Sequence[Filter] = (),
         finish_keyword: KeywordFinish | None = None,
+        version: str | None = None,
     ) -> tuple[list[SearchHit], list[SearchHit]]:
         """The full-text query starts first, on a connection of its own, while ``vector`` is computed
         (when it is a callable: the query's encoding); it reads the hits' vectors too, so fusion needs no
-        second lookup."""
+        second lookup. ``version`` is not needed: every query reads the latest rows."""
 
         def keyword_rows() -> list[tuple]:
             with self._using(name) as (conn, collection):
