@@ -75,12 +75,13 @@ class HotCopy:
         rows = self.rows_of(row_ids)
         if rows is None:
             return None
+        similarities = (self.matrix[rows] @ vector).tolist() if len(rows) else []
+        rows = rows.tolist()  # Python ints index lists several times faster than numpy's
         ids = [self.ids[row] for row in rows]
-        similarities = self.matrix[rows] @ vector if len(rows) else []
         ranked = sorted(range(len(ids)), key=lambda i: (-scores[i], ids[i]))
         texts = self.texts
         return [
-            SearchHit(ids[i], float(scores[i]), {"keyword": rank}, float(similarities[i]), text=texts[rows[i]] or "")
+            SearchHit(ids[i], float(scores[i]), {"keyword": rank}, similarities[i], text=texts[rows[i]] or "")
             for rank, i in enumerate(ranked, start=1)
         ]
 
@@ -90,9 +91,10 @@ class HotCopy:
         rows = self.rows_of(row_ids)
         if rows is None:
             return None
+        ids = self.ids
         return [
-            SearchHit(self.ids[row], 1.0 - float(distance), {"semantic": rank})
-            for rank, (row, distance) in enumerate(zip(rows, distances), start=1)
+            SearchHit(ids[row], 1.0 - float(distance), {"semantic": rank})
+            for rank, (row, distance) in enumerate(zip(rows.tolist(), distances), start=1)
         ]
 
 
