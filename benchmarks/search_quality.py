@@ -27,7 +27,8 @@ use): every query is scored by an adapter and by a model trained on the other fo
 fold's model embeds the 54,667 titles again. Hybrid also runs at the keyword weights of
 ``FINETUNE_WEIGHTS`` for all three (``--keyword-weights``), and the report compares each system at its
 best weight too (chosen on the same out-of-fold results, for every system alike). Writes
-search_quality_finetune.json.
+search_quality_finetune.json (``_hybrid.json`` with ``--finetune-negatives hybrid``: hard negatives mined
+from the base model's hybrid ranking instead of its semantic one).
 
     .venv/bin/python benchmarks/search_quality.py [--queries N] [--tune] [--model NAME_OR_PATH]
 
@@ -244,7 +245,7 @@ def tune(data: HomeDepot, lists: dict[str, dict[str, list[SearchHit]]], similari
 FINETUNE_WEIGHTS = "0.2,0.3,0.4,0.5"  # besides the default 0.6
 
 
-def finetune_report(folds: int) -> None:
+def finetune_report(folds: int, negatives_from: str = "semantic") -> None:
     """Base vs adapter vs fine-tuned, out-of-fold, through `semantic-catalog finetune` (see the docstring)."""
     import json
     import os
@@ -262,7 +263,8 @@ def finetune_report(folds: int) -> None:
         output = Path(scratch) / "cv.json"
         seconds, printed = cached.timed(
             ["finetune", str(records), *cached.JUDGED, *cached.SCALE, "--vectors", str(vectors), "--folds", str(folds),
-             "--keyword-weights", FINETUNE_WEIGHTS, "--output", str(output), "--quiet"]
+             "--keyword-weights", FINETUNE_WEIGHTS, "--negatives-from", negatives_from, "--output", str(output),
+             "--quiet"]
         )  # fmt: skip
         report = json.loads(output.read_text())
     print(printed)
@@ -286,7 +288,8 @@ def finetune_report(folds: int) -> None:
     )
     gain = report["finetuned_minus_adapter_hybrid_ndcg@10"]
     print(f"{seconds:.0f} s; hybrid nDCG@10 fine-tuned - adapter: {gain:+.4f}; at best weights: {best}")
-    write_report("search_quality_finetune", report)
+    report["negatives_from"] = negatives_from
+    write_report("search_quality_finetune" + ("" if negatives_from == "semantic" else f"_{negatives_from}"), report)
 
 
 def main() -> None:
@@ -309,9 +312,15 @@ def main() -> None:
     parser.add_argument(
         "--finetune", type=int, default=0, metavar="K", help="only: fine-tuned vs base vs adapter, K-fold (see above)"
     )
+    parser.add_argument(
+        "--finetune-negatives",
+        choices=("semantic", "hybrid"),
+        default="semantic",
+        help="with --finetune: the base search its hard negatives are mined from (finetune --negatives-from)",
+    )
     args = parser.parse_args()
     if args.finetune:
-        finetune_report(args.finetune)
+        finetune_report(args.finetune, args.finetune_negatives)
         return
 
     data = load(args.queries)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from semantic_catalog.engine.errors import ConfigurationError
-from semantic_catalog.engine.search.finetune import FinetuneSettings, triples
+from semantic_catalog.engine.search.finetune import FinetuneSettings, ranked_negatives, triples
 from semantic_catalog.engine.search.query_adapter import TrainingQuery
 from tests.test_query_adapter import CATALOG, JARGON, judged_files
 
@@ -23,6 +23,17 @@ def test_triples_take_the_best_products_and_judged_negatives_first():
     found = triples(queries, {"q1": "first", "q2": "second"}, texts, FinetuneSettings(positives_per_query=2))
     assert found[:2] == [("first", "B", "X"), ("first", "A", "Y")]  # best gain first; judged negative first
     assert len(found) == 3 and found[2][:2] == ("second", "C") and found[2][2] in texts.values()
+
+
+def test_negatives_can_come_from_another_ranking():
+    queries = {
+        "q1": TrainingQuery(np.zeros(2), {"a": 1.0, "x": 0.0}, ["m1", "m2"]),
+        "q2": TrainingQuery(np.zeros(2), {"c": 1.0}, ["m3"]),
+    }
+    ranked = {"q1": ["a", "h1", "x", "h2", "h3"], "q2": []}
+    found = ranked_negatives(queries, ranked, 2)
+    assert found["q1"].negatives == ["h1", "h2"] and found["q2"].negatives == []  # judged ids never
+    assert found["q1"].gains == queries["q1"].gains and queries["q1"].negatives == ["m1", "m2"]  # a copy
 
 
 def test_settings_are_checked():
@@ -44,6 +55,10 @@ def test_cli_finetune_cross_validates_and_writes_a_model(tmp_path, capsys):
     assert [p.name for p in taken.iterdir()] == ["mine.txt"]
     assert cli(["finetune", str(records), *common, "--folds", "0"]) == 2  # no --out, nothing to measure
     assert "Nothing to do" in capsys.readouterr().err
+    mined = tmp_path / "mined-from-hybrid"
+    hybrid_negatives = ["--negatives-from", "hybrid"]
+    assert cli(["finetune", str(records), *common, "--out", str(mined), "--folds", "0", *hybrid_negatives]) == 0
+    assert (mined / "config_sentence_transformers.json").exists() and "wrote" in capsys.readouterr().out
 
     out, report = tmp_path / "model", tmp_path / "cv.json"
     args = ["finetune", str(records), *common, "--out", str(out), "--folds", "2", "--epochs", "8"]

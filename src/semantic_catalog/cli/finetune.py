@@ -12,6 +12,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from semantic_catalog.cli.evaluate import add_judged_arguments, judged_set, mode_options, plain_and_adapted_runs
 from semantic_catalog.engine.errors import SemanticCatalogError
 from semantic_catalog.engine.search.finetune import FinetuneSettings
@@ -39,6 +41,13 @@ def register(sub: Any) -> None:
         "--positives-per-query", type=int, default=defaults.positives_per_query, help="relevant products per query (3)"
     )
     command.add_argument("--hard-negatives", type=int, default=10, help="unjudged top hits mined per query (10)")
+    command.add_argument(
+        "--negatives-from",
+        choices=("semantic", "hybrid"),
+        default="semantic",
+        help="the base model's search that the fine-tuning's hard negatives are mined from (semantic); the query "
+        "adapter it is compared with always mines from semantic search",
+    )
     command.add_argument("--output", default=None, help="write the cross-validation results as JSON here")
     command.add_argument(
         "--keyword-weights",
@@ -61,6 +70,15 @@ def keyword_weights(text: str) -> tuple[float, ...]:
     return weights
 
 
+def hybrid_ranking(args: argparse.Namespace, data: Any, query_ids: list[str], options: Any) -> dict[str, list[str]]:
+    """The base model's hybrid search of the judged queries: ranked ids per query id."""
+    from semantic_catalog.cli.evaluate import ranked_runs
+
+    vectors = np.stack([data.vectors[qid] for qid in query_ids])
+    texts = [data.judged[qid] for qid in query_ids]
+    return ranked_runs(data.batch, query_ids, texts, vectors, {"hybrid": options}, lambda items: items)["hybrid"]
+
+
 def fold_encoder(args: argparse.Namespace, cache_dir: str, folder: str) -> Any:
     """The encoder of a fold's model, with the command's model options (on a CPU its ONNX export, made in
     ``cache_dir``, a temporary folder: a fold's model is thrown away after its fold)."""
@@ -78,6 +96,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         check_model_folder,
         finetune,
         out_of_fold_runs,
+        ranked_negatives,
         save_model,
         triples,
     )
@@ -92,18 +111,24 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     documents = [Document(str(r["id"]), r["text"], r.get("fields") or {}) for r in read_records(args.records)]
     model = data.encoder.name
     report: dict[str, Any] = {"records": args.records, "model": model, "queries": len(data.training)}
+    query_ids = sorted(data.training)
+    options = mode_options(args)
+    training = data.training
+    runs: dict[str, dict[str, list[str]]] = {}
+    weighted = {f"@{w:g}": replace(options["hybrid"], keyword_weight=w) for w in args.keyword_weights}
     if args.folds:
-        query_ids = sorted(data.training)
         adapters = out_of_fold_adapters(data.training, data.doc_vectors, model, args.folds, AdapterSettings())
-        options = mode_options(args)
-        weighted = {f"@{w:g}": replace(options["hybrid"], keyword_weight=w) for w in args.keyword_weights}
         runs = plain_and_adapted_runs(args, data, adapters, query_ids, weighted)
+    if args.negatives_from == "hybrid":
+        base = runs.get("hybrid") or hybrid_ranking(args, data, query_ids, options["hybrid"])
+        training = ranked_negatives(training, base, args.hard_negatives)
+    if args.folds:
         tuned_runs = {f"{mode}+finetuned": options[mode] for mode in ("semantic", "hybrid")}
         tuned_runs |= {f"hybrid+finetuned{suffix}": weighted_options for suffix, weighted_options in weighted.items()}
         note = None if args.quiet else partial(print, file=sys.stderr)
         with tempfile.TemporaryDirectory(prefix="finetune-onnx-") as exports:
             runs |= out_of_fold_runs(
-                data.store, documents, {q: data.training[q] for q in query_ids}, data.judged, tuned_runs,
+                data.store, documents, {q: training[q] for q in query_ids}, data.judged, tuned_runs,
                 args.folds, partial(fold_encoder, args, exports), args.model, settings, note,
             )
         results = {m: evaluate(r, data.judgments, args.relevant_at, args.gain_offset) for m, r in runs.items()}
@@ -112,7 +137,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         report["cross_validation"] = {"folds": args.folds, "results": results}
     if args.out is not None:
         doc_texts = {d.id: d.text for d in documents}
-        tuned = finetune(triples(data.training, data.judged, doc_texts, settings), args.model, settings, not args.quiet)
+        tuned = finetune(triples(training, data.judged, doc_texts, settings), args.model, settings, not args.quiet)
         folder = save_model(tuned, args.out, progress=not args.quiet)
         print(f"wrote {folder}: {model} fine-tuned on {len(data.training)} queries")
     if args.output:

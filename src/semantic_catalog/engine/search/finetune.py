@@ -19,7 +19,7 @@ import math
 import random
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,19 @@ def triples(
             negative = negatives[i % len(negatives)] if negatives else rng.choice(catalog)
             found.append((query_texts[query_id], doc_texts[doc], doc_texts[negative]))
     return found
+
+
+def ranked_negatives(
+    queries: Mapping[str, TrainingQuery], ranked: Mapping[str, Sequence[str]], count: int
+) -> dict[str, TrainingQuery]:
+    """The queries with their mined negatives taken from ``ranked`` instead (a search's ids per query, best
+    first): the ``count`` best that the query's judgments do not name. With the base model's hybrid ranking
+    the model learns against the products hybrid search wrongly puts first, which keyword matches bring up
+    as often as meaning does."""
+    return {
+        query_id: replace(query, negatives=[d for d in ranked.get(query_id, ()) if d not in query.gains][:count])
+        for query_id, query in queries.items()
+    }
 
 
 def _libraries() -> Any:
