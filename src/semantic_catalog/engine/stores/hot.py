@@ -28,7 +28,7 @@ from semantic_catalog.engine.documents import SearchHit
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_HOT_COPY_MB = 256  # per store (process): the Home Depot titles take 84 MB
+DEFAULT_HOT_COPY_MB = 256  # per store (process): the Home Depot titles take 85 MB
 REFRESH_SECONDS = 10.0  # at most one read of a collection per this many seconds (writes may come often)
 
 
