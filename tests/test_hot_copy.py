@@ -120,7 +120,7 @@ def test_a_hit_the_copy_does_not_hold_is_read_from_the_files(tmp_path, catalog):
     copy = store._hot.current("c")
     assert copy.rows_of(copy.row_ids[[5, 2]]).tolist() == copy.order[[5, 2]].tolist()
     assert copy.rows_of(copy.row_ids[-1:] + 1) is None and copy.rows_of(np.array([], np.uint64)).size == 0
-    store._hot._copies["c"] = dataclasses.replace(copy, row_ids=copy.row_ids + 1)  # same version, other rows
+    store._hot._copies["c"] = dataclasses.replace(copy, row_ids=copy.row_ids + 2**40)  # same version, other rows
     assert store.hybrid_candidates("c", queries[1], QUERIES[1], 20) == expected
 
 
