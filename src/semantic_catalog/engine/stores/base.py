@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -20,6 +21,31 @@ _retrievers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="semantic-sea
 # keyword search before the vector is ready.
 VectorSource = np.ndarray | Callable[[], np.ndarray]
 KeywordFinish = Callable[[list[SearchHit]], list[SearchHit]]  # applied to hybrid's keyword hits
+
+
+def semantic_hits(ids: Sequence[str], similarities: Iterable[float]) -> list[SearchHit]:
+    """Vector search results, best first, as hits scored by their cosine to the query."""
+    return [
+        SearchHit(key, float(similarity), {"semantic": rank})
+        for rank, (key, similarity) in enumerate(zip(ids, similarities), start=1)
+    ]
+
+
+def keyword_hits(
+    ids: Sequence[str], scores: Sequence[float], texts: Sequence[str | None], similarities: Any = None
+) -> list[SearchHit]:
+    """Full-text results, best first, as hits with their text (the search pipeline measures the query's
+    coverage on it) and, when ``similarities`` are given, their cosine to the query (for fusion)."""
+    return [
+        SearchHit(
+            key,
+            float(score),
+            {"keyword": rank},
+            None if similarities is None else float(similarities[rank - 1]),
+            text=text or "",
+        )
+        for rank, (key, score, text) in enumerate(zip(ids, scores, texts), start=1)
+    ]
 
 
 def resolve_vector(vector: VectorSource) -> np.ndarray:

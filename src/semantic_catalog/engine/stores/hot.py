@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from semantic_catalog.engine.documents import SearchHit
+from semantic_catalog.engine.stores.base import keyword_hits, semantic_hits
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +80,12 @@ class HotCopy:
         rows = rows.tolist()  # Python ints index lists several times faster than numpy's
         ids = [self.ids[row] for row in rows]
         ranked = sorted(range(len(ids)), key=lambda i: (-scores[i], ids[i]))
-        texts = self.texts
-        return [
-            SearchHit(ids[i], float(scores[i]), {"keyword": rank}, similarities[i], text=texts[rows[i]] or "")
-            for rank, i in enumerate(ranked, start=1)
-        ]
+        return keyword_hits(
+            [ids[i] for i in ranked],
+            [scores[i] for i in ranked],
+            [self.texts[rows[i]] for i in ranked],
+            [similarities[i] for i in ranked],
+        )
 
     def vector_hits(self, row_ids: Any, distances: list[float]) -> list[SearchHit] | None:
         """Vector search results (dot distance, best first) as hits with their ids and cosines. None: see
@@ -92,10 +94,7 @@ class HotCopy:
         if rows is None:
             return None
         ids = self.ids
-        return [
-            SearchHit(ids[row], 1.0 - float(distance), {"semantic": rank})
-            for rank, (row, distance) in enumerate(zip(rows.tolist(), distances), start=1)
-        ]
+        return semantic_hits([ids[row] for row in rows.tolist()], [1.0 - distance for distance in distances])
 
 
 # A store's reader of one collection's copy: given the budget in bytes, the copy, or None when it is larger.

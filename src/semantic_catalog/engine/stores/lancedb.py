@@ -35,7 +35,14 @@ from semantic_catalog.engine.documents import Document, SearchHit, StoredRecord
 from semantic_catalog.engine.errors import CollectionMissing, ConfigurationError
 from semantic_catalog.engine.filters import FieldSpec, Filter
 from semantic_catalog.engine.stores.analyzer import TextAnalyzer
-from semantic_catalog.engine.stores.base import KeywordFinish, VectorSource, VectorStore, resolve_vector
+from semantic_catalog.engine.stores.base import (
+    KeywordFinish,
+    VectorSource,
+    VectorStore,
+    keyword_hits,
+    resolve_vector,
+    semantic_hits,
+)
 from semantic_catalog.engine.stores.hot import DEFAULT_HOT_COPY_MB, HotCopies, HotCopy
 
 ARROW_TYPES = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
@@ -601,23 +608,10 @@ def _cancel(*futures: concurrent.futures.Future | None) -> None:
 
 
 def _vector_hits(rows: pa.Table) -> list[SearchHit]:
-    ids, distances = rows.column("id").to_pylist(), rows.column("_distance").to_pylist()
-    return [
-        SearchHit(row_id, 1.0 - float(distance), {"semantic": rank})
-        for rank, (row_id, distance) in enumerate(zip(ids, distances), start=1)
-    ]
+    distances = rows.column("_distance").to_pylist()
+    return semantic_hits(rows.column("id").to_pylist(), [1.0 - distance for distance in distances])
 
 
 def _keyword_hits(rows: pa.Table, similarities: np.ndarray | None = None) -> list[SearchHit]:
-    """Full-text rows as hits, with their text (the search pipeline measures the query's coverage on it)."""
     ids, scores, texts = (rows.column(c).to_pylist() for c in ("id", "_score", "text"))
-    return [
-        SearchHit(
-            row_id,
-            float(score),
-            {"keyword": i + 1},
-            None if similarities is None else float(similarities[i]),
-            text=text or "",
-        )
-        for i, (row_id, score, text) in enumerate(zip(ids, scores, texts))
-    ]
+    return keyword_hits(ids, scores, texts, similarities)

@@ -49,7 +49,15 @@ from semantic_catalog.engine.documents import Document, SearchHit, StoredRecord
 from semantic_catalog.engine.errors import CollectionMissing, ConfigurationError
 from semantic_catalog.engine.filters import FieldSpec, Filter
 from semantic_catalog.engine.stores.analyzer import TextAnalyzer
-from semantic_catalog.engine.stores.base import KeywordFinish, VectorSource, VectorStore, _retrievers, resolve_vector
+from semantic_catalog.engine.stores.base import (
+    KeywordFinish,
+    VectorSource,
+    VectorStore,
+    _retrievers,
+    keyword_hits,
+    resolve_vector,
+    semantic_hits,
+)
 from semantic_catalog.engine.stores.terms import MAX_TOKEN_LENGTH, _stem
 
 try:
@@ -652,7 +660,7 @@ class PgVectorStore(VectorStore):
             # the index scan stopped (hnsw.max_scan_tuples) before enough rows passed the filter
             rows = self._run_search(conn, query, arguments, limit, exact=True)
         rows.sort(key=lambda row: row[1])  # relaxed_order may return them slightly out of order
-        return [SearchHit(row[0], -float(row[1]), {"semantic": rank}) for rank, row in enumerate(rows, start=1)]
+        return semantic_hits([row[0] for row in rows], [-float(row[1]) for row in rows])
 
     def _run_search(self, conn: Any, query: sql.Composable, arguments: list[Any], limit: int, exact: bool) -> list:
         with conn.transaction(), conn.cursor(binary=True) as cursor:
@@ -717,14 +725,5 @@ class PgVectorStore(VectorStore):
 
 
 def _keyword_hits(rows: list[tuple], similarities: list[float] | None = None) -> list[SearchHit]:
-    """Full-text rows as hits, with their text (the search pipeline measures the query's coverage on it)."""
-    return [
-        SearchHit(
-            row[0],
-            float(row[1]),
-            {"keyword": i + 1},
-            None if similarities is None else similarities[i],
-            text=row[2] or "",
-        )
-        for i, row in enumerate(rows)
-    ]
+    """Full-text rows (id, score, text) as hits."""
+    return keyword_hits([row[0] for row in rows], [row[1] for row in rows], [row[2] for row in rows], similarities)
