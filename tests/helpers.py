@@ -34,3 +34,18 @@ def write_vectors(export: Path, target: Path, model: str, vector: list[float]) -
     ]
     pq.write_table(pa.Table.from_pylist(rows), target)
     return target
+
+
+def same_hits(hits: list, expected: list, tolerance: float = 1e-6) -> bool:
+    """The same hits in the same order, scores and cosines equal but for float32 rounding: a hot copy's
+    exact search (engine/stores/hot.py) and LanceDB's files sum a dot product in different orders."""
+
+    def close(a: float | None, b: float | None) -> bool:
+        return a is None if b is None else a is not None and abs(a - b) <= tolerance
+
+    def exact(hit) -> tuple:
+        return hit.id, hit.retrievers, hit.text, hit.coverage
+
+    return [exact(h) for h in hits] == [exact(h) for h in expected] and all(
+        close(a.score, b.score) and close(a.similarity, b.similarity) for a, b in zip(hits, expected)
+    )

@@ -15,6 +15,7 @@ from semantic_catalog.engine.errors import ConfigurationError
 from semantic_catalog.engine.stores.hot import HotCopies, HotCopy
 from semantic_catalog.engine.stores.lancedb import LanceDBStore
 from tests.encoders import CountingEncoder
+from tests.helpers import same_hits
 
 SPECS = [FieldSpec("store", "int")]
 BRANDS = ["Bosch", "Makita", "DeWalt", "Ryobi", "Milwaukee", "Stanley"]
@@ -56,10 +57,57 @@ def test_hot_copy_gives_the_hits_of_the_files(tmp_path, catalog):
             assert expected and hot.keyword_search("c", text, 20, filters) == expected
             semantic, keyword = hot.hybrid_candidates("c", vector, text, 20, filters)
             file_semantic, file_keyword = files.hybrid_candidates("c", vector, text, 20, filters)
-            assert semantic == file_semantic
+            assert same_hits(semantic, file_semantic)
             assert [(h.id, h.score, h.text) for h in keyword] == [(h.id, h.score, h.text) for h in file_keyword]
             assert [h.similarity for h in keyword] == pytest.approx([h.similarity for h in file_keyword], abs=1e-6)
             assert all(h.similarity is not None for h in keyword)
+
+
+def test_an_unindexed_collection_is_searched_exactly_in_memory(tmp_path, catalog, monkeypatch):
+    documents, vectors, queries = catalog
+    twins = [Document(key, "Makita orbital sander", {"store": 1}) for key in ("t2", "t0", "t1")]
+    documents, vectors = documents + twins, np.vstack([vectors, np.repeat(queries[:1], 3, axis=0)])
+    hot = loaded(tmp_path / "hot", documents, vectors)
+    files = loaded(tmp_path / "files", documents, vectors, hot_copy_mb=0)
+    assert hot.warm("c") and not hot._hot.current("c").indexed
+
+    def no_lance_vector_search(*args, **kwargs):
+        raise AssertionError("the vector search ran on LanceDB, not on the hot copy")
+
+    monkeypatch.setattr(hot, "_vector_rows", no_lance_vector_search)
+    one_store = build_filters(SPECS, {"store": 1})
+    for vector in queries:
+        for filters in ((), one_store):
+            for exclude in ((), ("t1", "5", "212")):
+                expected = files.vector_search("c", vector, 12, filters, exclude)
+                assert same_hits(hot.vector_search("c", vector, 12, filters, exclude), expected)
+    first = hot.vector_search("c", queries[0], 3)
+    assert [h.id for h in first] == ["t2", "t0", "t1"]  # equal distances in LanceDB's order: row by row
+    assert [h.id for h in files.vector_search("c", queries[0], 3)] == ["t2", "t0", "t1"]
+    assert hot.vector_search("c", queries[0], 2, exclude_ids=["t2"])[0].id == "t0"
+    assert hot.vector_search("c", queries[0], 5, build_filters(SPECS, {"store": 7})) == []
+
+
+def test_an_exact_search_sees_a_write_at_once(tmp_path, catalog):
+    documents, vectors, queries = catalog
+    store = loaded(tmp_path / "lance", documents, vectors)
+    assert store.warm("c")
+    store.upsert("c", [Document("new", "the query itself", {"store": 2})], queries[3:4])
+    assert store.vector_search("c", queries[3], 1)[0].id == "new"  # the stale copy is not used
+    semantic, _ = store.hybrid_candidates("c", queries[3], "light", 1)
+    assert semantic[0].id == "new"
+    assert store.warm("c") and store.vector_search("c", queries[3], 1)[0].id == "new"  # from the new copy
+
+
+def test_an_indexed_collection_keeps_the_index_search(tmp_path, catalog):
+    documents, vectors, queries = catalog
+    hot = loaded(tmp_path / "hot", documents, vectors, ann_threshold=100)
+    files = loaded(tmp_path / "files", documents, vectors, hot_copy_mb=0, ann_threshold=100)
+    assert hot.has_vector_index("c") and hot.warm("c") and hot._hot.current("c").indexed
+    for text, vector in zip(QUERIES, queries):
+        semantic, _ = hot.hybrid_candidates("c", vector, text, 20)
+        assert semantic == files.hybrid_candidates("c", vector, text, 20)[0]  # the same index's hits
+        assert hot.vector_search("c", vector, 10) == files.vector_search("c", vector, 10)
 
 
 def test_a_write_is_seen_at_once_and_the_copy_follows(tmp_path, catalog, encoder):
@@ -121,7 +169,9 @@ def test_a_hit_the_copy_does_not_hold_is_read_from_the_files(tmp_path, catalog):
     assert copy.rows_of(copy.row_ids[[5, 2]]).tolist() == copy.order[[5, 2]].tolist()
     assert copy.rows_of(copy.row_ids[-1:] + 1) is None and copy.rows_of(np.array([], np.uint64)).size == 0
     store._hot._copies["c"] = dataclasses.replace(copy, row_ids=copy.row_ids + 2**40)  # same version, other rows
-    assert store.hybrid_candidates("c", queries[1], QUERIES[1], 20) == expected
+    semantic, keyword = store.hybrid_candidates("c", queries[1], QUERIES[1], 20)
+    assert keyword == expected[1]  # from the files: their texts, not the copy's
+    assert same_hits(semantic, expected[0])
 
 
 def copy_of(rows: int, version: int = 1) -> HotCopy:

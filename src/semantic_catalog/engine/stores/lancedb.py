@@ -406,8 +406,47 @@ class LanceDBStore(VectorStore):
         filters: Sequence[Filter] = (),
         exclude_ids: Sequence[str] = (),
     ) -> list[SearchHit]:
+        table = self._async_table(name)
+        vector = np.asarray(vector, dtype=np.float32)
+        hot = self._hot.current(name)
+        if hot is not None and not hot.indexed:
+            hits = self._hot_nearest(name, hot, table, vector, limit, filters, exclude_ids)
+            if hits is not None:
+                return hits
+        if hot is None or not hot.indexed:  # an index search reads no copy; an exact one does, next time
+            self._refresh_hot(name)
         where = where_clause(filters, exclude_ids, self._field_specs(name))
-        return _vector_hits(_run(self._vector_rows(self._async_table(name), vector, limit, where)))
+        return _vector_hits(_run(self._vector_rows(table, vector, limit, where)))
+
+    def _hot_nearest(
+        self,
+        name: str,
+        hot: HotCopy,
+        table: Any,
+        vector: np.ndarray,
+        limit: int,
+        filters: Sequence[Filter],
+        exclude_ids: Sequence[str],
+    ) -> list[SearchHit] | None:
+        """``vector_search`` of an unindexed collection on its hot copy (``HotCopy.nearest``): the filter's
+        rows come from the pinned handle as row ids, the latest version is checked meanwhile; None when
+        it is not the copy's."""
+        where = where_clause(filters, (), self._field_specs(name))
+        latest = _start(table.version())
+        filtered = _start(self._filter_rows(hot.table, where)) if where else None
+        try:
+            rows = None
+            if filtered is not None:
+                rows = hot.rows_of(filtered.result()["_rowid"])
+                if rows is None:
+                    return None
+            hits = hot.nearest(vector, limit, rows, frozenset(exclude_ids))
+            if latest.result() != hot.version:
+                self._refresh_hot(name)
+                return None
+            return hits
+        finally:
+            _cancel(latest, filtered)
 
     def keyword_search(
         self,
@@ -472,30 +511,40 @@ class LanceDBStore(VectorStore):
         version: str | None,
     ) -> tuple[list[SearchHit], list[SearchHit]] | None:
         """``hybrid_candidates`` on the hot copy's pinned handle: both searches return Lance row ids and
-        scores only, and the hits' ids, texts and vectors come from memory. None when the latest version
+        scores only, and the hits' ids, texts and vectors come from memory (an unindexed collection's
+        vector search is the copy's exact one, ``HotCopy.nearest``). None when the latest version
         (``version`` as the caller read it, else checked beside the full-text search) is not the copy's:
         a write came since the copy was read."""
         if version is not None and version != str(hot.version):
             return None
         latest = _start(table.version()) if version is None else None
         keyword_rows = _start(self._keyword_query(hot.table, query, limit, where).select(["_score"]).to_arrow())
+        filtered = _start(self._filter_rows(hot.table, where)) if where and not hot.indexed else None
         semantic_rows = None
         try:
             query_vector = np.asarray(resolve_vector(vector), dtype=np.float32)
             if latest is not None and latest.result() != hot.version:
                 return None
-            semantic_rows = _start(self._vector_rows(hot.table, query_vector, limit, where, row_ids=True))
+            if hot.indexed:
+                semantic_rows = _start(self._vector_rows(hot.table, query_vector, limit, where, row_ids=True))
+                semantic_hits = None
+            else:  # exact, from memory, while LanceDB finishes the full-text search
+                rows = None if filtered is None else hot.rows_of(filtered.result()["_rowid"])
+                if filtered is not None and rows is None:
+                    return None
+                semantic_hits = hot.nearest(query_vector, limit, rows)
             keyword = keyword_rows.result()
             keyword_hits = hot.keyword_hits(keyword["_rowid"], keyword["_score"].to_pylist(), query_vector)
             if keyword_hits is None:
                 return None
             if finish_keyword is not None:
                 keyword_hits = finish_keyword(keyword_hits)
-            semantic = semantic_rows.result()
-            semantic_hits = hot.vector_hits(semantic["_rowid"], semantic["_distance"].to_pylist())
+            if semantic_rows is not None:
+                semantic = semantic_rows.result()
+                semantic_hits = hot.vector_hits(semantic["_rowid"], semantic["_distance"].to_pylist())
             return None if semantic_hits is None else (semantic_hits, keyword_hits)
         finally:
-            _cancel(latest, keyword_rows, semantic_rows)
+            _cancel(latest, keyword_rows, filtered, semantic_rows)
 
     # -- hot copies ---------------------------------------------------------------------------
 
@@ -520,10 +569,16 @@ class LanceDBStore(VectorStore):
         dimension = (await table.schema()).field("vector").type.list_size
         if await table.count_rows() * dimension * 4 > max_bytes:
             return None
+        indexed = any(index.columns == ["vector"] for index in await table.list_indices())
         rows = await table.query().select(["id", "text", "vector"]).with_row_id().to_arrow()
         matrix = np.ascontiguousarray(vector_matrix(rows.column("vector")), dtype=np.float32)
-        texts = rows.column("text").to_pylist()
-        return HotCopy.of(version, table, rows.column("id").to_pylist(), texts, matrix, rows.column("_rowid"))
+        texts, ids = rows.column("text").to_pylist(), rows.column("id").to_pylist()
+        return HotCopy.of(version, table, ids, texts, matrix, rows.column("_rowid"), indexed)
+
+    @staticmethod
+    async def _filter_rows(table: Any, where: str) -> pa.Table:
+        """The ``_rowid`` of every row ``where`` keeps (an exact search on the hot copy ranks those)."""
+        return await table.query().where(where).select([]).with_row_id().to_arrow()
 
     # The coroutines below take the opened async table: opening one inside the loop would deadlock.
 
